@@ -1,0 +1,1 @@
+"""Text logic of the stages: pure functions and small classes, no Dask and no I/O."""

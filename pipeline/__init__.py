@@ -1,0 +1,1 @@
+"""CorpusSlim pipeline: config, runner, Dask cluster, shard I/O, stages, stats, CLI."""

@@ -1,0 +1,117 @@
+"""The run config: one YAML file, loaded safely and validated into typed models before any worker starts.
+
+Relative paths in the file (``input``, ``output``) are resolved against the directory of the config file, so a
+config means the same run whatever the current directory.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+from typing import Annotated, Literal, Union
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from pipeline.errors import ConfigError
+from pipeline.stages import STAGES
+from pipeline.stages.lid import LidConfig
+
+StageConfigs = Annotated[Union[LidConfig], Field(discriminator="kind")]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class CostConfig(Strict):
+    # On-demand price of one vCPU of an AWS c5.24xlarge (96 vCPU at $4.08/h, us-east-1) = $0.0425 per vCPU-hour.
+    usd_per_cpu_hour: float = Field(0.0425, ge=0.0)
+    usd_per_gb_read: float = Field(0.0, ge=0.0)
+
+
+class InputLimits(Strict):
+    max_doc_chars: int = Field(1_000_000, ge=1, description="longer documents are rejected as input/too_long")
+
+
+class RunConfig(Strict):
+    input: str = Field(description="Parquet file, directory of shards, or glob; shards run in sorted path order")
+    output: str = Field(description="run directory: kept/, rejected/, stats.json, _manifest.json")
+    workers: int | None = Field(None, ge=1, description="local Dask worker processes; default: the CPU count")
+    batch_shards: int = Field(1, ge=1, description="consecutive shards that form one batch of the ledger")
+    on_bad_shard: Literal["quarantine", "fail"] = Field(
+        "quarantine", description="unreadable input shard: record it and finish the rest, or stop the job")
+    limits: InputLimits = InputLimits()
+    cost: CostConfig = CostConfig()
+    stages: list[StageConfigs] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _unique_stages(self) -> "RunConfig":
+        kinds = [s.kind for s in self.stages]
+        for kind in kinds:
+            if kinds.count(kind) > 1:
+                raise ValueError(f"stage kind {kind!r} appears more than once")
+        return self
+
+    def config_hash(self) -> str:
+        """Hash of everything that decides the output (not where it goes, nor how many workers compute it)."""
+        payload = self.model_dump(mode="json", exclude={"output", "workers"})
+        return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def _key_path(loc: tuple) -> str:
+    parts: list[str] = []
+    for i, part in enumerate(loc):
+        if isinstance(part, int):
+            parts.append(f"[{part}]")
+        elif i >= 2 and loc[0] == "stages" and isinstance(loc[i - 1], int) and part in STAGES:
+            continue  # pydantic inserts the discriminator value; the user's key path does not have it
+        else:
+            parts.append(("." if parts else "") + str(part))
+    return "".join(parts) or "(top level)"
+
+
+def parse_config(data: object, source: str = "config") -> RunConfig:
+    """Validate a mapping into a RunConfig; on error, one message naming each bad key path."""
+    if not isinstance(data, dict):
+        raise ConfigError(f"{source}: the top level must be a mapping of keys, not {type(data).__name__}")
+    try:
+        return RunConfig.model_validate(data)
+    except ValidationError as exc:
+        lines = []
+        for err in exc.errors():
+            msg = "unknown key" if err["type"] == "extra_forbidden" else err["msg"]
+            lines.append(f"{_key_path(err['loc'])}: {msg}")
+        raise ConfigError(f"{source}: " + "; ".join(lines)) from None
+
+
+PATH_KEYS = ("input", "output")
+
+
+def _resolve(value: str, base: Path) -> str:
+    """An absolute local path (or a URL, untouched) for a path given relative to ``base``."""
+    return value if "://" in value else os.path.normpath(base / Path(value).expanduser())
+
+
+def load_config(path: str | Path, overrides: dict | None = None) -> RunConfig:
+    """Read YAML safely (no object construction), apply CLI overrides, validate, resolve paths."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read config ({exc.strerror})") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from None
+    if isinstance(data, dict):
+        data = dict(data)
+        base = path.resolve().parent
+        for key in PATH_KEYS:
+            if isinstance(data.get(key), str):
+                data[key] = _resolve(data[key], base)
+        for key, value in (overrides or {}).items():
+            if value is not None:
+                data[key] = _resolve(str(value), Path.cwd()) if key in PATH_KEYS else value
+    return parse_config(data, str(path))

@@ -1,0 +1,132 @@
+"""Shard I/O: find input shards, read and check one, write outputs atomically.
+
+Reading checks the data contract (DESIGN.md section 1) and raises :class:`ShardInputError` naming the file for a
+shard that cannot be used at all. Documents that cannot be processed one by one (null, empty or too long text)
+are not errors: they are rejected by the ``input`` step with a reason, so nothing is lost.
+"""
+from __future__ import annotations
+
+import glob
+import os
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+import polars as pl
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from pipeline.errors import ConfigError, ShardInputError
+
+INPUT_STAGE = "input"
+INPUT_REASONS = {
+    "null_text": "text is null",
+    "empty_text": "text is empty or only white space",
+    "too_long": "text longer than limits.max_doc_chars",
+}
+TMP_SUFFIX = ".tmp"
+ROW = "_row"  # internal row number within the shard; never written
+
+
+@dataclass(frozen=True)
+class Shard:
+    """One input shard in arrival order."""
+
+    path: str
+    stem: str
+    index: int
+
+
+def discover_shards(spec: str) -> list[Shard]:
+    """Input shards for a file, a directory (its ``*.parquet``) or a glob, in sorted path order."""
+    if os.path.isdir(spec):
+        paths = glob.glob(os.path.join(spec, "*.parquet"))
+    elif glob.has_magic(spec):
+        paths = [p for p in glob.glob(spec, recursive=True) if os.path.isfile(p)]
+    else:
+        paths = [spec] if os.path.isfile(spec) else []
+    if not paths:
+        raise ConfigError(f"input: no Parquet shards match {spec!r}")
+    paths.sort()
+    stems: dict[str, str] = {}
+    for p in paths:
+        stem = Path(p).name.removesuffix(".parquet")
+        if stem in stems:
+            raise ConfigError(f"input: two shards share the name {stem!r} ({stems[stem]} and {p}); "
+                              "output files are named after shards")
+        stems[stem] = p
+    return [Shard(path=p, stem=Path(p).name.removesuffix(".parquet"), index=i) for i, p in enumerate(paths)]
+
+
+def _text_column(table: pa.Table, path: str) -> pa.ChunkedArray:
+    if "text" not in table.column_names:
+        raise ShardInputError(f"{path}: no 'text' column (columns: {', '.join(table.column_names) or 'none'})")
+    text = table.column("text")
+    if pa.types.is_string(text.type) or pa.types.is_large_string(text.type):
+        return text
+    if pa.types.is_binary(text.type) or pa.types.is_large_binary(text.type):
+        for row, value in enumerate(text.to_pylist()):
+            if value is not None:
+                try:
+                    value.decode("utf-8")
+                except UnicodeDecodeError as exc:
+                    raise ShardInputError(f"{path}: row {row}: 'text' is not valid UTF-8 ({exc.reason} at byte "
+                                          f"{exc.start})") from None
+        return text.cast(pa.large_string())
+    raise ShardInputError(f"{path}: 'text' must be a string column, found {text.type}")
+
+
+def read_shard(shard: Shard) -> pl.DataFrame:
+    """Read one input shard with a string ``id`` (derived ``<stem>:<row>`` where absent) and ``text``."""
+    try:
+        table = pq.read_table(shard.path)
+    except (OSError, pa.ArrowException) as exc:
+        raise ShardInputError(f"{shard.path}: not a readable Parquet file ({exc})") from None
+    text = _text_column(table, shard.path)
+    table = table.set_column(table.column_names.index("text"), "text", text)
+    df = pl.from_arrow(table)
+    derived = pl.format("{}:{}", pl.lit(shard.stem), pl.int_range(pl.len()))
+    if "id" in df.columns:
+        df = df.with_columns(id=pl.coalesce(pl.col("id").cast(pl.String), derived))
+    else:
+        df = df.with_columns(id=derived)
+    return df.select("id", "text", pl.exclude("id", "text")).with_row_index(ROW)
+
+
+def input_rejects(df: pl.DataFrame, max_doc_chars: int) -> pl.Series:
+    """Reason per row for documents that no stage can process (null, blank, too long), null otherwise."""
+    return df.select(
+        pl.when(pl.col("text").is_null()).then(pl.lit("null_text"))
+        .when(pl.col("text").str.strip_chars().str.len_bytes() == 0).then(pl.lit("empty_text"))
+        .when(pl.col("text").str.len_chars() > max_doc_chars).then(pl.lit("too_long"))
+        .otherwise(pl.lit(None, dtype=pl.String))
+    ).to_series()
+
+
+def write_atomic(df: pl.DataFrame, path: str) -> None:
+    """Write Parquet under a temporary name in the same directory, fsync, then rename over ``path``."""
+    directory = os.path.dirname(path)
+    os.makedirs(directory, exist_ok=True)
+    tmp = os.path.join(directory, f".{os.path.basename(path)}.{uuid.uuid4().hex}{TMP_SUFFIX}")
+    try:
+        df.write_parquet(tmp, compression="zstd", statistics=False)
+        with open(tmp, "rb") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def parquet_rows(path: str) -> int | None:
+    """Row count from the Parquet footer, or None when the file is missing or unreadable."""
+    try:
+        return pq.ParquetFile(path).metadata.num_rows
+    except (OSError, pa.ArrowException):
+        return None
+
+
+def remove_temporaries(directory: str) -> None:
+    """Delete temporary files a killed run left behind (they never count as output)."""
+    for tmp in glob.glob(os.path.join(glob.escape(directory), "*", f".*{TMP_SUFFIX}")):
+        os.unlink(tmp)

@@ -1,0 +1,21 @@
+"""Stage registry: every stage class, by its config ``kind``."""
+from __future__ import annotations
+
+from pipeline.stages.base import Stage, StageConfig
+from pipeline.stages.lid import LidStage
+
+STAGES: dict[str, type[Stage]] = {cls.kind: cls for cls in (LidStage,)}
+
+
+def build_stage(config: StageConfig) -> Stage:
+    return STAGES[config.kind](config)
+
+
+def all_reasons() -> dict[str, str]:
+    """Every reject reason code of every stage, with its meaning (input checks included)."""
+    from pipeline.shard_io import INPUT_REASONS
+
+    codes = dict(INPUT_REASONS)
+    for cls in STAGES.values():
+        codes.update(cls.reasons)
+    return codes

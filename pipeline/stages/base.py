@@ -1,0 +1,51 @@
+"""The one way to define a stage.
+
+A local stage subclasses :class:`Stage`: it names itself (``kind``), declares its config model (``Config``), its
+reason codes and the annotation columns it adds, and implements ``annotate`` (scores into columns) and ``decide``
+(thresholds into a reason per row, null = keep). ``process`` is shared: score, decide, split.
+"""
+from __future__ import annotations
+
+from typing import ClassVar
+
+import polars as pl
+from pydantic import BaseModel, ConfigDict
+
+
+class StageConfig(BaseModel):
+    """Base of every stage's config: unknown keys are errors."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Stage:
+    kind: ClassVar[str]
+    Config: ClassVar[type[StageConfig]]
+    reasons: ClassVar[dict[str, str]]
+    columns: ClassVar[tuple[str, ...]]
+
+    def __init__(self, config: StageConfig):
+        self.config = config
+
+    @property
+    def name(self) -> str:
+        return self.kind
+
+    def annotate(self, batch: pl.DataFrame) -> pl.DataFrame:
+        """Return ``batch`` with this stage's annotation columns added; rows and text untouched."""
+        raise NotImplementedError
+
+    def decide(self, batch: pl.DataFrame) -> pl.Series:
+        """A reason code per row of an annotated batch, null where the row is kept."""
+        raise NotImplementedError
+
+    def process(self, batch: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
+        """Split a batch into kept rows and rejected rows (with ``reject_stage`` and ``reject_reason``)."""
+        annotated = self.annotate(batch)
+        reason = self.decide(annotated).alias("reject_reason")
+        flagged = annotated.with_columns(reason)
+        kept = flagged.filter(pl.col("reject_reason").is_null()).drop("reject_reason")
+        rejected = flagged.filter(pl.col("reject_reason").is_not_null()).with_columns(
+            reject_stage=pl.lit(self.kind, dtype=pl.String)
+        )
+        return kept, rejected

@@ -1,0 +1,79 @@
+"""stats.json: per stage and per batch, documents and tokens in, out and removed by reason, and CPU seconds."""
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+
+def merge_stage_stats(per_shard: Iterable[list[dict]]) -> list[dict]:
+    """Sum per-shard stage stats into one entry per stage, in pipeline order."""
+    merged: dict[str, dict] = {}
+    for stages in per_shard:
+        for s in stages:
+            m = merged.setdefault(s["stage"], {"stage": s["stage"], "docs_in": 0, "tokens_in": 0, "docs_out": 0,
+                                               "tokens_out": 0, "removed": {}, "cpu_seconds": 0.0})
+            for key in ("docs_in", "tokens_in", "docs_out", "tokens_out", "cpu_seconds"):
+                m[key] += s[key]
+            for reason, r in s["removed"].items():
+                slot = m["removed"].setdefault(reason, {"docs": 0, "tokens": 0})
+                slot["docs"] += r["docs"]
+                slot["tokens"] += r["tokens"]
+    for m in merged.values():
+        m["cpu_seconds"] = round(m["cpu_seconds"], 3)
+        m["removed"] = dict(sorted(m["removed"].items()))
+    return list(merged.values())
+
+
+def build_stats(config_hash: str, shard_results: list[dict], batch_shards: int, wall_seconds: float) -> dict:
+    """The run's stats from the per-shard results, shards in arrival order."""
+    done = [r for r in shard_results if r["status"] == "done"]
+    stages = merge_stage_stats(r["stages"] for r in done)
+    batches: dict[int, list[dict]] = {}
+    for r in done:
+        batches.setdefault(r["index"] // batch_shards, []).append(r)
+    cpu = sum(s["cpu_seconds"] for s in stages) + sum(r["write_cpu_seconds"] for r in done)
+    return {
+        "config_hash": config_hash,
+        "shards": {"total": len(shard_results), "done": len(done)},
+        "quarantined": [{k: r[k] for k in ("shard", "path", "error")} for r in shard_results
+                        if r["status"] != "done"],
+        "totals": {
+            "docs_in": sum(r["rows"]["in"] for r in done),
+            "tokens_in": stages[0]["tokens_in"] if stages else 0,
+            "docs_kept": sum(r["rows"]["kept"] for r in done),
+            "tokens_kept": stages[-1]["tokens_out"] if stages else 0,
+            "docs_rejected": sum(r["rows"]["rejected"] for r in done),
+            "bytes_in": sum(r["bytes_in"] for r in done),
+            "text_bytes": sum(r["text_bytes"] for r in done),
+            "cpu_seconds": round(cpu, 3),
+            "wall_seconds": round(wall_seconds, 3),
+        },
+        "stages": stages,
+        "batches": [{"batch": b, "shards": [r["shard"] for r in rs], "stages": merge_stage_stats([r["stages"] for r in rs])}
+                    for b, rs in sorted(batches.items())],
+    }
+
+
+def _pct(part: int, whole: int) -> str:
+    return f"{100 * part / whole:.1f}%" if whole else "-"
+
+
+def format_summary(stats: dict) -> str:
+    """The end-of-run table a person reads: per stage, documents and tokens in, kept and removed by reason."""
+    rows = [("stage", "reason", "docs", "tokens", "% docs", "cpu s")]
+    for s in stats["stages"]:
+        rows.append((s["stage"], "in", f"{s['docs_in']:,}", f"{s['tokens_in']:,}", "", f"{s['cpu_seconds']:.2f}"))
+        for reason, r in s["removed"].items():
+            rows.append(("", f"- {reason}", f"{r['docs']:,}", f"{r['tokens']:,}", _pct(r["docs"], s["docs_in"]), ""))
+        rows.append(("", "kept", f"{s['docs_out']:,}", f"{s['tokens_out']:,}", _pct(s["docs_out"], s["docs_in"]), ""))
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    lines = ["  ".join(cell.ljust(w) if i < 2 else cell.rjust(w) for i, (cell, w) in enumerate(zip(row, widths)))
+             for row in rows]
+    lines.insert(1, "-" * len(lines[0]))
+    t = stats["totals"]
+    lines.append("")
+    lines.append(f"shards {stats['shards']['done']}/{stats['shards']['total']} done · documents in {t['docs_in']:,}, "
+                 f"kept {t['docs_kept']:,}, rejected {t['docs_rejected']:,} · tokens in {t['tokens_in']:,}, kept "
+                 f"{t['tokens_kept']:,} · wall {t['wall_seconds']:.1f} s · CPU {t['cpu_seconds']:.1f} s")
+    for q in stats["quarantined"]:
+        lines.append(f"QUARANTINED {q['path']}: {q['error']}")
+    return "\n".join(lines)

@@ -1,0 +1,42 @@
+"""Shared helpers: tests copy sample_data/ into a temporary directory and run real jobs on a local Dask cluster."""
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import polars as pl
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+SAMPLE = REPO / "sample_data"
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
+
+
+def write_config(directory: Path, **overrides) -> Path:
+    """A config file in ``directory`` running language ID on ``directory/input`` into ``directory/out``."""
+    config = {"input": "input", "output": "out", "workers": 2,
+              "stages": [{"kind": "lid", "languages": ["en", "zh"]}]}
+    config.update(overrides)
+    path = directory / "config.yaml"
+    path.write_text(yaml.safe_dump(config), encoding="utf-8")
+    return path
+
+
+def output_bytes(out: Path) -> dict[str, bytes]:
+    """Every kept/ and rejected/ file of a run, by relative path."""
+    return {str(p.relative_to(out)): p.read_bytes() for d in ("kept", "rejected") for p in sorted((out / d).glob("*"))}
+
+
+def read_dir(directory: Path) -> pl.DataFrame:
+    return pl.concat([pl.read_parquet(p) for p in sorted(directory.glob("*.parquet"))], how="diagonal_relaxed")
+
+
+@pytest.fixture
+def sample_input(tmp_path: Path) -> Path:
+    """A private copy of sample_data's shards under tmp_path/input."""
+    target = tmp_path / "input"
+    target.mkdir()
+    for shard in sorted(SAMPLE.glob("*.parquet")):
+        shutil.copy(shard, target / shard.name)
+    return target

@@ -1,0 +1,198 @@
+"""The batch job on a local Dask cluster: conservation, determinism, resume after SIGKILL, bad shards, conflicts."""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+import polars as pl
+import pytest
+from click.testing import CliRunner
+
+from pipeline.cli import main
+from pipeline.config import load_config
+from pipeline.errors import OutputConflictError, ShardInputError
+from pipeline.runner import run
+from pipeline.stages import all_reasons
+from tests.conftest import read_dir, output_bytes, write_config
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory, request):
+    """One uninterrupted 2-worker run over a copy of sample_data, shared by the tests that compare against it."""
+    from tests.conftest import SAMPLE
+
+    root = tmp_path_factory.mktemp("reference")
+    (root / "input").mkdir()
+    for shard in SAMPLE.glob("*.parquet"):
+        shutil.copy(shard, root / "input" / shard.name)
+    stats = run(load_config(write_config(root)))
+    return root, stats
+
+
+def test_conservation(reference):
+    root, stats = reference
+    inputs = {p.stem: pl.read_parquet(p) for p in sorted((root / "input").glob("*.parquet"))}
+    all_ids = []
+    for stem, df in inputs.items():
+        kept = pl.read_parquet(root / "out/kept" / f"{stem}.parquet")
+        rejected = pl.read_parquet(root / "out/rejected" / f"{stem}.parquet")
+        assert df.height == kept.height + rejected.height, stem
+        assert sorted(df["id"]) == sorted(kept["id"].to_list() + rejected["id"].to_list()), stem
+        texts = dict(zip(df["id"], df["text"]))
+        assert all(texts[i] == t for i, t in zip(kept["id"], kept["text"])), "kept text was modified"
+        all_ids += kept["id"].to_list() + rejected["id"].to_list()
+    assert len(all_ids) == len(set(all_ids)) == sum(df.height for df in inputs.values())
+    assert stats["totals"]["docs_in"] == len(all_ids)
+    assert stats["totals"]["docs_kept"] + stats["totals"]["docs_rejected"] == len(all_ids)
+
+
+def test_every_rejection_has_a_documented_reason(reference):
+    root, stats = reference
+    rejected = read_dir(root / "out/rejected")
+    assert rejected.height > 0
+    assert rejected["reject_stage"].null_count() == 0 and rejected["reject_reason"].null_count() == 0
+    assert set(rejected["reject_reason"]) <= set(all_reasons())
+    assert set(rejected["reject_stage"]) <= {"input", "lid"}
+    by_reason = rejected.group_by("reject_reason").len()
+    stage = next(s for s in stats["stages"] if s["stage"] == "lid")
+    assert {r: v["docs"] for r, v in stage["removed"].items()} == dict(by_reason.iter_rows())
+
+
+def test_output_columns_and_annotations(reference):
+    root, _ = reference
+    kept = read_dir(root / "out/kept")
+    for column in ("id", "text", "source", "n_tokens", "lang", "lang_score", "lid_method"):
+        assert column in kept.columns
+    assert set(kept["lang"]) == {"en", "zh"}
+    assert kept["n_tokens"].min() > 0
+    # Other-language sentences of the sample are removed, English and Chinese news kept.
+    assert kept.filter(pl.col("source").str.starts_with("lid_")).height == 0
+    assert kept.filter(pl.col("source") == "en_bbc_news").height == 900
+
+
+def test_stats_file(reference):
+    root, stats = reference
+    on_disk = json.loads((root / "out/stats.json").read_text())
+    assert on_disk["totals"]["docs_in"] == stats["totals"]["docs_in"] == 4845
+    assert [b["batch"] for b in on_disk["batches"]] == list(range(6))
+    for stage in on_disk["stages"]:
+        removed = sum(r["docs"] for r in stage["removed"].values())
+        assert stage["docs_in"] == stage["docs_out"] + removed
+        assert stage["cpu_seconds"] > 0
+
+
+def test_one_worker_same_bytes_as_two(reference, tmp_path):
+    root, _ = reference
+    run(load_config(write_config(root), {"workers": 1, "output": str(tmp_path / "one")}))
+    assert output_bytes(tmp_path / "one") == output_bytes(root / "out")
+
+
+def _manifest_done(out) -> int:
+    try:
+        shards = json.loads((out / "_manifest.json").read_text())["shards"]
+    except (OSError, ValueError):
+        return 0
+    return sum(1 for s in shards.values() if s["status"] == "done")
+
+
+def test_sigkill_then_rerun_gives_same_output(reference, tmp_path):
+    root, _ = reference
+    config = write_config(root)
+    out = tmp_path / "killed"
+    cmd = [sys.executable, "-m", "pipeline.cli", "run", str(config), "--output", str(out)]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.monotonic() + 120
+    while _manifest_done(out) == 0 and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.02)
+    os.killpg(proc.pid, signal.SIGKILL)  # the driver and its worker processes, mid-run
+    proc.wait()
+    done_at_kill = _manifest_done(out)
+    assert 0 < done_at_kill < 6, f"kill point was not mid-run ({done_at_kill} shards done)"
+    assert output_bytes(out) != output_bytes(root / "out")
+    rerun = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert rerun.returncode == 0, rerun.stderr
+    assert f"{done_at_kill} already done" in rerun.stderr
+    assert output_bytes(out) == output_bytes(root / "out")
+    assert not list(out.rglob("*.tmp"))
+
+
+def test_torn_output_is_redone(reference, tmp_path):
+    root, _ = reference
+    out = tmp_path / "torn"
+    cfg = load_config(write_config(root), {"output": str(out), "workers": 1})
+    run(cfg)
+    victim = out / "kept" / "shard-003.parquet"
+    victim.write_bytes(victim.read_bytes()[:100])
+    stats = run(cfg)
+    assert output_bytes(out) == output_bytes(root / "out")
+    assert stats["shards"]["done"] == 6
+
+
+def _add_bad_shards(input_dir):
+    (input_dir / "shard-002a.parquet").write_bytes(b"this is not parquet at all")
+    pl.DataFrame({"id": ["a", "b"], "body": ["x", "y"]}).write_parquet(input_dir / "shard-002b.parquet")
+    good = pl.read_parquet(input_dir / "shard-001.parquet")
+    good.write_parquet(input_dir / "shard-002c.parquet")
+    data = (input_dir / "shard-002c.parquet").read_bytes()
+    (input_dir / "shard-002c.parquet").write_bytes(data[: len(data) // 2])  # truncated
+
+
+def test_bad_shards_quarantined_rest_completes(sample_input, tmp_path):
+    _add_bad_shards(sample_input)
+    result = CliRunner().invoke(main, ["run", str(write_config(tmp_path))])
+    assert result.exit_code == 0, result.output
+    stats = json.loads((tmp_path / "out/stats.json").read_text())
+    bad = {q["shard"]: q["error"] for q in stats["quarantined"]}
+    assert set(bad) == {"shard-002a", "shard-002b", "shard-002c"}
+    assert "shard-002a.parquet: not a readable Parquet file" in bad["shard-002a"]
+    assert "no 'text' column (columns: id, body)" in bad["shard-002b"]
+    assert "shard-002c.parquet" in bad["shard-002c"]
+    assert stats["shards"]["done"] == 6 and stats["totals"]["docs_in"] == 4845
+    assert "QUARANTINED" in result.output and "shard-002b.parquet" in result.output
+
+
+def test_bad_shard_fail_policy(sample_input, tmp_path):
+    _add_bad_shards(sample_input)
+    result = CliRunner().invoke(main, ["run", str(write_config(tmp_path, on_bad_shard="fail"))])
+    assert result.exit_code != 0
+    assert "shard-002" in result.output
+
+
+def test_bad_documents_rejected_not_lost(tmp_path):
+    (tmp_path / "input").mkdir()
+    texts = ["The council approved the new budget on Monday after a long debate about schools and roads.",
+             None, "", "   \n ", "x" * 5000]
+    pl.DataFrame({"text": texts}).write_parquet(tmp_path / "input/part.parquet")
+    run(load_config(write_config(tmp_path, limits={"max_doc_chars": 4000})))
+    kept = pl.read_parquet(tmp_path / "out/kept/part.parquet")
+    rejected = pl.read_parquet(tmp_path / "out/rejected/part.parquet")
+    assert kept["id"].to_list() == ["part:0"]
+    assert dict(zip(rejected["id"], rejected["reject_reason"])) == {
+        "part:1": "null_text", "part:2": "empty_text", "part:3": "empty_text", "part:4": "too_long"}
+    assert set(rejected["reject_stage"]) == {"input"}
+
+
+def test_other_config_in_same_output_refused(reference, tmp_path):
+    root, _ = reference
+    out = tmp_path / "shared-out"
+    run(load_config(write_config(root), {"output": str(out), "workers": 1}))
+    other = load_config(write_config(root, stages=[{"kind": "lid", "languages": ["en"]}]),
+                        {"output": str(out), "workers": 1})
+    with pytest.raises(OutputConflictError, match="holds a run of another config"):
+        run(other)
+    stats = run(other, force=True)
+    assert set(read_dir(out / "kept")["lang"]) == {"en"} and stats["shards"]["done"] == 6
+
+
+def test_cli_help_and_exit_status(tmp_path):
+    runner = CliRunner()
+    for args in (["--help"], ["run", "--help"]):
+        result = runner.invoke(main, args)
+        assert result.exit_code == 0 and "Usage" in result.output
+    result = runner.invoke(main, ["run", str(tmp_path / "missing.yaml")])
+    assert result.exit_code != 0 and "cannot read config" in result.output

@@ -1,0 +1,163 @@
+"""Tests for filters.segment (jieba word segmentation and SIGHAN scoring).
+
+Offline: uses only tests/fixtures/cws (first 80 lines of the SIGHAN 2005 PKU
+test set and its gold segmentation; see the README there).
+"""
+
+from __future__ import annotations
+
+import pickle
+from pathlib import Path
+
+import jieba
+import pytest
+
+from filters import segment
+from filters.segment import Segmenter, sighan_score
+
+ROOT = Path(__file__).resolve().parents[1]
+FIXTURES = ROOT / "tests" / "fixtures" / "cws"
+jieba.setLogLevel(30)
+
+# Texts with whitespace of several kinds (PKU lines have none), mixed scripts.
+WHITESPACE_TEXTS = [
+    "",
+    "   ",
+    "我爱 北京\t天安门\r\n天安门上太阳升",
+    "  Python 3.11 发布了，  下载地址见官网\u3000（免费）\n",
+    "GDP增长7.5%，hello world  2024年",
+]
+
+
+@pytest.fixture(scope="module")
+def pku() -> tuple[list[str], list[list[str]]]:
+    raw = (FIXTURES / "pku_test.utf8").read_text(encoding="utf-8").splitlines()
+    gold = [l.split() for l in (FIXTURES / "pku_test_gold.utf8").read_text(encoding="utf-8").splitlines()]
+    assert len(raw) == len(gold) == 80
+    return raw, gold
+
+
+def bare(text: str, hmm: bool) -> list[str]:
+    return [w for w in jieba.lcut(text, HMM=hmm) if not w.isspace()]
+
+
+def test_default_is_hmm_off():
+    assert Segmenter().hmm is False  # better F1 on PKU (0.836 vs 0.818), see bench/cws_pku.py
+
+
+@pytest.mark.parametrize("hmm", [False, True])
+def test_same_words_as_jieba_lcut(pku, hmm):
+    raw, _ = pku
+    texts = raw + WHITESPACE_TEXTS
+    seg = Segmenter(hmm=hmm)
+    out = seg.segment(texts)
+    assert len(out) == len(texts)
+    for text, line in zip(texts, out):
+        expected = bare(text, hmm)
+        assert seg.words(text) == expected
+        assert line == " ".join(expected)
+
+
+@pytest.mark.parametrize("hmm", [False, True])
+def test_output_format(pku, hmm):
+    raw, _ = pku
+    texts = raw + WHITESPACE_TEXTS
+    for text, line in zip(texts, Segmenter(hmm=hmm).segment(texts)):
+        assert isinstance(line, str)
+        if not "".join(text.split()):
+            assert line == ""
+            continue
+        words = line.split(" ")
+        assert all(words), f"empty word (double/leading/trailing space) in {line!r}"
+        assert not any(ch.isspace() for w in words for ch in w)
+        assert "".join(words) == "".join(text.split())
+
+
+def test_segment_accepts_any_sequence():
+    seg = Segmenter()
+    assert seg.segment(()) == []
+    assert seg.segment(("我爱北京天安门",)) == seg.segment(["我爱北京天安门"])
+
+
+@pytest.mark.parametrize("hmm", [False, True])
+def test_user_dict_joins_a_split_word(pku, tmp_path, hmm):
+    raw, gold = pku
+    line = raw[41]
+    name = "扎西次仁"  # a Tibetan personal name; jieba cuts 扎西/次/仁 (HMM off) or 扎西/次仁 (HMM on)
+    assert name in line and name in gold[41]
+    assert name not in bare(line, hmm)
+    assert name not in Segmenter(hmm=hmm).words(line)
+
+    udict = tmp_path / "user_dict.txt"
+    udict.write_text(f"{name}\n", encoding="utf-8")
+    with_dict = Segmenter(hmm=hmm, user_dict=str(udict))
+    words = with_dict.words(line)
+    assert name in words
+    assert name in with_dict.segment([line])[0].split(" ")
+    assert "".join(words) == line
+    # The user dictionary stays private: jieba's global tokenizer and
+    # Segmenters without it are unaffected.
+    assert name not in bare(line, hmm)
+    assert name not in Segmenter(hmm=hmm).words(line)
+
+
+def test_lazy_init_once_per_process(monkeypatch):
+    monkeypatch.setattr(segment, "_TOKENIZERS", {})  # a fresh process-wide cache
+    seg = Segmenter()
+    tok = seg._tokenizer
+    assert isinstance(tok, jieba.Tokenizer) and tok is not jieba.dt
+    assert tok.initialized is False  # constructing loads nothing
+
+    calls = []
+    real_initialize = tok.initialize
+
+    def counting_initialize(*args, **kwargs):
+        calls.append(1)
+        return real_initialize(*args, **kwargs)
+
+    monkeypatch.setattr(tok, "initialize", counting_initialize)
+    first = seg.segment(["我爱北京天安门"])
+    assert tok.initialized is True and len(calls) == 1
+    assert seg.segment(["我爱北京天安门"]) == first
+    seg.words("今天天气不错")
+    # Another instance (or one unpickled in the same worker) shares the tokenizer.
+    other = pickle.loads(pickle.dumps(Segmenter(hmm=True)))
+    assert other._tokenizer is tok and other.hmm is True
+    other.segment(["今天天气不错"])
+    assert len(calls) == 1
+
+
+def test_pickle_does_not_carry_the_tokenizer():
+    seg = Segmenter()
+    seg.segment(["初始化"])
+    blob = pickle.dumps(seg)
+    assert len(blob) < 1000
+    clone = pickle.loads(blob)
+    assert (clone.hmm, clone.user_dict) == (seg.hmm, seg.user_dict)
+    assert clone.segment(["我爱北京天安门"]) == seg.segment(["我爱北京天安门"])
+
+
+def test_sighan_score_by_hand():
+    gold = [["共同", "创造", "美好", "的", "新", "世纪"]]
+    pred = [["共同", "创造", "美好的", "新世纪"]]
+    s = sighan_score(pred, gold)
+    assert (s["correct"], s["predicted"], s["gold"]) == (2, 4, 6)
+    assert s["precision"] == pytest.approx(0.5)
+    assert s["recall"] == pytest.approx(1 / 3)
+    assert s["f1"] == pytest.approx(0.4)
+    assert sighan_score(gold, gold)["f1"] == 1.0
+    with pytest.raises(ValueError):
+        sighan_score([["共同", "创"]], gold)
+    with pytest.raises(ValueError):
+        sighan_score(pred + pred, gold)
+
+
+@pytest.mark.parametrize("hmm", [False, True])
+def test_sighan_on_fixture_lines(pku, hmm):
+    raw, gold = pku
+    bare_score = sighan_score([bare(t, hmm) for t in raw], gold)
+    seg_score = sighan_score([line.split() for line in Segmenter(hmm=hmm).segment(raw)], gold)
+    assert seg_score == bare_score
+    assert seg_score["gold"] == 3028
+    for key in ("precision", "recall", "f1"):
+        assert 0.7 < seg_score[key] < 0.95, (key, seg_score)
