@@ -17,8 +17,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from pipeline.errors import ConfigError
 from pipeline.stages import STAGES
 from pipeline.stages.lid import LidConfig
+from pipeline.stages.segment import SegmentConfig
 
-StageConfigs = Annotated[Union[LidConfig], Field(discriminator="kind")]
+StageConfigs = Annotated[Union[LidConfig, SegmentConfig], Field(discriminator="kind")]
 
 
 class Strict(BaseModel):
@@ -47,11 +48,15 @@ class RunConfig(Strict):
     stages: list[StageConfigs] = Field(min_length=1)
 
     @model_validator(mode="after")
-    def _unique_stages(self) -> "RunConfig":
-        kinds = [s.kind for s in self.stages]
-        for kind in kinds:
-            if kinds.count(kind) > 1:
-                raise ValueError(f"stage kind {kind!r} appears more than once")
+    def _stage_order(self) -> "RunConfig":
+        seen: list[str] = []
+        for i, stage in enumerate(self.stages):
+            if stage.kind in seen:
+                raise ValueError(f"stages[{i}]: stage kind {stage.kind!r} appears more than once")
+            missing = [k for k in STAGES[stage.kind].requires if k not in seen]
+            if missing:
+                raise ValueError(f"stages[{i}]: {stage.kind!r} needs {', '.join(missing)} earlier in the list")
+            seen.append(stage.kind)
         return self
 
     def config_hash(self) -> str:
@@ -69,20 +74,20 @@ def _key_path(loc: tuple) -> str:
             continue  # pydantic inserts the discriminator value; the user's key path does not have it
         else:
             parts.append(("." if parts else "") + str(part))
-    return "".join(parts) or "(top level)"
+    return "".join(parts)
 
 
-def parse_config(data: object, source: str = "config") -> RunConfig:
+def parse_config(data: object, source: str = "config", base: str = ".") -> RunConfig:
     """Validate a mapping into a RunConfig; on error, one message naming each bad key path."""
     if not isinstance(data, dict):
         raise ConfigError(f"{source}: the top level must be a mapping of keys, not {type(data).__name__}")
     try:
-        return RunConfig.model_validate(data)
+        return RunConfig.model_validate(data, context={"base": base})
     except ValidationError as exc:
         lines = []
         for err in exc.errors():
-            msg = "unknown key" if err["type"] == "extra_forbidden" else err["msg"]
-            lines.append(f"{_key_path(err['loc'])}: {msg}")
+            msg = "unknown key" if err["type"] == "extra_forbidden" else err["msg"].removeprefix("Value error, ")
+            lines.append(f"{_key_path(err['loc'])}: {msg}" if err["loc"] else msg)
         raise ConfigError(f"{source}: " + "; ".join(lines)) from None
 
 
@@ -114,4 +119,4 @@ def load_config(path: str | Path, overrides: dict | None = None) -> RunConfig:
         for key, value in (overrides or {}).items():
             if value is not None:
                 data[key] = _resolve(str(value), Path.cwd()) if key in PATH_KEYS else value
-    return parse_config(data, str(path))
+    return parse_config(data, str(path), str(path.resolve().parent))

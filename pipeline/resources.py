@@ -4,11 +4,17 @@ from __future__ import annotations
 import functools
 
 from filters.langid import LanguageIdentifier
+from filters.segment import Segmenter
 
 
 @functools.cache
 def language_identifier(model_path: str | None, max_chars: int, langdetect_below: float) -> LanguageIdentifier:
     return LanguageIdentifier(model_path=model_path, max_chars=max_chars, langdetect_below=langdetect_below)
+
+
+@functools.cache
+def segmenter(hmm: bool, user_dict: str | None) -> Segmenter:
+    return Segmenter(hmm=hmm, user_dict=user_dict)
 
 
 @functools.cache

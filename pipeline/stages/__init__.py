@@ -3,8 +3,9 @@ from __future__ import annotations
 
 from pipeline.stages.base import Stage, StageConfig
 from pipeline.stages.lid import LidStage
+from pipeline.stages.segment import SegmentStage
 
-STAGES: dict[str, type[Stage]] = {cls.kind: cls for cls in (LidStage,)}
+STAGES: dict[str, type[Stage]] = {cls.kind: cls for cls in (LidStage, SegmentStage)}
 
 
 def build_stage(config: StageConfig) -> Stage:

