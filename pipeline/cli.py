@@ -8,31 +8,35 @@ import click
 from pipeline.errors import CorpusSlimError
 
 
-class ShardProgress:
-    """Progress over shards on stderr: a bar on a terminal, one line per shard otherwise (logs, CI)."""
+class ConsoleProgress:
+    """Progress on stderr: a bar per phase on a terminal, one line per finished task otherwise (logs, CI)."""
 
     def __init__(self) -> None:
         self.bar = None
-        self.total = self.done = 0
+        self.name, self.total, self.done = "", 0, 0
 
     def start(self, total: int, done: int, dashboard: str | None) -> None:
-        self.total, self.done = total, done
         click.echo(f"{total} shards, {done} already done" + (f"; Dask dashboard: {dashboard}" if dashboard else ""),
                    err=True)
-        if sys.stderr.isatty():
-            self.bar = click.progressbar(length=total - done, label="shards", file=sys.stderr, show_pos=True)
+
+    def phase(self, name: str, tasks: int) -> None:
+        self.close()
+        self.name, self.total, self.done = name, tasks, 0
+        if tasks and sys.stderr.isatty():
+            self.bar = click.progressbar(length=tasks, label=name, file=sys.stderr, show_pos=True)
             self.bar.__enter__()
 
-    def shard(self, result: dict) -> None:
+    def task(self, result: dict) -> None:
         self.done += 1
-        if result["status"] != "done":
+        if result.get("status") == "quarantined" or result.get("status") == "bad_input":
             click.echo(f"\nQUARANTINED {result['error']}", err=True)
         if self.bar is not None:
             self.bar.update(1)
-        else:
-            rows = result.get("rows")
-            detail = f"{rows['in']} docs, {rows['kept']} kept" if rows else "quarantined"
-            click.echo(f"[{self.done}/{self.total}] {result['shard']}: {detail}", err=True)
+            return
+        rows = result.get("rows")
+        what = result.get("shard") or result.get("task") or ""
+        detail = f": {rows['in']} docs, {rows['kept']} kept" if rows else ""
+        click.echo(f"{self.name} [{self.done}/{self.total}] {what}{detail}", err=True)
 
     def close(self) -> None:
         if self.bar is not None:
@@ -52,17 +56,19 @@ def main() -> None:
 @click.option("--workers", type=int, help="Local Dask worker processes (default: config, else CPU count).")
 @click.option("--scheduler", help="Address of an existing Dask scheduler, e.g. tcp://10.0.0.5:8786.")
 @click.option("--force", is_flag=True, help="Replace an output directory that holds a run of another config.")
+@click.option("--against", "against", type=click.Path(file_okay=False),
+              help="A finished run directory: dedup the new shards against everything it (and its own --against) saw.")
 def run_cmd(config: str, input_: str | None, output: str | None, workers: int | None, scheduler: str | None,
-            force: bool) -> None:
+            force: bool, against: str | None) -> None:
     """Run the batch job of CONFIG (resumes an interrupted run of the same config)."""
     from pipeline.config import load_config
     from pipeline.runner import run
     from pipeline.stats import format_summary
 
-    progress = ShardProgress()
+    progress = ConsoleProgress()
     try:
         cfg = load_config(config, {"input": input_, "output": output, "workers": workers})
-        stats = run(cfg, scheduler=scheduler, force=force, on_shard=progress.shard, on_start=progress.start)
+        stats = run(cfg, scheduler=scheduler, force=force, progress=progress, against=against)
     except CorpusSlimError as exc:
         raise click.ClickException(str(exc)) from None
     finally:

@@ -16,10 +16,13 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from pipeline.errors import ConfigError
 from pipeline.stages import STAGES
+from pipeline.stages.dedup import DedupConfig
 from pipeline.stages.lid import LidConfig
+from pipeline.stages.quality import QualityStageConfig
 from pipeline.stages.segment import SegmentConfig
 
-StageConfigs = Annotated[Union[LidConfig, SegmentConfig], Field(discriminator="kind")]
+StageConfigs = Annotated[Union[LidConfig, SegmentConfig, DedupConfig, QualityStageConfig],
+                         Field(discriminator="kind")]
 
 
 class Strict(BaseModel):

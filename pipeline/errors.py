@@ -15,3 +15,7 @@ class ShardInputError(CorpusSlimError):
 
 class OutputConflictError(CorpusSlimError):
     """The output directory holds a run of a different config."""
+
+
+class TornFileError(CorpusSlimError):
+    """An intermediate file is missing, truncated or changed; it is rebuilt, never used."""

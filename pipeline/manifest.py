@@ -1,7 +1,9 @@
-"""``_manifest.json``: the config hash and each shard's state; what makes a rerun resume.
+"""``_manifest.json``: the config hash and the state of every unit of work; what makes a rerun resume.
 
-A shard is ``done`` only after both of its output files were renamed into place; the driver records it after the
-worker reports. Killing the job at any moment leaves shards either done (skipped on rerun) or not (redone).
+Sections: ``shards`` (final outputs, by shard stem), and for a run with a global stage ``map`` (per shard: the
+intermediate and index files with their checksums), ``reduce`` (per reduce task), ``edges`` and ``clusters``.
+A unit is recorded only after its files were renamed into place, so killing the job at any moment leaves each
+unit either recorded (skipped on rerun, after its files are checked) or not (redone).
 """
 from __future__ import annotations
 
@@ -11,10 +13,11 @@ import shutil
 import uuid
 
 from pipeline.errors import OutputConflictError
-from pipeline.shard_io import parquet_rows
+from pipeline.shard_io import is_intact, parquet_rows
 
 MANIFEST = "_manifest.json"
 OUTPUT_DIRS = ("kept", "rejected")
+RUN_DIRS = (*OUTPUT_DIRS, "index", "_work")
 
 
 def write_json_atomic(path: str, payload: dict) -> None:
@@ -26,44 +29,70 @@ def write_json_atomic(path: str, payload: dict) -> None:
     os.replace(tmp, path)
 
 
+def read_manifest(output: str) -> dict | None:
+    path = os.path.join(output, MANIFEST)
+    if not os.path.exists(path):
+        return None
+    with open(path, encoding="utf-8") as f:
+        return json.load(f)
+
+
 class Manifest:
-    def __init__(self, output: str, config_hash: str):
+    def __init__(self, output: str, config_hash: str, meta: dict | None = None):
         self.output = output
         self.path = os.path.join(output, MANIFEST)
         self.config_hash = config_hash
-        self.shards: dict[str, dict] = {}
+        self.meta = meta or {}
+        self.sections: dict[str, dict] = {}
 
     @classmethod
-    def open(cls, output: str, config_hash: str, force: bool = False) -> "Manifest":
+    def open(cls, output: str, config_hash: str, meta: dict | None = None, force: bool = False) -> "Manifest":
         """Load the run's manifest, or start one; refuse a directory holding another config's run."""
-        manifest = cls(output, config_hash)
-        if os.path.exists(manifest.path):
-            with open(manifest.path, encoding="utf-8") as f:
-                stored = json.load(f)
-            if stored.get("config_hash") != config_hash:
+        manifest = cls(output, config_hash, meta)
+        stored = read_manifest(output)
+        if stored is not None:
+            if stored.get("config_hash") != config_hash or stored.get("meta", {}) != manifest.meta:
                 if not force:
                     raise OutputConflictError(
                         f"{output}: holds a run of another config (hash {stored.get('config_hash')}, this one "
                         f"{config_hash}); use another output directory or --force to replace it")
-                for name in (*OUTPUT_DIRS, MANIFEST):
+                for name in (*RUN_DIRS, MANIFEST, "stats.json"):
                     target = os.path.join(output, name)
-                    shutil.rmtree(target) if os.path.isdir(target) else os.unlink(target)
+                    if os.path.isdir(target):
+                        shutil.rmtree(target)
+                    elif os.path.exists(target):
+                        os.unlink(target)
             else:
-                manifest.shards = stored.get("shards", {})
+                manifest.sections = stored.get("sections", {})
         os.makedirs(output, exist_ok=True)
         return manifest
 
+    def get(self, section: str, key: str) -> dict | None:
+        return self.sections.get(section, {}).get(key)
+
+    def section(self, section: str) -> dict:
+        return self.sections.setdefault(section, {})
+
+    def record(self, section: str, key: str, value: dict) -> None:
+        self.section(section)[key] = value
+        self.save()
+
+    def forget(self, section: str) -> None:
+        self.sections.pop(section, None)
+        self.save()
+
     def is_done(self, stem: str) -> bool:
-        """Done and both output files present with the row counts the manifest recorded."""
-        entry = self.shards.get(stem)
+        """Final outputs of the shard done, both files present with the row counts recorded."""
+        entry = self.get("shards", stem)
         if not entry or entry.get("status") != "done":
             return False
         return all(parquet_rows(os.path.join(self.output, d, f"{stem}.parquet")) == entry["rows"][d]
                    for d in OUTPUT_DIRS)
 
-    def record(self, stem: str, result: dict) -> None:
-        self.shards[stem] = result
-        self.save()
+    def intact(self, section: str, key: str, *files: str) -> bool:
+        """The unit is recorded and each named file record of it is unchanged on disk."""
+        entry = self.get(section, key)
+        return bool(entry) and entry.get("status", "done") == "done" and all(is_intact(entry[f]) for f in files)
 
     def save(self) -> None:
-        write_json_atomic(self.path, {"config_hash": self.config_hash, "shards": self.shards})
+        write_json_atomic(self.path, {"config_hash": self.config_hash, "meta": self.meta, "sections": self.sections})

@@ -1,56 +1,300 @@
-"""The batch job: one Dask task per shard, results recorded in the manifest as they arrive, stats at the end."""
+"""The batch job: Dask tasks per shard (and per band), every finished unit recorded in the manifest as it arrives.
+
+Without a global stage, one task per shard runs every stage. With one (dedup), the phases are: *map* per shard
+(the stages before it, then its keys), *reduce* per band, *verify* per shard, *cluster* on the driver (memory
+proportional to duplicate pairs), *apply* per shard (its decision and the stages after it). Each phase resumes:
+units recorded in the manifest, whose files are intact, are not redone.
+"""
 from __future__ import annotations
 
+import hashlib
+import json
 import os
+import shutil
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
 
-from distributed import as_completed
+import polars as pl
+from distributed import Client, as_completed
 
 from pipeline.cluster import dask_client
 from pipeline.config import RunConfig
-from pipeline.errors import ShardInputError
-from pipeline.manifest import Manifest, write_json_atomic
-from pipeline.shard_io import discover_shards, remove_temporaries
+from pipeline.dedup import PAIR_SCHEMA, cluster, reduce_candidates, verify_pairs
+from pipeline.errors import ConfigError, ShardInputError
+from pipeline.manifest import Manifest, read_manifest, write_json_atomic
+from pipeline.shard_io import Shard, discover_shards, read_checked, remove_temporaries, write_checked
+from pipeline.stages import STAGES
+from pipeline.stages.base import StageConfig
 from pipeline.stats import build_stats
-from pipeline.worker import process_shard
-
-Progress = Callable[[dict], None]
+from pipeline.worker import apply_shard, map_shard, process_shard
 
 
-def run(config: RunConfig, scheduler: str | None = None, force: bool = False,
-        on_shard: Progress | None = None, on_start: Callable[[int, int, str | None], None] | None = None) -> dict:
-    """Run (or resume) the job of ``config``; returns the stats also written to ``stats.json``.
+class Progress:
+    """What the runner reports while it works; the CLI prints it, tests may ignore it."""
 
-    Shards already done in the output's manifest are skipped. A bad input shard is quarantined (recorded,
-    reported, the rest completes) or, with ``on_bad_shard: fail``, stops the job with its error.
-    """
-    started = time.perf_counter()
-    shards = discover_shards(config.input)
-    manifest = Manifest.open(config.output, config.config_hash(), force=force)
-    remove_temporaries(config.output)
-    todo = [s for s in shards if not manifest.is_done(s.stem)]
-    if not todo and on_start:
-        on_start(len(shards), len(shards), None)
-    if todo:
-        with dask_client(config.workers, scheduler) as client:
-            if on_start:
-                on_start(len(shards), len(shards) - len(todo), client.dashboard_link)
-            futures = [client.submit(process_shard, s, config.stages, config.limits.max_doc_chars, config.output,
-                                     key=f"shard-{s.index}-{config.config_hash()}", pure=False) for s in todo]
+    def start(self, total: int, done: int, dashboard: str | None) -> None: ...
+
+    def phase(self, name: str, tasks: int) -> None: ...
+
+    def task(self, result: dict) -> None: ...
+
+
+@dataclass
+class Plan:
+    """The configured stages split around the global one (if any)."""
+
+    before: list[StageConfig]
+    global_: StageConfig | None = None
+    after: list[StageConfig] = field(default_factory=list)
+
+    @classmethod
+    def of(cls, stages: list[StageConfig]) -> "Plan":
+        for i, stage in enumerate(stages):
+            if STAGES[stage.kind].is_global:
+                return cls(stages[:i], stage, stages[i + 1:])
+        return cls(list(stages))
+
+
+@dataclass
+class Prior:
+    """Earlier runs a ``--against`` run dedups against: their index files and where their documents are."""
+
+    runs: list[str] = field(default_factory=list)
+    shards: int = 0
+    index: dict[int, dict] = field(default_factory=dict)
+    text_sources: dict[int, dict] = field(default_factory=dict)
+
+
+def _dedup_signature(config: StageConfig) -> dict:
+    """The settings two runs must share for one's index to be searched by the other."""
+    keys = ("exact", "near", "num_perm", "bands", "rows", "ngram", "ngram_zh", "seed")
+    return {k: getattr(config, k) for k in keys}
+
+
+def load_prior(against: str, global_config: StageConfig) -> Prior:
+    """The chain of finished runs ending at ``against`` (each run records the runs it was deduped against)."""
+    stored = read_manifest(against)
+    if stored is None:
+        raise ConfigError(f"--against {against}: no finished run there (no _manifest.json)")
+    meta, sections = stored.get("meta", {}), stored.get("sections", {})
+    if meta.get("dedup") != _dedup_signature(global_config):
+        raise ConfigError(f"--against {against}: its dedup settings {meta.get('dedup')} differ from this run's "
+                          f"{_dedup_signature(global_config)}; signatures would not be comparable")
+    unfinished = [k for k, v in sections.get("shards", {}).items() if v.get("status") != "done"]
+    if unfinished or not sections.get("map"):
+        raise ConfigError(f"--against {against}: the run is not finished (shards not done: {unfinished[:5]})")
+    prior = Prior(runs=[*meta.get("against", []), against])
+    prior.shards = meta.get("shard_offset", 0) + len(sections["map"])
+    for run_dir in prior.runs:
+        for stem, entry in read_manifest(run_dir)["sections"]["map"].items():
+            number = entry["shard_number"]
+            prior.index[number] = entry["index"]
+            prior.text_sources[number] = {"index": entry["index"], "outputs": [
+                os.path.join(run_dir, d, f"{stem}.parquet") for d in ("kept", "rejected")]}
+    return prior
+
+
+class Job:
+    """One invocation of ``run``: the config, the manifest and the Dask client, and the phases."""
+
+    def __init__(self, config: RunConfig, client: Client, manifest: Manifest, shards: list[Shard], prior: Prior,
+                 progress: Progress):
+        self.config, self.client, self.manifest = config, client, manifest
+        self.shards, self.prior, self.progress = shards, prior, progress
+        self.plan = Plan.of(list(config.stages))
+        self.work = os.path.join(config.output, "_work")
+        self.bad: set[str] = set()  # shards quarantined in this invocation: not retried within it
+
+    def _each(self, phase: str, futures: list) -> Iterable[dict]:
+        self.progress.phase(phase, len(futures))
+        try:
             for future in as_completed(futures):
                 result = future.result()
-                if result["status"] == "bad_input":
-                    result["status"] = "quarantined"
-                    manifest.record(result["shard"], result)
-                    if config.on_bad_shard == "fail":
-                        client.cancel(futures)
-                        raise ShardInputError(result["error"])
-                else:
-                    manifest.record(result["shard"], result)
-                if on_shard:
-                    on_shard(result)
-    results = [manifest.shards[s.stem] for s in shards]
+                yield result
+                self.progress.task(result)
+        finally:
+            self.client.cancel(futures)
+
+    def _shard_results(self, phase: str, futures: list, section: str) -> None:
+        """Record per-shard results; a bad input shard is quarantined or, by policy, stops the job."""
+        for result in self._each(phase, futures):
+            if result["status"] == "bad_input":
+                result["status"] = "quarantined"
+                self.bad.add(result["shard"])
+                self.manifest.record("shards", result["shard"], result)
+                if self.config.on_bad_shard == "fail":
+                    raise ShardInputError(result["error"])
+            else:
+                self.manifest.record(section, result["shard"], result)
+
+    def run_local(self) -> None:
+        todo = [s for s in self.shards if not self.manifest.is_done(s.stem)]
+        futures = [self.client.submit(process_shard, s, self.plan.before, self.config.limits.max_doc_chars,
+                                      self.config.output, key=f"shard-{s.index}-{self.manifest.config_hash}",
+                                      pure=False) for s in todo]
+        self._shard_results("shards", futures, "shards")
+
+    # -- global stage -------------------------------------------------------------------------------------------
+    def _number(self, shard: Shard) -> int:
+        return self.prior.shards + shard.index
+
+    def _mapped(self) -> list[Shard]:
+        return [s for s in self.shards if (self.manifest.get("map", s.stem) or {}).get("status") == "done"]
+
+    def _map(self, need_pre: set[str]) -> None:
+        """Map the shards whose index (or, for those in ``need_pre``, intermediate) is missing or torn."""
+        todo = [s for s in self.shards if s.stem not in self.bad and (
+                not self.manifest.intact("map", s.stem, "index")
+                or (s.stem in need_pre and not self.manifest.intact("map", s.stem, "pre")))]
+        futures = [self.client.submit(map_shard, s, self._number(s), self.plan.before, self.plan.global_,
+                                      self.config.limits.max_doc_chars, self.work,
+                                      os.path.join(self.config.output, "index"), pure=False) for s in todo]
+        self._shard_results("map", futures, "map")
+
+    def _index(self) -> dict[int, dict]:
+        index = dict(self.prior.index)
+        for s in self._mapped():
+            entry = self.manifest.get("map", s.stem)
+            index[entry["shard_number"]] = entry["index"]
+        return index
+
+    def _fingerprint(self) -> str:
+        shas = sorted((n, r["sha256"]) for n, r in self._index().items())
+        return hashlib.sha256(json.dumps(shas).encode()).hexdigest()[:16]
+
+    def _pending(self, fp: str) -> list[Shard]:
+        return [s for s in self._mapped()
+                if not (self.manifest.is_done(s.stem) and self.manifest.get("shards", s.stem).get("fp") == fp)]
+
+    def run_global(self) -> None:
+        self._map(need_pre=set())
+        fp = self._fingerprint()
+        self._map(need_pre={s.stem for s in self._pending(fp)})
+        if self._fingerprint() != fp:  # an input changed under a finished run: redo every shard
+            fp = self._fingerprint()
+            self._map(need_pre={s.stem for s in self._mapped()})
+        pending = self._pending(fp)
+        if not pending:
+            return
+        members = self._clusters(fp)
+        self._apply(pending, members, fp)
+
+    def _reduce(self, fp: str) -> dict[str, dict]:
+        cfg = self.plan.global_
+        columns = (["exact"] if cfg.exact else []) + ([f"band_{b:03d}" for b in range(cfg.bands)] if cfg.near else [])
+        records = [self._index()[n] for n in sorted(self._index())]
+        tasks = {f"{c}-{p}": (c, p) for c in columns for p in range(cfg.partitions)}
+        done = {t: e for t in tasks if (e := self.manifest.get("reduce", t)) and e.get("fp") == fp
+                and self.manifest.intact("reduce", t, "pairs")}
+        futures = [self.client.submit(reduce_candidates, t, records, c, p, cfg.partitions,
+                                      os.path.join(self.work, "candidates", f"{t}.parquet"), pure=False)
+                   for t, (c, p) in tasks.items() if t not in done]
+        for result in self._each("reduce", futures):
+            done[result["task"]] = {"pairs": result["pairs"], "cpu_seconds": result["cpu_seconds"], "fp": fp}
+            self.manifest.record("reduce", result["task"], done[result["task"]])
+        return done
+
+    def _clusters(self, fp: str) -> pl.DataFrame:
+        entry = self.manifest.get("clusters", "all")
+        if entry and entry.get("fp") == fp and self.manifest.intact("clusters", "all", "members"):
+            return read_checked(entry["members"])
+        reduced = self._reduce(fp)
+        exact = self._pairs(r for t, r in reduced.items() if t.startswith("exact-"))
+        candidates = self._pairs(r for t, r in reduced.items() if t.startswith("band_")).join(exact, on=["a", "b"],
+                                                                                             how="anti")
+        near, verify_cpu = self._verify(candidates)
+        start = time.process_time()
+        members = cluster(near, exact)
+        cpu = sum(r["cpu_seconds"] for r in reduced.values()) + verify_cpu + time.process_time() - start
+        record = {"members": write_checked(members, os.path.join(self.work, "clusters.parquet")),
+                  "candidate_pairs": candidates.height, "verified_pairs": near.height, "exact_pairs": exact.height,
+                  "cpu_seconds": round(cpu, 6), "fp": fp}
+        self.manifest.record("clusters", "all", record)
+        return members
+
+    @staticmethod
+    def _pairs(records: Iterable[dict]) -> pl.DataFrame:
+        frames = [read_checked(r["pairs"]) for r in records]
+        return pl.concat(frames).unique() if frames else pl.DataFrame(schema=PAIR_SCHEMA)
+
+    def _verify(self, candidates: pl.DataFrame) -> tuple[pl.DataFrame, float]:
+        cfg = self.plan.global_
+        index, sources = self._index(), dict(self.prior.text_sources)
+        has_seg = any(c.kind == "segment" for c in self.plan.before)
+        for s in self._mapped():
+            entry = self.manifest.get("map", s.stem)
+            sources[entry["shard_number"]] = {"pre": entry["pre"], "has_seg": has_seg}
+        groups = candidates.with_columns(shard=(pl.col("a") // (1 << 32)).cast(pl.Int64)).partition_by(
+            "shard", as_dict=True, include_key=False)
+        futures = []
+        for (number,), pairs in sorted(groups.items()):
+            needed = {int(n) for n in pl.concat([pairs["a"], pairs["b"]]).unique().to_numpy() >> 32} | {number}
+            futures.append(self.client.submit(verify_pairs, pairs, cfg, {n: index[n] for n in needed},
+                                              {n: sources[n] for n in needed}, pure=False))
+        results = list(self._each("verify", futures))
+        verified = pl.concat([r["pairs"] for r in results]) if results else pl.DataFrame(schema=PAIR_SCHEMA)
+        return verified, sum(r["cpu_seconds"] for r in results)
+
+    def _apply(self, pending: list[Shard], members: pl.DataFrame, fp: str) -> None:
+        index = self._index()
+        members = members.with_columns(shard=(pl.col("doc") // (1 << 32)).cast(pl.Int64))
+        by_shard = members.partition_by("shard", as_dict=True, include_key=False)
+        global_cpu = self.manifest.get("clusters", "all")["cpu_seconds"]
+        indexed = sum(self.manifest.get("map", s.stem)["docs_indexed"] for s in self._mapped()) or 1
+        futures = []
+        for s in pending:
+            entry = self.manifest.get("map", s.stem)
+            rows = by_shard.get((entry["shard_number"],), members.clear().drop("shard"))
+            roots = {int(n) for n in (rows["root"].unique().to_numpy() >> 32)}
+            futures.append(self.client.submit(apply_shard, s, entry, rows, {n: index[n] for n in roots},
+                                              self.plan.global_, self.plan.after, self.config.output, pure=False))
+        for result in self._each("apply", futures):
+            share = global_cpu * self.manifest.get("map", result["shard"])["docs_indexed"] / indexed
+            dedup = next(st for st in result["stages"] if st["stage"] == self.plan.global_.kind)
+            dedup["cpu_seconds"] = round(dedup["cpu_seconds"] + share, 6)
+            self.manifest.record("shards", result["shard"], {**result, "fp": fp})
+
+    def clean_up(self) -> None:
+        """Delete intermediates once every shard is done; the index stays for later ``--against`` runs."""
+        if all(self.manifest.is_done(s.stem) for s in self.shards) and os.path.isdir(self.work):
+            shutil.rmtree(self.work)
+
+
+def run(config: RunConfig, scheduler: str | None = None, force: bool = False, progress: Progress | None = None,
+        against: str | None = None) -> dict:
+    """Run (or resume) the job of ``config``; returns the stats also written to ``stats.json``.
+
+    Units already done in the output's manifest are skipped. A bad input shard is quarantined (recorded,
+    reported, the rest completes) or, with ``on_bad_shard: fail``, stops the job with its error.
+    ``against``: a finished run directory whose documents all count as earlier arrivals for dedup.
+    """
+    started = time.perf_counter()
+    progress = progress or Progress()
+    plan = Plan.of(list(config.stages))
+    shards = discover_shards(config.input)
+    if against and plan.global_ is None:
+        raise ConfigError("--against needs a dedup stage in the config")
+    prior = load_prior(os.path.abspath(against), plan.global_) if against else Prior()
+    meta = {"against": prior.runs, "shard_offset": prior.shards}
+    if plan.global_ is not None:
+        meta["dedup"] = _dedup_signature(plan.global_)
+    manifest = Manifest.open(config.output, config.config_hash(), meta=meta, force=force)
+    remove_temporaries(config.output)
+    done = sum(manifest.is_done(s.stem) for s in shards)
+    if done == len(shards):
+        progress.start(len(shards), done, None)
+    else:
+        with dask_client(config.workers, scheduler) as client:
+            progress.start(len(shards), done, client.dashboard_link)
+            job = Job(config, client, manifest, shards, prior, progress)
+            if plan.global_ is None:
+                job.run_local()
+            else:
+                job.run_global()
+                job.clean_up()
+    results = [manifest.get("shards", s.stem) or {"status": "missing", "shard": s.stem, "path": s.path,
+                                                   "error": "not processed"} for s in shards]
     stats = build_stats(manifest.config_hash, results, config.batch_shards, time.perf_counter() - started)
     write_json_atomic(os.path.join(config.output, "stats.json"), stats)
     return stats

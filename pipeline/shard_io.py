@@ -7,6 +7,7 @@ are not errors: they are rejected by the ``input`` step with a reason, so nothin
 from __future__ import annotations
 
 import glob
+import hashlib
 import os
 import uuid
 from dataclasses import dataclass
@@ -16,7 +17,7 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from pipeline.errors import ConfigError, ShardInputError
+from pipeline.errors import ConfigError, ShardInputError, TornFileError
 
 INPUT_STAGE = "input"
 INPUT_REASONS = {
@@ -116,6 +117,37 @@ def write_atomic(df: pl.DataFrame, path: str) -> None:
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
+
+
+def file_digest(path: str) -> str:
+    with open(path, "rb") as f:
+        return hashlib.file_digest(f, "sha256").hexdigest()
+
+
+def write_checked(df: pl.DataFrame, path: str) -> dict:
+    """Write an intermediate file atomically; returns what :func:`read_checked` verifies (rows, bytes, sha256)."""
+    write_atomic(df, path)
+    return {"path": path, "rows": df.height, "bytes": os.path.getsize(path), "sha256": file_digest(path)}
+
+
+def is_intact(record: dict | None) -> bool:
+    """True when the file a :func:`write_checked` record describes is there with the same size and checksum."""
+    if not record:
+        return False
+    try:
+        return os.path.getsize(record["path"]) == record["bytes"] and file_digest(record["path"]) == record["sha256"]
+    except OSError:
+        return False
+
+
+def read_checked(record: dict, columns: list[str] | None = None) -> pl.DataFrame:
+    """Read an intermediate file, refusing one whose size, checksum or row count differs from its record."""
+    if not is_intact(record):
+        raise TornFileError(f"{record['path']}: missing, truncated or changed since it was written")
+    df = pl.read_parquet(record["path"], columns=columns)
+    if df.height != record["rows"]:
+        raise TornFileError(f"{record['path']}: {df.height} rows, expected {record['rows']}")
+    return df
 
 
 def parquet_rows(path: str) -> int | None:

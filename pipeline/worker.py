@@ -1,6 +1,9 @@
-"""The task a worker runs for one shard: read, check, count tokens, run the local stages, write kept/rejected.
+"""Tasks a worker runs for one shard. Only small results travel back to the driver: row counts, per-stage
+document and token counts, CPU seconds, and the records (path, rows, checksum) of the files the task wrote.
 
-Only small results travel back to the driver: row counts, per-stage document and token counts, CPU seconds.
+* ``process_shard``: a run without a global stage: read, check, count tokens, run the stages, write kept/rejected.
+* ``map_shard``: the stages before the global one, then its map step; writes the shard's intermediate and index.
+* ``apply_shard``: the global stage's decision and the stages after it; writes kept/rejected.
 """
 from __future__ import annotations
 
@@ -12,9 +15,10 @@ import polars as pl
 
 from pipeline.errors import ShardInputError
 from pipeline.resources import count_tokens
-from pipeline.shard_io import INPUT_STAGE, ROW, Shard, input_rejects, read_shard, write_atomic
+from pipeline.shard_io import (INPUT_STAGE, ROW, Shard, input_rejects, read_checked, read_shard, write_atomic,
+                               write_checked)
 from pipeline.stages import build_stage
-from pipeline.stages.base import StageConfig
+from pipeline.stages.base import Stage, StageConfig
 
 REJECT_COLUMNS = ("reject_stage", "reject_reason")
 
@@ -32,31 +36,58 @@ def _stage_stats(name: str, before: pl.DataFrame, kept: pl.DataFrame, rejected: 
     }
 
 
-def run_stages(df: pl.DataFrame, stage_configs: Sequence[StageConfig], max_doc_chars: int,
-               cpu_before: float = 0.0) -> tuple[pl.DataFrame, pl.DataFrame, list[dict]]:
-    """Input checks and token counts, then each local stage in order. Returns kept, rejected, per-stage stats.
-
-    ``cpu_before`` is CPU time already spent on this shard (reading it), charged to the input step.
-    """
+def input_step(df: pl.DataFrame, max_doc_chars: int, cpu_before: float) -> tuple[pl.DataFrame, pl.DataFrame, dict]:
+    """Token counts, and rejection of documents no stage can process. ``cpu_before``: CPU spent reading."""
     start = time.process_time()
     df = df.with_columns(n_tokens=pl.Series(count_tokens(df["text"].to_list()), dtype=pl.Int64))
     flagged = df.with_columns(input_rejects(df, max_doc_chars).alias("reject_reason"))
     kept = flagged.filter(pl.col("reject_reason").is_null()).drop("reject_reason")
-    rejected = [flagged.filter(pl.col("reject_reason").is_not_null())
-                .with_columns(reject_stage=pl.lit(INPUT_STAGE, dtype=pl.String))]
-    stats = [_stage_stats(INPUT_STAGE, df, kept, rejected[0], cpu_before + time.process_time() - start)]
-    for config in stage_configs:
-        stage = build_stage(config)
+    rejected = (flagged.filter(pl.col("reject_reason").is_not_null())
+                .with_columns(reject_stage=pl.lit(INPUT_STAGE, dtype=pl.String)))
+    return kept, rejected, _stage_stats(INPUT_STAGE, df, kept, rejected, cpu_before + time.process_time() - start)
+
+
+def apply_stages(kept: pl.DataFrame, stages: Sequence[Stage]) -> tuple[pl.DataFrame, list[pl.DataFrame], list[dict]]:
+    """Run local stages in order on the surviving documents; returns survivors, rejected parts, per-stage stats."""
+    rejected, stats = [], []
+    for stage in stages:
         start = time.process_time()
         before = kept
         kept, removed = stage.process(before)
         stats.append(_stage_stats(stage.name, before, kept, removed, time.process_time() - start))
         rejected.append(removed)
+    return kept, rejected, stats
+
+
+def assemble(kept: pl.DataFrame, rejected: Sequence[pl.DataFrame]) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Final kept and rejected frames: the same columns in one order (kept's, then the reject columns), rows in
+    input order, the internal row number dropped."""
     columns = [c for c in kept.columns if c != ROW]
-    rejected_df = (pl.concat([kept.clear().with_columns(pl.lit(None, dtype=pl.String).alias(c) for c in
-                                                        REJECT_COLUMNS), *rejected], how="diagonal_relaxed")
-                   .sort(ROW).select(*columns, *REJECT_COLUMNS))
-    return kept.select(columns), rejected_df, stats
+    template = kept.clear().with_columns(pl.lit(None, dtype=pl.String).alias(c) for c in REJECT_COLUMNS)
+    rejected_df = pl.concat([template, *rejected], how="diagonal_relaxed").sort(ROW).select(*columns, *REJECT_COLUMNS)
+    return kept.select(columns), rejected_df
+
+
+def _write_outputs(kept: pl.DataFrame, rejected: pl.DataFrame, output: str, stem: str) -> float:
+    start = time.process_time()
+    write_atomic(kept, os.path.join(output, "kept", f"{stem}.parquet"))
+    write_atomic(rejected, os.path.join(output, "rejected", f"{stem}.parquet"))
+    return round(time.process_time() - start, 6)
+
+
+def _result(shard: Shard, **fields) -> dict:
+    return {"shard": shard.stem, "path": shard.path, "index": shard.index, **fields}
+
+
+def _read(shard: Shard, max_doc_chars: int) -> tuple[pl.DataFrame, pl.DataFrame, dict, int] | dict:
+    """Read and check a shard, or the ``bad_input`` result the driver applies its policy to."""
+    start = time.process_time()
+    try:
+        df = read_shard(shard)
+    except ShardInputError as exc:
+        return _result(shard, status="bad_input", error=str(exc))
+    kept, rejected, stat = input_step(df, max_doc_chars, time.process_time() - start)
+    return kept, rejected, stat, int(df["text"].str.len_bytes().sum() or 0)
 
 
 def process_shard(shard: Shard, stage_configs: Sequence[StageConfig], max_doc_chars: int, output: str) -> dict:
@@ -65,20 +96,56 @@ def process_shard(shard: Shard, stage_configs: Sequence[StageConfig], max_doc_ch
     An input shard that cannot be read or breaks the data contract comes back as ``status: bad_input`` with the
     error, so the driver applies the configured policy; any other exception is a bug and fails the task.
     """
+    read = _read(shard, max_doc_chars)
+    if isinstance(read, dict):
+        return read
+    survivors, input_rejected, input_stat, text_bytes = read
+    kept, rejected, stats = apply_stages(survivors, [build_stage(c) for c in stage_configs])
+    kept, rejected = assemble(kept, [input_rejected, *rejected])
+    write_cpu = _write_outputs(kept, rejected, output, shard.stem)
+    return _result(shard, status="done", rows={"in": kept.height + rejected.height, "kept": kept.height,
+                                               "rejected": rejected.height},
+                   bytes_in=os.path.getsize(shard.path), text_bytes=text_bytes, stages=[input_stat, *stats],
+                   write_cpu_seconds=write_cpu)
+
+
+def map_shard(shard: Shard, shard_number: int, before: Sequence[StageConfig], global_config: StageConfig,
+              max_doc_chars: int, work: str, index_dir: str) -> dict:
+    """Stages before the global one, then its map step. Writes ``work/pre/<stem>`` (every row so far, rejected
+    ones with their reason) and ``index_dir/<stem>`` (the global stage's keys), both checked when read."""
+    read = _read(shard, max_doc_chars)
+    if isinstance(read, dict):
+        return read
+    survivors, input_rejected, input_stat, text_bytes = read
+    kept, rejected, stats = apply_stages(survivors, [build_stage(c) for c in before])
     start = time.process_time()
-    try:
-        df = read_shard(shard)
-    except ShardInputError as exc:
-        return {"status": "bad_input", "shard": shard.stem, "path": shard.path, "index": shard.index,
-                "error": str(exc)}
-    text_bytes = int(df["text"].str.len_bytes().sum() or 0)
-    kept, rejected, stats = run_stages(df, stage_configs, max_doc_chars, time.process_time() - start)
+    index = build_stage(global_config).index(kept, shard_number)
+    map_cpu = time.process_time() - start
+    pre = pl.concat([kept, input_rejected, *rejected], how="diagonal_relaxed").sort(ROW)
+    pre_record = write_checked(pre, os.path.join(work, "pre", f"{shard.stem}.parquet"))
+    index_record = write_checked(index, os.path.join(index_dir, f"{shard.stem}.parquet"))
+    return _result(shard, status="done", shard_number=shard_number, rows_in=pre.height, docs_indexed=index.height,
+                   bytes_in=os.path.getsize(shard.path), text_bytes=text_bytes, stages=[input_stat, *stats],
+                   map_cpu_seconds=round(map_cpu, 6), pre=pre_record, index=index_record)
+
+
+def apply_shard(shard: Shard, map_entry: dict, duplicates: pl.DataFrame, root_index: dict[int, dict],
+                global_config: StageConfig, after: Sequence[StageConfig], output: str) -> dict:
+    """The global stage's decision for this shard's rows (``duplicates``: doc, root, reason), then the stages
+    after it; writes the shard's kept and rejected files."""
+    from pipeline.dedup import resolve_duplicates
+
+    pre = read_checked(map_entry["pre"])
+    survivors = pre.filter(pl.col("reject_reason").is_null()).drop(REJECT_COLUMNS, strict=False)
+    earlier = pre.filter(pl.col("reject_reason").is_not_null())
     start = time.process_time()
-    write_atomic(kept, os.path.join(output, "kept", f"{shard.stem}.parquet"))
-    write_atomic(rejected, os.path.join(output, "rejected", f"{shard.stem}.parquet"))
-    return {
-        "status": "done", "shard": shard.stem, "path": shard.path, "index": shard.index,
-        "rows": {"in": df.height, "kept": kept.height, "rejected": rejected.height},
-        "bytes_in": os.path.getsize(shard.path), "text_bytes": text_bytes,
-        "stages": stats, "write_cpu_seconds": round(time.process_time() - start, 6),
-    }
+    resolved = resolve_duplicates(duplicates, root_index)
+    resolve_cpu = time.process_time() - start
+    stages = [build_stage(global_config, duplicates=resolved), *[build_stage(c) for c in after]]
+    kept, rejected, stats = apply_stages(survivors, stages)
+    stats[0]["cpu_seconds"] = round(stats[0]["cpu_seconds"] + resolve_cpu + map_entry["map_cpu_seconds"], 6)
+    kept, rejected = assemble(kept, [earlier, *rejected])
+    write_cpu = _write_outputs(kept, rejected, output, shard.stem)
+    return _result(shard, status="done", rows={"in": pre.height, "kept": kept.height, "rejected": rejected.height},
+                   bytes_in=map_entry["bytes_in"], text_bytes=map_entry["text_bytes"],
+                   stages=[*map_entry["stages"], *stats], write_cpu_seconds=write_cpu)

@@ -13,10 +13,12 @@ SAMPLE = REPO / "sample_data"
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 
 
+FULL_STAGES = [{"kind": "lid", "languages": ["en", "zh"]}, {"kind": "segment"}, {"kind": "dedup"}, {"kind": "quality"}]
+
+
 def write_config(directory: Path, **overrides) -> Path:
-    """A config file in ``directory`` running language ID on ``directory/input`` into ``directory/out``."""
-    config = {"input": "input", "output": "out", "workers": 2,
-              "stages": [{"kind": "lid", "languages": ["en", "zh"]}]}
+    """A config file in ``directory`` running every stage on ``directory/input`` into ``directory/out``."""
+    config = {"input": "input", "output": "out", "workers": 2, "stages": FULL_STAGES}
     config.update(overrides)
     path = directory / "config.yaml"
     path.write_text(yaml.safe_dump(config), encoding="utf-8")

@@ -3,13 +3,16 @@ from __future__ import annotations
 
 from pipeline.stages.base import Stage, StageConfig
 from pipeline.stages.lid import LidStage
+from pipeline.stages.dedup import DedupStage
+from pipeline.stages.quality import QualityStage
 from pipeline.stages.segment import SegmentStage
 
-STAGES: dict[str, type[Stage]] = {cls.kind: cls for cls in (LidStage, SegmentStage)}
+STAGES: dict[str, type[Stage]] = {cls.kind: cls for cls in (LidStage, SegmentStage, DedupStage, QualityStage)}
 
 
-def build_stage(config: StageConfig) -> Stage:
-    return STAGES[config.kind](config)
+def build_stage(config: StageConfig, **bound) -> Stage:
+    """The stage object for a config; ``bound``: run-time inputs of a global stage's apply step."""
+    return STAGES[config.kind](config, **bound)
 
 
 def all_reasons() -> dict[str, str]:

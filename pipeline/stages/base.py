@@ -38,6 +38,7 @@ class Stage:
     reasons: ClassVar[dict[str, str]]
     columns: ClassVar[tuple[str, ...]]
     requires: ClassVar[tuple[str, ...]] = ()  # stage kinds that must run earlier (their columns are read)
+    is_global: ClassVar[bool] = False  # sees all shards: map (``index``) before, apply (``process``) after a reduce
 
     def __init__(self, config: StageConfig):
         self.config = config

@@ -1,0 +1,150 @@
+"""The global phases of dedup between map and apply: reduce, verify, cluster.
+
+* ``reduce_candidates`` (one Dask task per LSH band, and one for the exact hash; optionally split in key ranges):
+  group one key column of every index file; each document sharing a key with an earlier one gives a candidate
+  pair (doc, earliest doc with that key).
+* ``verify_pairs`` (one task per shard of the later documents): keep the pairs whose estimated (signature) or
+  exact shingle Jaccard reaches the threshold.
+* ``cluster`` (driver, in memory proportional to the number of duplicate pairs, not of documents): connected
+  components; each component's earliest document is its root (first arrival wins).
+* ``resolve_duplicates`` (inside each apply task): the ids of the roots for one shard's duplicate rows.
+"""
+from __future__ import annotations
+
+import os
+import time
+
+import numpy as np
+import polars as pl
+
+from filters.minhash import jaccard, shingles
+from pipeline.shard_io import ROW, read_checked, write_checked
+from pipeline.stages.dedup import DOC, DedupConfig, row_of, shard_of
+
+PAIR_SCHEMA = {"a": pl.UInt64, "b": pl.UInt64}
+
+
+def reduce_candidates(task: str, index_records: list[dict], column: str, partition: int, partitions: int,
+                      out_path: str) -> dict:
+    """Candidate pairs (a, b) for one key column: b is the earliest document with a's key, a != b.
+    Returns the record of the pairs file and the task's CPU seconds."""
+    start = time.process_time()
+    frames = []
+    for record in index_records:
+        keys = read_checked(record, [DOC, column]).drop_nulls(column)
+        if partitions > 1:
+            keys = keys.filter(pl.col(column) % partitions == partition)
+        frames.append(keys)
+    keys = pl.concat(frames) if frames else pl.DataFrame(schema={DOC: pl.UInt64, column: pl.UInt64})
+    pairs = (keys.with_columns(b=pl.col(DOC).min().over(column)).filter(pl.col(DOC) != pl.col("b"))
+             .select(a=pl.col(DOC), b=pl.col("b")).unique().sort("a", "b"))
+    return {"task": task, "pairs": write_checked(pairs, out_path), "cpu_seconds": time.process_time() - start}
+
+
+def _rows_by_shard(keys: np.ndarray) -> dict[int, np.ndarray]:
+    """Document keys grouped by the shard number they encode."""
+    keys = np.sort(np.asarray(keys, dtype=np.uint64))
+    shards, starts = np.unique(shard_of(keys), return_index=True)
+    return {int(s): part for s, part in zip(shards, np.split(keys, starts[1:]))}
+
+
+def _only(df: pl.DataFrame, column: str, keys: np.ndarray) -> pl.DataFrame:
+    """The rows of ``df`` whose ``column`` is one of ``keys``."""
+    return df.join(pl.DataFrame({column: keys}, schema={column: df.schema[column]}), on=column, how="semi")
+
+
+def _index_rows(keys: np.ndarray, index: dict[int, dict], column: str) -> pl.DataFrame:
+    """``DOC`` and ``column`` of the given documents, read from their shards' index files."""
+    return pl.concat([_only(read_checked(index[s], [DOC, column]), DOC, k) for s, k in _rows_by_shard(keys).items()])
+
+
+def _texts(keys: np.ndarray, text_sources: dict[int, dict]) -> pl.DataFrame:
+    """text and seg of documents by key, from each shard's intermediate (this run) or outputs (earlier runs)."""
+    frames = []
+    for s, k in _rows_by_shard(keys).items():
+        source = text_sources[s]
+        if "pre" in source:
+            df = read_checked(source["pre"], [ROW, "text", "seg"] if source.get("has_seg") else [ROW, "text"])
+            df = _only(df, ROW, row_of(k)).select(
+                pl.lit(s, dtype=pl.UInt64).mul(1 << 32).add(pl.col(ROW).cast(pl.UInt64)).alias(DOC), pl.exclude(ROW))
+        else:  # an earlier run: look its documents up by id in its final outputs
+            ids = _only(read_checked(source["index"], [DOC, "id"]), DOC, k)
+            outputs = [pl.read_parquet(p) for p in source["outputs"] if os.path.exists(p)]
+            df = ids.join(pl.concat(outputs, how="diagonal_relaxed"), on="id").select(
+                DOC, "text", *(["seg"] if "seg" in outputs[0].columns else []))
+        frames.append(df)
+    df = pl.concat(frames, how="diagonal_relaxed")
+    return df if "seg" in df.columns else df.with_columns(seg=pl.lit(None, dtype=pl.String))
+
+
+def verify_pairs(pairs: pl.DataFrame, config: DedupConfig, index: dict[int, dict],
+                 text_sources: dict[int, dict]) -> dict:
+    """The candidate pairs whose Jaccard similarity reaches ``config.threshold`` (signature estimate or exact),
+    and the task's CPU seconds."""
+    start = time.process_time()
+    if config.verify == "none" or pairs.is_empty():
+        return {"pairs": pairs, "cpu_seconds": time.process_time() - start}
+    keys = np.unique(np.concatenate([pairs["a"].to_numpy(), pairs["b"].to_numpy()]))
+    if config.verify == "signature":
+        sig = _index_rows(keys, index, "sig")
+        joined = pairs.join(sig.rename({DOC: "a", "sig": "sa"}), on="a").join(sig.rename({DOC: "b", "sig": "sb"}),
+                                                                              on="b")
+        similar = (joined["sa"].to_numpy() == joined["sb"].to_numpy()).mean(axis=1)
+    else:
+        texts = _texts(keys, text_sources)
+        sets = {k: set(shingles(t, s, config.ngram, config.ngram_zh)) for k, t, s in texts.iter_rows()}
+        joined = pairs
+        similar = np.array([jaccard(sets[a], sets[b]) for a, b in pairs.iter_rows()])
+    verified = joined.filter(pl.Series(similar >= config.threshold)).select("a", "b").sort("a", "b")
+    return {"pairs": verified, "cpu_seconds": time.process_time() - start}
+
+
+def components(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Connected components of the graph with edges (a[i], b[i]): (nodes, root of each node), the root being the
+    smallest key of its component. Vectorised hooking and pointer jumping; linear in edges per round."""
+    if len(a) == 0:
+        empty = np.array([], dtype=np.uint64)
+        return empty, empty
+    nodes, inverse = np.unique(np.concatenate([a, b]), return_inverse=True)
+    ia, ib = inverse[: len(a)], inverse[len(a):]
+    parent = np.arange(len(nodes))
+    while True:
+        pa, pb = parent[ia], parent[ib]
+        if np.array_equal(pa, pb):
+            return nodes, nodes[parent]
+        np.minimum.at(parent, np.maximum(pa, pb), np.minimum(pa, pb))
+        while True:  # pointer jumping until every node points at a root
+            grand = parent[parent]
+            if np.array_equal(grand, parent):
+                break
+            parent = grand
+
+
+def cluster(near: pl.DataFrame, exact: pl.DataFrame) -> pl.DataFrame:
+    """Every document of a duplicate cluster: doc, root (earliest of the cluster) and, for non-roots, the reason:
+    ``exact_dup`` when its exact-hash group's earliest document is the root, else ``near_dup``."""
+    edges = pl.concat([near, exact]).unique()
+    nodes, roots = components(edges["a"].to_numpy(), edges["b"].to_numpy())
+    ex_nodes, ex_roots = components(exact["a"].to_numpy(), exact["b"].to_numpy())
+    members = pl.DataFrame({"doc": nodes, "root": roots}, schema={"doc": pl.UInt64, "root": pl.UInt64})
+    exact_root = pl.DataFrame({"doc": ex_nodes, "exact_root": ex_roots},
+                              schema={"doc": pl.UInt64, "exact_root": pl.UInt64})
+    return (members.join(exact_root, on="doc", how="left")
+            .with_columns(reason=pl.when(pl.col("doc") == pl.col("root")).then(None)
+                          .when(pl.col("exact_root") == pl.col("root")).then(pl.lit("exact_dup"))
+                          .otherwise(pl.lit("near_dup")))
+            .select("doc", "root", "reason").sort("doc"))
+
+
+def resolve_duplicates(members: pl.DataFrame, index: dict[int, dict]) -> pl.DataFrame:
+    """One shard's cluster members (doc, root, reason) as the rows the dedup stage joins:
+    ``_row``, ``dup_of`` (root id, null for the root itself), ``dup_cluster`` (root id), ``dup_reason``."""
+    if members.is_empty():
+        return pl.DataFrame(schema={ROW: pl.UInt32, "dup_of": pl.String, "dup_cluster": pl.String,
+                                    "dup_reason": pl.String})
+    roots = members["root"].unique().to_numpy()
+    ids = _index_rows(roots, index, "id")
+    return (members.join(ids.rename({DOC: "root", "id": "dup_cluster"}), on="root", how="left")
+            .select((pl.col("doc") % (1 << 32)).cast(pl.UInt32).alias(ROW),
+                    dup_of=pl.when(pl.col("reason").is_not_null()).then(pl.col("dup_cluster")),
+                    dup_cluster=pl.col("dup_cluster"), dup_reason=pl.col("reason")))
