@@ -13,15 +13,16 @@ shingles into signatures of ``--num-perm`` permutations:
 
 All use datasketch's default SHA-1 hash and, unless stated, the "legacy" scheme
 (``MinHasher``'s default, datasketch's only scheme before 2.0.0); the "affine32"
-rows use datasketch 2.x's default scheme. Each method's output is checked equal
-to (a)'s. Timings are CPU seconds of this single-threaded process
+rows use datasketch 2.x's default scheme. Each ``MinHasher`` output is checked
+equal to datasketch's for the same scheme. Timings are CPU seconds of this single-threaded process
 (``time.process_time``), median of ``--runs`` runs, encoding shingles to UTF-8
 included. MB = 10^6 bytes of UTF-8 document text.
 
 ``--shingle-study``: shingle Jaccard between a document and a copy with 5 % of
 its words replaced (random words of the same corpus), for Chinese jieba-word
 n-grams (n_zh = 1..5, zh_wiki.jsonl, edited text re-segmented, and without
-re-segmentation; also 5 % of the hanzi replaced instead of words) and English word n-grams (en_bbc_news.jsonl), plus the mean
+re-segmentation; also 5 % of the hanzi replaced instead of words) and English
+word n-grams (en_bbc_news.jsonl), plus the mean and maximum
 Jaccard of random unrelated pairs. The numbers behind ``DEFAULT_N_ZH``.
 
 Data: BBC news (Greene & Cunningham 2006; BBC copyright, research use);
@@ -227,7 +228,8 @@ def shingle_study(args: argparse.Namespace) -> None:
 
     mean = statistics.fmean
     print(f"\nShingle Jaccard after replacing {frac:.0%} of the words ({reps} random edits per document); "
-          f"zh: {len(zh)} zh_wiki paragraphs (>= 100 content words, mean {mean([len(s.split()) for s in zh_segs]):.0f} jieba words), "
+          f"zh: {len(zh)} zh_wiki paragraphs (>= 100 content words, "
+          f"mean {mean([len(s.split()) for s in zh_segs]):.0f} jieba words), "
           f"en: {len(en)} BBC documents (mean {mean(map(len, en)):.0f} words); unrelated: {args.pairs} random pairs\n")
     print("| n | zh, re-segmented | zh, same segmentation | zh, 5 % of hanzi | en "
           "| zh unrelated (mean / max) | en unrelated (mean / max) |")

@@ -19,6 +19,7 @@ import polars as pl
 
 from filters.minhash import jaccard, shingles
 from pipeline.shard_io import ROW, read_checked, write_checked
+from pipeline.worker import peak_rss_mb
 from pipeline.stages.dedup import DOC, DedupConfig, row_of, shard_of
 
 PAIR_SCHEMA = {"a": pl.UInt64, "b": pl.UInt64}
@@ -38,7 +39,8 @@ def reduce_candidates(task: str, index_records: list[dict], column: str, partiti
     keys = pl.concat(frames) if frames else pl.DataFrame(schema={DOC: pl.UInt64, column: pl.UInt64})
     pairs = (keys.with_columns(b=pl.col(DOC).min().over(column)).filter(pl.col(DOC) != pl.col("b"))
              .select(a=pl.col(DOC), b=pl.col("b")).unique().sort("a", "b"))
-    return {"task": task, "pairs": write_checked(pairs, out_path), "cpu_seconds": time.process_time() - start}
+    return {"task": task, "pairs": write_checked(pairs, out_path), "cpu_seconds": time.process_time() - start,
+            "peak_rss_mb": peak_rss_mb()}
 
 
 def _rows_by_shard(keys: np.ndarray) -> dict[int, np.ndarray]:

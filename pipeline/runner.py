@@ -27,7 +27,7 @@ from pipeline.shard_io import Shard, discover_shards, read_checked, remove_tempo
 from pipeline.stages import STAGES
 from pipeline.stages.base import StageConfig
 from pipeline.stats import build_stats
-from pipeline.worker import apply_shard, map_shard, process_shard
+from pipeline.worker import apply_shard, map_shard, peak_rss_mb, process_shard
 
 
 class Progress:
@@ -68,7 +68,7 @@ class Prior:
 
 def _dedup_signature(config: StageConfig) -> dict:
     """The settings two runs must share for one's index to be searched by the other."""
-    keys = ("exact", "near", "num_perm", "bands", "rows", "ngram", "ngram_zh", "seed")
+    keys = ("exact", "near", "num_perm", "bands", "rows", "ngram", "ngram_zh", "seed", "scheme")
     return {k: getattr(config, k) for k in keys}
 
 
@@ -191,7 +191,8 @@ class Job:
                                       os.path.join(self.work, "candidates", f"{t}.parquet"), pure=False)
                    for t, (c, p) in tasks.items() if t not in done]
         for result in self._each("reduce", futures):
-            done[result["task"]] = {"pairs": result["pairs"], "cpu_seconds": result["cpu_seconds"], "fp": fp}
+            done[result["task"]] = {"pairs": result["pairs"], "cpu_seconds": result["cpu_seconds"],
+                                    "peak_rss_mb": result["peak_rss_mb"], "fp": fp}
             self.manifest.record("reduce", result["task"], done[result["task"]])
         return done
 
@@ -295,6 +296,9 @@ def run(config: RunConfig, scheduler: str | None = None, force: bool = False, pr
                 job.clean_up()
     results = [manifest.get("shards", s.stem) or {"status": "missing", "shard": s.stem, "path": s.path,
                                                    "error": "not processed"} for s in shards]
-    stats = build_stats(manifest.config_hash, results, config.batch_shards, time.perf_counter() - started)
+    worker_peaks = [u["peak_rss_mb"] for section in manifest.sections.values() for u in section.values()
+                    if isinstance(u, dict) and "peak_rss_mb" in u]
+    memory = {"driver_peak_rss": peak_rss_mb(), "worker_peak_rss": max(worker_peaks, default=0.0)}
+    stats = build_stats(manifest.config_hash, results, config.batch_shards, time.perf_counter() - started, memory)
     write_json_atomic(os.path.join(config.output, "stats.json"), stats)
     return stats

@@ -23,7 +23,8 @@ def merge_stage_stats(per_shard: Iterable[list[dict]]) -> list[dict]:
     return list(merged.values())
 
 
-def build_stats(config_hash: str, shard_results: list[dict], batch_shards: int, wall_seconds: float) -> dict:
+def build_stats(config_hash: str, shard_results: list[dict], batch_shards: int, wall_seconds: float,
+                memory: dict | None = None) -> dict:
     """The run's stats from the per-shard results, shards in arrival order."""
     done = [r for r in shard_results if r["status"] == "done"]
     stages = merge_stage_stats(r["stages"] for r in done)
@@ -47,6 +48,7 @@ def build_stats(config_hash: str, shard_results: list[dict], batch_shards: int, 
             "cpu_seconds": round(cpu, 3),
             "wall_seconds": round(wall_seconds, 3),
         },
+        "memory_mb": memory or {},
         "stages": stages,
         "batches": [{"batch": b, "shards": [r["shard"] for r in rs], "stages": merge_stage_stats([r["stages"] for r in rs])}
                     for b, rs in sorted(batches.items())],

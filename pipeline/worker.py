@@ -8,6 +8,7 @@ document and token counts, CPU seconds, and the records (path, rows, checksum) o
 from __future__ import annotations
 
 import os
+import resource
 import time
 from collections.abc import Sequence
 
@@ -75,8 +76,13 @@ def _write_outputs(kept: pl.DataFrame, rejected: pl.DataFrame, output: str, stem
     return round(time.process_time() - start, 6)
 
 
+def peak_rss_mb() -> float:
+    """Peak resident memory of this process so far, in MB."""
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+
+
 def _result(shard: Shard, **fields) -> dict:
-    return {"shard": shard.stem, "path": shard.path, "index": shard.index, **fields}
+    return {"shard": shard.stem, "path": shard.path, "index": shard.index, **fields, "peak_rss_mb": peak_rss_mb()}
 
 
 def _read(shard: Shard, max_doc_chars: int) -> tuple[pl.DataFrame, pl.DataFrame, dict, int] | dict:

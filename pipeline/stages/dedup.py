@@ -13,7 +13,7 @@ import numpy as np
 import polars as pl
 from pydantic import Field, model_validator
 
-from filters.minhash import MinHasher, band_keys, choose_bands, exact_hashes, shingles
+from filters.minhash import DEFAULT_N, DEFAULT_N_ZH, MinHasher, band_keys, choose_bands, exact_hashes, shingles
 from pipeline.stages.base import Stage, StageConfig
 
 DOC = "_doc"  # document key: global shard number << 32 | row; orders documents by arrival
@@ -42,9 +42,13 @@ class DedupConfig(StageConfig):
     threshold: float = Field(0.8, gt=0.0, le=1.0,
                              description="Jaccard similarity at or above which two documents are near duplicates")
     choose_bands_from_threshold: bool = Field(False, description="pick bands x rows for `threshold` instead of 14x8")
-    ngram: int = Field(5, ge=1, description="word n-gram size for space-delimited languages")
-    ngram_zh: int = Field(3, ge=1, description="jieba-word n-gram size for Chinese (from `seg`)")
-    seed: int = Field(1, ge=0, description="MinHash permutation seed (datasketch's scheme)")
+    ngram: int = Field(DEFAULT_N, ge=1, description="word n-gram size for space-delimited languages")
+    # 5: a 5% word edit gives the same Jaccard (0.63) on jieba-word 5-grams of zh_wiki as on English word 5-grams
+    # (bench/minhash_speed.py --shingle-study; filters/minhash.py).
+    ngram_zh: int = Field(DEFAULT_N_ZH, ge=1, description="jieba-word n-gram size for Chinese (from `seg`)")
+    seed: int = Field(1, ge=0, description="MinHash permutation seed")
+    # datasketch 2.x's default MinHash scheme; "legacy" reproduces datasketch 1.x (and MinHash(scheme="legacy")).
+    scheme: Literal["affine32", "legacy"] = Field("affine32", description="datasketch MinHash permutation scheme")
     verify: Literal["signature", "exact", "none"] = Field(
         "signature", description="check candidate pairs by estimated (signature) or exact shingle Jaccard")
     partitions: int = Field(1, ge=1, description="reduce tasks per band (key ranges), to bound reduce memory")
@@ -84,7 +88,7 @@ class DedupStage(Stage):
         if cfg.near:
             segs = batch["seg"].to_list() if "seg" in batch.columns else [None] * batch.height
             docs = [shingles(t, s, cfg.ngram, cfg.ngram_zh) for t, s in zip(texts, segs)]
-            sig = MinHasher(cfg.num_perm, cfg.seed).signatures(docs)
+            sig = MinHasher(cfg.num_perm, cfg.seed, cfg.scheme).signatures(docs)
             keys = band_keys(sig, cfg.bands, cfg.rows)
             out = out.with_columns(
                 [pl.Series(f"band_{b:03d}", keys[:, b], dtype=pl.UInt64) for b in range(cfg.bands)]

@@ -1,0 +1,135 @@
+"""Global dedup on a small corpus built from sample_data: exact and near duplicates across shards (English and
+Chinese), first arrival wins, incremental runs with --against equal one run over everything."""
+from __future__ import annotations
+
+import polars as pl
+import pytest
+
+from filters.minhash import DEFAULT_N, DEFAULT_N_ZH, jaccard, shingles
+from filters.segment import Segmenter
+from pipeline.config import load_config
+from pipeline.errors import ConfigError
+from pipeline.runner import run
+from tests.conftest import SAMPLE, read_dir, write_config
+
+STAGES = [{"kind": "lid"}, {"kind": "segment"}, {"kind": "dedup"}]
+
+
+def _texts(source: str, n: int, min_chars: int) -> list[str]:
+    df = pl.read_parquet(SAMPLE / "*.parquet").filter(pl.col("source") == source)
+    return df.filter(pl.col("text").str.len_chars() >= min_chars).sort("id")["text"].head(n).to_list()
+
+
+def _edit_words(text: str, every: int, sep: str = " ") -> str:
+    words = text.split(sep)
+    return sep.join(w + "x" if i % every == every // 2 else w for i, w in enumerate(words))
+
+
+@pytest.fixture(scope="module")
+def corpus() -> dict[str, str]:
+    en = _texts("en_abc_news", 6, 1500)
+    zh = _texts("zh_wiki", 3, 700)
+    base_en = en[0]
+    near_en = _edit_words(base_en, 80)  # one word in 80 changed
+    zh_words = Segmenter().words(zh[0])
+    near_zh = "".join(w + "的" if i % 100 == 50 else w for i, w in enumerate(zh_words))
+    return {"A": base_en, "A_exact": "  " + base_en.upper().replace(" ", "   "), "A_near": near_en,
+            "Z": zh[0], "Z_near": near_zh, "U1": en[1], "U2": en[2], "U3": en[3], "U4": en[4], "U5": zh[1]}
+
+
+def _write(directory, shards: dict[str, list[str]], corpus) -> None:
+    directory.mkdir(parents=True, exist_ok=True)
+    for stem, names in shards.items():
+        pl.DataFrame({"id": names, "text": [corpus[n] for n in names]}).write_parquet(directory / f"{stem}.parquet")
+
+
+SHARDS = {"s0": ["A", "Z", "U1", "U2"], "s1": ["A_exact", "A_near", "U3"], "s2": ["Z_near", "U4", "U5"]}
+
+
+def _shingle_set(text: str, chinese: bool = False) -> set[str]:
+    seg = Segmenter().segment([text])[0] if chinese else None
+    return set(shingles(text, seg, DEFAULT_N, DEFAULT_N_ZH))
+
+
+def test_planted_similarities(corpus):
+    j_en = jaccard(_shingle_set(corpus["A"]), _shingle_set(corpus["A_near"]))
+    j_zh = jaccard(_shingle_set(corpus["Z"], True), _shingle_set(corpus["Z_near"], True))
+    assert 0.85 <= j_en <= 0.95 and 0.85 <= j_zh <= 0.95, (j_en, j_zh)
+    assert jaccard(_shingle_set(corpus["U1"]), _shingle_set(corpus["U2"])) < 0.1
+
+
+def _decisions(out) -> dict[str, tuple]:
+    kept, rejected = read_dir(out / "kept"), read_dir(out / "rejected")
+    decisions = {i: ("kept", None, c) for i, c in zip(kept["id"], kept["dup_cluster"])}
+    decisions.update({i: (r, d, c) for i, r, d, c in
+                      zip(rejected["id"], rejected["reject_reason"], rejected["dup_of"], rejected["dup_cluster"])})
+    return decisions
+
+
+def test_exact_and_near_duplicates_across_shards(tmp_path, corpus):
+    _write(tmp_path / "input", SHARDS, corpus)
+    run(load_config(write_config(tmp_path, stages=STAGES)))
+    d = _decisions(tmp_path / "out")
+    assert d["A"] == ("kept", None, "A") and d["Z"] == ("kept", None, "Z")
+    assert d["A_exact"] == ("exact_dup", "A", "A")
+    assert d["A_near"] == ("near_dup", "A", "A")
+    assert d["Z_near"] == ("near_dup", "Z", "Z"), "Chinese near duplicate not found through seg"
+    for unrelated in ("U1", "U2", "U3", "U4", "U5"):
+        assert d[unrelated] == ("kept", None, None)
+
+
+def test_first_arrival_wins(tmp_path, corpus):
+    """The same documents with the near copy arriving first: the near copy is kept, the original rejected."""
+    _write(tmp_path / "input", {"s0": ["A_near", "U1"], "s1": ["A", "U2"], "s2": ["A_exact"]}, corpus)
+    run(load_config(write_config(tmp_path, stages=STAGES)))
+    d = _decisions(tmp_path / "out")
+    assert d["A_near"] == ("kept", None, "A_near")
+    assert d["A"] == ("near_dup", "A_near", "A_near")
+    assert d["A_exact"] == ("near_dup", "A_near", "A_near")  # exact copy of A, but A is not the kept one
+
+
+def test_against_equals_one_run_over_everything(tmp_path, corpus):
+    _write(tmp_path / "all", SHARDS, corpus)
+    _write(tmp_path / "first", {k: SHARDS[k] for k in ("s0", "s1")}, corpus)
+    _write(tmp_path / "second", {"s2": SHARDS["s2"]}, corpus)
+    config = write_config(tmp_path, stages=STAGES)
+    run(load_config(config, {"input": str(tmp_path / "all"), "output": str(tmp_path / "out-all")}))
+    run(load_config(config, {"input": str(tmp_path / "first"), "output": str(tmp_path / "out-1")}))
+    run(load_config(config, {"input": str(tmp_path / "second"), "output": str(tmp_path / "out-2")}),
+        against=str(tmp_path / "out-1"))
+    # Same kept set and same rejections; only dup_cluster of a kept document differs, because an earlier run's
+    # output is not rewritten when a later run finds copies of its documents.
+    together = {k: v[:2] for k, v in _decisions(tmp_path / "out-all").items()}
+    incremental = {k: v[:2] for k, v in {**_decisions(tmp_path / "out-1"), **_decisions(tmp_path / "out-2")}.items()}
+    assert incremental == together
+    assert incremental["Z_near"] == ("near_dup", "Z")
+
+
+def test_against_needs_same_dedup_settings(tmp_path, corpus):
+    _write(tmp_path / "first", {"s0": SHARDS["s0"]}, corpus)
+    _write(tmp_path / "second", {"s2": SHARDS["s2"]}, corpus)
+    run(load_config(write_config(tmp_path, stages=STAGES),
+                    {"input": str(tmp_path / "first"), "output": str(tmp_path / "out-1")}))
+    other = [{"kind": "lid"}, {"kind": "segment"}, {"kind": "dedup", "num_perm": 128, "bands": 16, "rows": 8}]
+    with pytest.raises(ConfigError, match="dedup settings .* differ"):
+        run(load_config(write_config(tmp_path, stages=other),
+                        {"input": str(tmp_path / "second"), "output": str(tmp_path / "out-2")}),
+            against=str(tmp_path / "out-1"))
+
+
+@pytest.mark.parametrize("dedup, message", [
+    ({"kind": "dedup", "bands": 20, "rows": 8}, "bands x rows = 160 exceeds num_perm = 112"),
+    ({"kind": "dedup", "threshold": 1.5}, "stages[2].threshold"),
+    ({"kind": "dedup", "verify": "maybe"}, "stages[2].verify"),
+])
+def test_dedup_config_errors(tmp_path, dedup, message):
+    with pytest.raises(ConfigError) as err:
+        load_config(write_config(tmp_path, stages=[{"kind": "lid"}, {"kind": "segment"}, dedup]))
+    assert message in str(err.value)
+
+
+def test_bands_from_threshold(tmp_path):
+    cfg = load_config(write_config(tmp_path, stages=[{"kind": "lid"}, {"kind": "dedup", "threshold": 0.5,
+                                                                       "choose_bands_from_threshold": True}]))
+    dedup = cfg.stages[1]
+    assert dedup.bands * dedup.rows <= 112 and (dedup.bands, dedup.rows) != (14, 8)
