@@ -74,7 +74,52 @@ def run_cmd(config: str, input_: str | None, output: str | None, workers: int | 
     finally:
         progress.close()
     click.echo(format_summary(stats))
-    click.echo(f"output: {cfg.output}")
+    click.echo(f"output: {cfg.output} (report: {cfg.output}/report/index.html)")
+    click.echo(stats["recommendation"])
+
+
+@main.command("report")
+@click.argument("run_dir", type=click.Path(exists=True, file_okay=False))
+def report_cmd(run_dir: str) -> None:
+    """Rebuild the marginal-benefit report of RUN_DIR (report/index.html, summary.json, summary.md)."""
+    import json
+    import os
+
+    from pipeline.config import parse_config
+    from pipeline.report import write_report
+    from pipeline.runner import CONFIG_FILE
+
+    path = os.path.join(run_dir, CONFIG_FILE)
+    try:
+        with open(path, encoding="utf-8") as f:
+            config = parse_config(json.load(f), path)
+        summary = write_report(run_dir, config)
+    except FileNotFoundError as exc:
+        raise click.ClickException(f"{run_dir}: not a finished run ({exc.filename} missing)") from None
+    except CorpusSlimError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"{os.path.join(run_dir, 'report', 'index.html')}")
+    click.echo(summary["recommendation"])
+
+
+@main.command("value")
+@click.option("--law", type=click.Choice(["chinchilla", "besiroglu", "muennighoff"]), default="muennighoff",
+              show_default=True, help="Parametric scaling law.")
+@click.option("--params", type=float, required=True, help="Model size N (parameters), e.g. 7e9.")
+@click.option("--tokens", type=float, required=True, help="Training token budget D, e.g. 1.4e12.")
+@click.option("--unique", type=float, help="Unique tokens U available (D > U means repeated tokens).")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+def value_cmd(law: str, params: float, tokens: float, unique: float | None, as_json: bool) -> None:
+    """What-if without a run: predicted loss, effective data, compute-optimal split, marginal value of unique data."""
+    import json
+
+    from pipeline.scaling import format_value_report, value_report
+
+    try:
+        report = value_report(law, params, tokens, unique)
+    except (CorpusSlimError, ValueError) as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(json.dumps(report) if as_json else format_value_report(report, law_name=law))
 
 
 if __name__ == "__main__":

@@ -35,6 +35,21 @@ class CostConfig(Strict):
     usd_per_gb_read: float = Field(0.0, ge=0.0)
 
 
+class ValueConfig(Strict):
+    """What a unique token is worth: the model a user trains and the price of training compute."""
+
+    law: Literal["chinchilla", "besiroglu", "muennighoff"] = Field(
+        "muennighoff", description="scaling law (pipeline/scaling.py); muennighoff accounts for repeated tokens")
+    params: float = Field(1e9, gt=0, description="target model size N (parameters)")
+    # 20 tokens per parameter: the compute-optimal ratio of Hoffmann et al. 2022.
+    tokens: float = Field(20e9, gt=0, description="training token budget D")
+    usd_per_gpu_hour: float = Field(2.0, gt=0, description="price of one GPU-hour")
+    mfu: float = Field(0.4, gt=0, le=1, description="model FLOP utilisation of training")
+    # NVIDIA H100 SXM dense BF16 peak, 989 TFLOP/s (H100 datasheet).
+    peak_flops: float = Field(989e12, gt=0, description="peak FLOP/s of one GPU")
+    extrapolate_batches: int = Field(10, ge=1, le=1000, description="future batches the report extrapolates")
+
+
 class InputLimits(Strict):
     max_doc_chars: int = Field(1_000_000, ge=1, description="longer documents are rejected as input/too_long")
 
@@ -48,6 +63,7 @@ class RunConfig(Strict):
         "quarantine", description="unreadable input shard: record it and finish the rest, or stop the job")
     limits: InputLimits = InputLimits()
     cost: CostConfig = CostConfig()
+    value: ValueConfig = ValueConfig()
     stages: list[StageConfigs] = Field(min_length=1)
 
     @model_validator(mode="after")
@@ -63,8 +79,9 @@ class RunConfig(Strict):
         return self
 
     def config_hash(self) -> str:
-        """Hash of everything that decides the output (not where it goes, nor how many workers compute it)."""
-        payload = self.model_dump(mode="json", exclude={"output", "workers"})
+        """Hash of everything that decides the output (not where it goes, how many workers compute it, nor the
+        prices and model the report values it with)."""
+        payload = self.model_dump(mode="json", exclude={"output", "workers", "value", "cost"})
         return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
 
 

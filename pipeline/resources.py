@@ -25,7 +25,23 @@ def tokenizer():
     return bpe_openai.get_encoding("o200k_base")
 
 
+# bpe-openai refuses texts of 1,000,000 characters or more; longer documents are counted in pieces cut at white
+# space (a token never spans white space followed by a word, so the sum equals the whole count but at the cuts).
+TOKENIZER_PIECE = 500_000
+
+
+def _pieces(text: str) -> list[str]:
+    pieces, start = [], 0
+    while len(text) - start > TOKENIZER_PIECE:
+        cut = text.rfind(" ", start + TOKENIZER_PIECE // 2, start + TOKENIZER_PIECE)
+        cut = cut if cut > start else start + TOKENIZER_PIECE
+        pieces.append(text[start:cut])
+        start = cut
+    return [*pieces, text[start:]]
+
+
 def count_tokens(texts: list[str | None]) -> list[int]:
     """o200k_base token count per text (special-token strings count as plain text; None counts 0)."""
     encode = tokenizer().encode_ordinary
-    return [len(encode(t)) if t else 0 for t in texts]
+    return [0 if not t else len(encode(t)) if len(t) < TOKENIZER_PIECE else sum(len(encode(p)) for p in _pieces(t))
+            for t in texts]

@@ -23,11 +23,16 @@ from pipeline.config import RunConfig
 from pipeline.dedup import PAIR_SCHEMA, cluster, reduce_candidates, verify_pairs
 from pipeline.errors import ConfigError, ShardInputError
 from pipeline.manifest import Manifest, read_manifest, write_json_atomic
-from pipeline.shard_io import Shard, discover_shards, read_checked, remove_temporaries, write_checked
+from pipeline.ledger import build_ledger
+from pipeline.report import write_report
+from pipeline.shard_io import Shard, discover_shards, read_checked, remove_temporaries, write_atomic, write_checked
 from pipeline.stages import STAGES
 from pipeline.stages.base import StageConfig
 from pipeline.stats import build_stats
 from pipeline.worker import apply_shard, map_shard, peak_rss_mb, process_shard
+
+
+CONFIG_FILE = "config.json"  # the validated config of the run, for ``corpusslim report``
 
 
 class Progress:
@@ -281,6 +286,7 @@ def run(config: RunConfig, scheduler: str | None = None, force: bool = False, pr
     if plan.global_ is not None:
         meta["dedup"] = _dedup_signature(plan.global_)
     manifest = Manifest.open(config.output, config.config_hash(), meta=meta, force=force)
+    write_json_atomic(os.path.join(config.output, CONFIG_FILE), config.model_dump(mode="json"))
     remove_temporaries(config.output)
     done = sum(manifest.is_done(s.stem) for s in shards)
     if done == len(shards):
@@ -301,4 +307,8 @@ def run(config: RunConfig, scheduler: str | None = None, force: bool = False, pr
     memory = {"driver_peak_rss": peak_rss_mb(), "worker_peak_rss": max(worker_peaks, default=0.0)}
     stats = build_stats(manifest.config_hash, results, config.batch_shards, time.perf_counter() - started, memory)
     write_json_atomic(os.path.join(config.output, "stats.json"), stats)
+    ledger = build_ledger(results, config.batch_shards, config.cost.usd_per_cpu_hour, config.cost.usd_per_gb_read)
+    write_atomic(ledger, os.path.join(config.output, "ledger.parquet"))
+    progress.phase("report", 1)
+    stats["recommendation"] = write_report(config.output, config)["recommendation"]
     return stats

@@ -96,6 +96,24 @@ def test_stats_file(reference):
         assert stage["cpu_seconds"] > 0
 
 
+def test_ledger(reference):
+    root, stats = reference
+    ledger = pl.read_parquet(root / "out/ledger.parquet")
+    assert ledger["batch"].to_list() == list(range(6))
+    assert ledger["raw_docs"].sum() == stats["totals"]["docs_in"]
+    assert ledger["raw_tokens"].sum() == stats["totals"]["tokens_in"]
+    assert ledger["new_unique_tokens"].sum() == stats["totals"]["tokens_kept"]
+    kept = [pl.read_parquet(root / "out/kept" / f"shard-{b:03d}.parquet")["n_tokens"].sum() for b in range(6)]
+    assert ledger["new_unique_tokens"].to_list() == kept
+    assert (ledger["cum_unique_tokens"].diff().drop_nulls() >= 0).all()
+    assert ledger["cum_raw_tokens"][-1] == stats["totals"]["tokens_in"]
+    cost = ledger["cpu_seconds"] / 3600 * 0.0425
+    assert (ledger["cost_usd"] - cost).abs().max() < 1e-12 and ledger["cost_usd"].min() > 0
+    assert ledger["cpu_seconds"].sum() == pytest.approx(stats["totals"]["cpu_seconds"], rel=1e-3)
+    for stage in ("lid", "segment", "dedup", "quality"):
+        assert ledger[f"docs_after_{stage}"].sum() == next(s["docs_out"] for s in stats["stages"] if s["stage"] == stage)
+
+
 def test_one_worker_same_bytes_as_two(reference, tmp_path):
     root, _ = reference
     run(load_config(write_config(root), {"workers": 1, "output": str(tmp_path / "one")}))

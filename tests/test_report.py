@@ -1,0 +1,65 @@
+"""The marginal-benefit report and the value CLI: files, self-containment, escaping, rebuild, JSON keys."""
+from __future__ import annotations
+
+import json
+import re
+
+import polars as pl
+from click.testing import CliRunner
+
+from pipeline.cli import main
+from pipeline.config import load_config
+from pipeline.runner import run
+from tests.conftest import write_config
+
+HOSTILE = "<script>alert('x')</script> \x1b[31mred\x1b[0m"
+
+
+def test_report_of_a_run(sample_input, tmp_path):
+    # A hostile document, rejected as too long (the only one with that reason, so it is shown as an example):
+    # its text must appear escaped in the report.
+    pl.DataFrame({"id": ["hostile"], "text": [HOSTILE + " weather" * 150_000]}) \
+        .write_parquet(sample_input / "shard-006.parquet")
+    result = CliRunner().invoke(main, ["run", str(write_config(tmp_path))])
+    assert result.exit_code == 0, result.output
+    report = tmp_path / "out/report"
+    page = (report / "index.html").read_text(encoding="utf-8")
+    summary = json.loads((report / "summary.json").read_text(encoding="utf-8"))
+    # The one-sentence answer is printed by run and is the first thing in the report.
+    assert summary["recommendation"] in result.output and summary["recommendation"].split(":")[0] in page
+    assert len(summary["batches"]) == 7 and summary["curve"]["model"] in ("power_law", "exponential",
+                                                                            "michaelis_menten")
+    assert len(summary["extrapolation"]) == 10
+    assert {"value_usd", "cost_usd", "new_unique_tokens", "cum_unique_tokens"} <= set(summary["batches"][1])
+    # Self-contained: images inline, nothing fetched.
+    assert len(re.findall(r'src="data:image/png;base64,', page)) >= 4
+    assert not re.search(r'(src|href)="(https?:)?//', page)
+    # Escaped: no live script tag or raw escape character from document text.
+    assert "<script>" not in page and "&lt;script&gt;alert" in page
+    assert "\x1b" not in page and "\\x1b[31mred" in page
+    assert "hostile" in page
+    md = (report / "summary.md").read_text(encoding="utf-8")
+    assert md.startswith("# CorpusSlim marginal-benefit report") and "| batch |" in md
+    # `corpusslim report` rebuilds the same figures from the run directory alone.
+    before = (report / "summary.json").read_text(encoding="utf-8")
+    (report / "summary.json").unlink()
+    rebuilt = CliRunner().invoke(main, ["report", str(tmp_path / "out")])
+    assert rebuilt.exit_code == 0, rebuilt.output
+    assert (report / "summary.json").read_text(encoding="utf-8") == before
+
+
+def test_value_cli_json():
+    result = CliRunner().invoke(main, ["value", "--law", "muennighoff", "--params", "6.34e9", "--tokens", "242e9",
+                                       "--unique", "25e9", "--json"])
+    assert result.exit_code == 0, result.output
+    out = json.loads(result.output)
+    assert set(out) == {"loss", "effective_tokens", "optimal_params", "optimal_tokens", "dloss_per_billion_unique"}
+    assert abs(out["loss"] - 2.2256440889984477) < 1e-9
+    assert out["effective_tokens"] < 242e9
+    text = CliRunner().invoke(main, ["value", "--law", "chinchilla", "--params", "70e9", "--tokens", "1.4e12"])
+    assert text.exit_code == 0 and "1.9366" in text.output
+
+
+def test_report_needs_a_run(tmp_path):
+    result = CliRunner().invoke(main, ["report", str(tmp_path)])
+    assert result.exit_code != 0 and "not a finished run" in result.output
