@@ -207,6 +207,7 @@ def run_pipeline(stages: list[dict], input_dir: Path, out_dir: Path, workers: in
     unit_peaks = {sec: max((u.get("peak_rss_mb", 0.0) for u in sections.get(sec, {}).values()), default=None)
                   for sec in ("map", "reduce", "shards")}
     return {
+        "loadavg_1min_at_end": round(os.getloadavg()[0], 2),
         "wall_seconds": round(wall, 2), "stats_wall_seconds": stats["totals"]["wall_seconds"],
         "docs_in": stats["totals"]["docs_in"], "cpu_seconds": stats["totals"]["cpu_seconds"],
         "memory_mb": stats["memory_mb"], "clusters": clusters,
@@ -368,7 +369,7 @@ class Truth:
         return bool(o) and o[i] == o[k]
 
 
-def evaluate(df, truth: Truth, out_dir: Path, threshold: float) -> dict:
+def evaluate(df, truth: Truth, out_dir: Path, threshold: float, verify: str = "signature") -> dict:
     """Precision / recall of one run's clusters against the brute-force truth (definitions in the docstring)."""
     import polars as pl
 
@@ -409,7 +410,7 @@ def evaluate(df, truth: Truth, out_dir: Path, threshold: float) -> dict:
     in_cluster_true = sum(1 for (i, k), j in truth.pairs.items() if j >= t and clu[i] is not None and clu[i] == clu[k])
     by_reason = Counter(r for _, _, r, _ in rep_j)
     fp_by_reason = Counter(r for _, _, r, _ in fps)
-    diag = explain(out_dir, truth, missed, fps, t)
+    diag = explain(out_dir, truth, missed, fps, t, verify)
     return {
         "docs_reaching_dedup": len(truth.ids), "true_pairs": true_pairs, "found": found,
         "recall": found / true_pairs if true_pairs else None,
@@ -425,7 +426,7 @@ def evaluate(df, truth: Truth, out_dir: Path, threshold: float) -> dict:
     }
 
 
-def explain(out_dir: Path, truth: Truth, missed, fps, t: float) -> dict:
+def explain(out_dir: Path, truth: Truth, missed, fps, t: float, verify: str = "signature") -> dict:
     """Why pairs were missed and why false positives were reported, from the run's index files (the band keys
     and signatures the pipeline itself computed): the reduce step is re-enacted (each document paired with the
     earliest member of each of its band buckets)."""
@@ -456,7 +457,8 @@ def explain(out_dir: Path, truth: Truth, missed, fps, t: float) -> dict:
         a, b = doc_of[truth.ids[i]], doc_of[truth.ids[k]]
         hi, lo = max(a, b), min(a, b)
         if (hi, lo) in emitted or (hi, lo) in emitted_exact:
-            reason = "candidate, signature estimate < threshold" if estimate(a, b) < t else "candidate, verified (?)"
+            reason = {"signature": "candidate, signature estimate < threshold" if estimate(a, b) < t else None,
+                      "exact": None, "none": None}[verify] or "candidate, verified, yet clusters differ (?)"
         elif np.any(keys[a] == keys[b]):
             reason = "shared a band, not paired (bucket's earliest member was another document)"
         else:
@@ -471,8 +473,10 @@ def explain(out_dir: Path, truth: Truth, missed, fps, t: float) -> dict:
         hi, lo = max(a, b), min(a, b)
         if r == "exact_dup":
             why_fp["exact_dup with Jaccard < threshold"] += 1
-        elif (hi, lo) in emitted and estimate(a, b) >= t:
+        elif (hi, lo) in emitted and verify == "signature" and estimate(a, b) >= t:
             why_fp["direct edge: signature estimate >= threshold > exact"] += 1
+        elif (hi, lo) in emitted and verify == "none":
+            why_fp["direct edge: unverified candidate"] += 1
         else:
             why_fp["transitive: joined through other cluster members"] += 1
     return {"missed": dict(why_missed), "missed_examples": examples, "false_positives": dict(why_fp)}
@@ -534,7 +538,7 @@ def accuracy_section(args, sources: Sources, results: dict) -> None:
         out = work / f"out-{spec.replace(':', '_')}"
         stage = dedup_stage(spec)
         run = run_pipeline([{"kind": "lid"}, {"kind": "segment"}, stage], work / "input", out, args.workers, via="cli")
-        e = evaluate(read_outputs(out), truth, out, default["threshold"])
+        e = evaluate(read_outputs(out), truth, out, default["threshold"], stage["verify"])
         e["run"] = run
         e["stage"] = stage
         evals[spec] = e
@@ -556,35 +560,39 @@ def bbc_section(args, sources: Sources, results: dict) -> None:
     docs = [{"id": i, "text": t} for i, t in sources.docs("en_bbc_news")]
     work = args.work_dir / "bbc"
     write_shards(docs, work / "input", 4, ("id", "text"))
-    log(f"bbc: pipeline on {len(docs)} en_bbc_news documents ...")
-    out = work / "out"
-    run = run_pipeline([{"kind": "lid"}, {"kind": "segment"}, {"kind": "dedup"}], work / "input", out,
-                       args.workers, via="cli")
-    df = read_outputs(out)
-    cluster = dict(zip(df["id"].to_list(), df["dup_cluster"].to_list()))
-    stage_of = dict(zip(df["id"].to_list(), df["reject_stage"].to_list()))
-    truth = Truth(df, 0.8)
-    table: dict[str, Counter] = defaultdict(Counter)
-    missed = []
-    for p in pairs:
-        if p["kind"] not in ("exact", "near"):
-            continue
-        a, b = p["doc_a"], p["doc_b"]
-        same = cluster.get(a) is not None and cluster.get(a) == cluster.get(b)
-        j = truth.j(a, b) if a in truth.pos and b in truth.pos else None
-        group = f"{p['kind']}, J {'>=' if j is not None and j >= 0.8 else '<'} 0.8"
-        for key in (p["kind"], group, "all"):
-            table[key]["pairs"] += 1
-            table[key]["found"] += same
-        if not same:
-            missed.append({"a": a, "b": b, "kind": p["kind"], "jaccard_word5_tsv": float(p["jaccard_word5"]),
-                           "jaccard_stage_shingles": None if j is None else round(j, 4),
-                           "stages": [stage_of.get(a), stage_of.get(b)]})
-    ev = evaluate(df, truth, out, 0.8)
-    results["bbc"] = {"documents": len(docs), "pairs": {k: dict(v) for k, v in sorted(table.items())},
-                      "missed": missed, "run": run,
-                      "all_pairs_eval": {k: ev[k] for k in ("true_pairs", "found", "recall", "reported_pairs",
-                                                            "false_positives", "precision", "diagnosis")}}
+    results["bbc"] = {"documents": len(docs), "configs": {}}
+    truth = None
+    for spec in args.bbc_configs:
+        log(f"bbc: pipeline on {len(docs)} en_bbc_news documents, dedup {spec} ...")
+        out = work / f"out-{spec.replace(':', '_')}"
+        stage = {"kind": "dedup"} if spec == DEFAULT_SWEEP[0] else dedup_stage(spec)
+        run = run_pipeline([{"kind": "lid"}, {"kind": "segment"}, stage], work / "input", out, args.workers,
+                           via="cli")
+        df = read_outputs(out)
+        cluster = dict(zip(df["id"].to_list(), df["dup_cluster"].to_list()))
+        stage_of = dict(zip(df["id"].to_list(), df["reject_stage"].to_list()))
+        truth = truth or Truth(df, 0.8)
+        table: dict[str, Counter] = defaultdict(Counter)
+        missed = []
+        for p in pairs:
+            if p["kind"] not in ("exact", "near"):
+                continue
+            a, b = p["doc_a"], p["doc_b"]
+            same = cluster.get(a) is not None and cluster.get(a) == cluster.get(b)
+            j = truth.j(a, b) if a in truth.pos and b in truth.pos else None
+            group = f"{p['kind']}, J {'>=' if j is not None and j >= 0.8 else '<'} 0.8"
+            for key in (p["kind"], group, "all", f"all, J {'>=' if j is not None and j >= 0.8 else '<'} 0.8"):
+                table[key]["pairs"] += 1
+                table[key]["found"] += same
+            if not same:
+                missed.append({"a": a, "b": b, "kind": p["kind"], "jaccard_word5_tsv": float(p["jaccard_word5"]),
+                               "jaccard_stage_shingles": None if j is None else round(j, 4),
+                               "stages": [stage_of.get(a), stage_of.get(b)]})
+        ev = evaluate(df, truth, out, 0.8, stage.get("verify", "signature"))
+        results["bbc"]["configs"][spec] = {
+            "pairs": {k: dict(v) for k, v in sorted(table.items())}, "missed": missed, "run": run,
+            "all_pairs_eval": {k: ev[k] for k in ("true_pairs", "found", "recall", "reported_pairs",
+                                                  "false_positives", "precision", "diagnosis")}}
 
 
 # ==============================================================================================================
@@ -776,14 +784,16 @@ def render(results: dict) -> str:
                 f"pairs re-checked with `filters.minhash.jaccard`).", ""]
         head = ["config (bands x rows : verify [: threshold])", "true pairs", "found", "recall", "reported pairs",
                 "false pos.", "precision", "linked precision", "pairs in clusters with J >= t", "candidates",
-                "verified", "exact"]
+                "verified", "exact", "dedup ms CPU/doc"]
         rows = []
         for spec, e in acc["configs"].items():
-            cl = (e.get("run") or acc["runs"][0])["clusters"]
+            run = e.get("run") or acc["runs"][0]
+            cl = run["clusters"]
             rows.append([f"{spec}{' (default)' if spec == '14x8:signature' else ''}", e["true_pairs"], e["found"],
                          pct(e["recall"]), e["reported_pairs"], e["false_positives"], pct(e["precision"]),
                          pct(e["linked_precision"]), pct(e["cluster_pair_precision"]), cl.get("candidate_pairs"),
-                         cl.get("verified_pairs"), cl.get("exact_pairs")])
+                         cl.get("verified_pairs"), cl.get("exact_pairs"),
+                         f"{1e3 * run['dedup']['cpu_seconds'] / run['dedup']['docs_in']:.3f}"])
         out += [md_table(head, rows), ""]
         buckets = sorted({b for e in acc["configs"].values() for b in e["buckets"]})
         head = ["Jaccard bucket", "pairs (planted)"] + [f"same cluster, {s}" for s in acc["configs"]]
@@ -815,21 +825,29 @@ def render(results: dict) -> str:
         if "skipped" in bbc:
             out += [bbc["skipped"], ""]
         else:
-            rows = [[k, v["pairs"], v.get("found", 0), pct(v.get("found", 0) / v["pairs"])]
-                    for k, v in bbc["pairs"].items()]
-            out += [f"Pipeline (lid, segment, dedup; defaults) on all {bbc['documents']:,} en_bbc_news documents "
-                    f"in 4 shards; a pair is found when both end in the same cluster. J = exact Jaccard of the "
-                    "stage's shingle sets.", "", md_table(["pairs", "count", "found", "recall"], rows), ""]
-            if bbc["missed"]:
-                out += ["Missed pairs:", "", md_table(
-                    ["a", "b", "kind", "J (tsv)", "J (stage shingles)", "reject stages"],
-                    [[m["a"], m["b"], m["kind"], m["jaccard_word5_tsv"], m["jaccard_stage_shingles"], m["stages"]]
-                     for m in bbc["missed"]]), ""]
-            e = bbc["all_pairs_eval"]
-            out += [f"Against brute force on the same run: {e['found']}/{e['true_pairs']} pairs with J >= 0.8 "
-                    f"found (recall {pct(e['recall'])}); {e['false_positives']}/{e['reported_pairs']} reported pairs "
-                    f"below 0.8 (precision {pct(e['precision'])}); diagnosis {e['diagnosis'].get('missed')}, "
-                    f"{e['diagnosis'].get('false_positives')}.", ""]
+            confs = bbc["configs"]
+            keys = sorted({k for c in confs.values() for k in c["pairs"]})
+            first = next(iter(confs.values()))
+            rows = [[k, first["pairs"][k]["pairs"]] + [f"{c['pairs'][k].get('found', 0)} "
+                                                        f"({pct(c['pairs'][k].get('found', 0) / c['pairs'][k]['pairs'])})"
+                                                        for c in confs.values()] for k in keys]
+            out += [f"Pipeline (lid, segment, dedup) on all {bbc['documents']:,} en_bbc_news documents in 4 shards "
+                    "(file order); a pair is found when both end in the same cluster. J = exact Jaccard of the "
+                    "stage's shingle sets.", "",
+                    md_table(["pairs", "count"] + [f"found, {s}" for s in confs], rows), ""]
+            for spec, c in confs.items():
+                above = [m for m in c["missed"] if (m["jaccard_stage_shingles"] or 0) >= 0.8]
+                below = len(c["missed"]) - len(above)
+                out += [f"{spec}: {below} listed pairs with J < 0.8 not merged (as intended at threshold 0.8)"
+                        + (", missed with J >= 0.8: " + "; ".join(
+                            f"{m['a']} / {m['b']} ({m['kind']}, J {m['jaccard_stage_shingles']})" for m in above)
+                           if above else ", no pair with J >= 0.8 missed") + ".", ""]
+                e = c["all_pairs_eval"]
+                out += [f"{spec}, against brute force on the same run: {e['found']}/{e['true_pairs']} pairs with "
+                        f"J >= 0.8 found (recall {pct(e['recall'])}); {e['false_positives']}/{e['reported_pairs']} "
+                        f"reported pairs below 0.8 (precision {pct(e['precision'])}); misses "
+                        f"{e['diagnosis'].get('missed')}, false positives {e['diagnosis'].get('false_positives')}.",
+                        ""]
     sp = results.get("speed")
     if sp:
         out += ["## 3. Speed", "",
@@ -914,6 +932,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--sweep", default=None,
                     help="comma-separated BANDSxROWS:VERIFY[:THRESHOLD] to try on the accuracy corpus "
                          "(default: the built-in list when a target is missed; 'none' to skip)")
+    ap.add_argument("--bbc-configs", default="14x8:signature,14x8:exact,16x7:exact",
+                    help="dedup settings for the BBC pairs run (the first is the shipped default)")
     ap.add_argument("--speed-docs", type=int, default=2000)
     ap.add_argument("--sizes", default=None, help="memory: document counts (default 10000,100000,1000000)")
     ap.add_argument("--shard-size", type=int, default=None, help="memory: documents per shard (default 10000)")
@@ -926,6 +946,7 @@ def main(argv: list[str] | None = None) -> None:
     sources = Sources(args.data_dir)
     if args.sweep is not None:
         args.sweep = [] if args.sweep == "none" else [s for s in args.sweep.split(",") if s]
+    args.bbc_configs = [s for s in args.bbc_configs.split(",") if s]
     if args.sizes:
         args.sizes = [int(x) for x in args.sizes.split(",")]
     elif args.quick:

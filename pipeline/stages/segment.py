@@ -5,11 +5,10 @@ from __future__ import annotations
 from typing import Literal
 
 import polars as pl
-from pydantic import Field, field_validator
+from pydantic import Field
 
-from filters.langid import normalise
 from pipeline.resources import segmenter
-from pipeline.stages.base import ConfigFile, Stage, StageConfig
+from pipeline.stages.base import ConfigFile, Languages, Stage, StageConfig
 
 
 class SegmentConfig(StageConfig):
@@ -17,13 +16,8 @@ class SegmentConfig(StageConfig):
     # HMM off: F1 0.836 against 0.818 with HMM on the SIGHAN 2005 PKU test set (jieba 0.42.1; bench/cws_pku.py).
     hmm: bool = Field(False, description="jieba's HMM for words not in its dictionary")
     user_dict: ConfigFile | None = Field(None, description="jieba user dictionary, relative to the config file")
-    languages: list[str] = Field(default_factory=lambda: ["zh"], min_length=1,
+    languages: Languages = Field(default_factory=lambda: ["zh"], min_length=1,
                                  description="documents of these languages (lid's `lang`) are segmented")
-
-    @field_validator("languages")
-    @classmethod
-    def _normalise(cls, value: list[str]) -> list[str]:
-        return sorted({normalise(code) for code in value})
 
 
 class SegmentStage(Stage):
