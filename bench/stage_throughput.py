@@ -299,8 +299,8 @@ def rows(bench: Bench) -> list[dict]:
         {"name": "lid", "stage": bench.stage_lid, "bare": [bench.bare_lid],
          "bare_desc": "fastText predict(heads, k=1)", "stage_texts": lambda b: b.lid_in["text"].to_list(),
          "bare_texts": lambda b: b.lid_in["text"].to_list(),
-         "extra": {"cjk_by_script (every head)": bench.bare_script,
-                   "langdetect (heads fastText is unsure of)": bench.bare_langdetect},
+         "extra": {"cjk_by_script (every head)": (bench.bare_script, lambda b: b.lid_in["text"].to_list()),
+                   "langdetect (heads fastText is unsure of)": (bench.bare_langdetect, lambda b: b.ld_heads)},
          "extra_desc": "fastText + script check + langdetect"},
         {"name": "segment", "stage": bench.stage_segment, "bare": [bench.bare_segment],
          "bare_desc": "jieba.lcut(t, HMM=False), zh docs", "stage_texts": lambda b: b.seg_in["text"].to_list(),
@@ -308,7 +308,8 @@ def rows(bench: Bench) -> list[dict]:
         {"name": "dedup map", "stage": bench.stage_dedup, "bare": [bench.bare_signatures],
          "bare_desc": "MinHasher.signatures(precomputed shingles)", "stage_texts": lambda b: b.dd_texts,
          "bare_texts": lambda b: b.dd_texts,
-         "extra": {"shingling": bench.bare_shingles, "exact_hashes": bench.bare_exact},
+         "extra": {"shingling": (bench.bare_shingles, lambda b: b.dd_texts),
+                   "exact_hashes": (bench.bare_exact, lambda b: b.dd_texts)},
          "extra_desc": "shingling + signatures + exact hashes"},
         {"name": "quality", "stage": bench.stage_quality, "bare": [bench.bare_quality],
          "bare_desc": "document_stats + first_failure loop", "stage_texts": lambda b: b.dd_texts,
@@ -321,7 +322,8 @@ def measure(bench: Bench, batches: list[Batch], runs: int, only: set[str] | None
     for row in rows(bench):
         if only and not any(o in row["name"] for o in only):
             continue
-        sides = {"stage": row["stage"], "bare": row["bare"][0], **row.get("extra", {})}
+        extra = row.get("extra", {})
+        sides = {"stage": row["stage"], "bare": row["bare"][0], **{k: fn for k, (fn, _) in extra.items()}}
         per_run: dict[str, list[tuple[float, float]]] = {k: [] for k in sides}
         for r in range(runs):
             order = list(sides) if r % 2 == 0 else list(reversed(list(sides)))  # A B ..., then ... B A
@@ -347,9 +349,11 @@ def measure(bench: Bench, batches: list[Batch], runs: int, only: set[str] | None
         if row["name"] == "lid":
             out["langdetect_calls"] = sum(len(b.ld_heads) for b in batches)
         if "extra" in row:
-            out["extra_cpu_s"] = {k: round(med[k], 4) for k in row["extra"]}
-            out["extra_docs_per_s"] = {k: round(n_bare / med[k], 1) for k in row["extra"]}
-            out["extra_mb_per_s"] = {k: round(mb_bare / med[k], 3) for k in row["extra"]}
+            out["extra_cpu_s"] = {k: round(med[k], 4) for k in extra}
+            out["extra_docs"] = {k: sum(len(tf(b)) for b in batches) for k, (_, tf) in extra.items()}
+            out["extra_docs_per_s"] = {k: round(out["extra_docs"][k] / med[k], 1) for k in extra}
+            out["extra_mb_per_s"] = {k: round(sum(_mb(tf(b)) for b in batches) / med[k], 3)
+                                     for k, (_, tf) in extra.items()}
             kernels = [tuple(per_run[k][i][0] for k in ("bare", *row["extra"])) for i in range(runs)]
             out["all_kernels"] = row["extra_desc"]
             out["ratio_vs_all_kernels"] = round(statistics.median(
@@ -449,7 +453,8 @@ def markdown(res: dict) -> str:
                  f"{r['stage_mb_per_s']:.2f} | {r['bare']} ({r['bare_docs']:,} docs) | {r['bare_docs_per_s']:,.0f} "
                  f"| {r['bare_mb_per_s']:.2f} | **{r['ratio']:.2f}**{flag} |")
         for k in r.get("extra_cpu_s", {}):
-            L.append(f"| ↳ {k} | | | | | {r['extra_cpu_s'][k]:.3f} s CPU | {r['extra_docs_per_s'][k]:,.0f} | "
+            L.append(f"| ↳ {k} | | | | | {r['extra_docs'][k]:,} docs, {r['extra_cpu_s'][k]:.3f} s CPU | "
+                     f"{r['extra_docs_per_s'][k]:,.0f} | "
                      f"{r['extra_mb_per_s'][k]:.2f} | |")
         if "ratio_vs_all_kernels" in r:
             L.append(f"| ↳ {r['stage']} ÷ ({r['all_kernels']}) | | | | | | | | "

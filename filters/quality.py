@@ -724,7 +724,7 @@ def document_stats(
 # --------------------------------------------------------------------------
 # Decision: reads only the stats dict and the config
 # --------------------------------------------------------------------------
-def _active_rules(lang: str | None, cfg: QualityConfig) -> list[tuple[str, str, str, float]]:
+def active_rules(lang: str | None, cfg: QualityConfig) -> list[tuple[str, str, str, float]]:
     """(code, stat, op, threshold) of the enabled rules that apply to ``lang``, in order."""
     zh = is_chinese(lang)
     plan = []
@@ -764,7 +764,7 @@ def _check_definitions(stats: dict[str, float], lang: str | None, cfg: QualityCo
 def _failing(stats: dict[str, float], lang: str | None, cfg: QualityConfig, stop_at_first: bool) -> list[str]:
     _check_definitions(stats, lang, cfg)
     failed: list[str] = []
-    for code, stat, op, thr in _active_rules(lang, cfg):
+    for code, stat, op, thr in active_rules(lang, cfg):
         v = stats[stat]
         if op == "min":
             bad = v < thr

@@ -102,6 +102,79 @@ def report_cmd(run_dir: str) -> None:
     click.echo(summary["recommendation"])
 
 
+@main.command("stage")
+@click.argument("name")
+@click.argument("config", type=click.Path(dir_okay=False))
+@click.option("--dry-run", is_flag=True, required=True, help="Run on a sample and write nothing (the only mode).")
+@click.option("--sample", "sample", type=int, default=1000, show_default=True, help="Documents in the sample.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the sample.")
+@click.option("--input", "input_", help="Parquet file, directory or glob (overrides the config's input).")
+@click.option("--workers", type=int, help="Cluster size for the projected wall time (default: config, else CPUs).")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+def stage_cmd(name: str, config: str, dry_run: bool, sample: int, seed: int, input_: str | None,
+              workers: int | None, as_json: bool) -> None:
+    """Dry run of stage NAME: what it would remove on a sample, why, and what the full run would cost."""
+    import json
+
+    from pipeline.config import load_config
+    from pipeline.dryrun import dry_run as run_dry, format_dry_run
+
+    try:
+        report = run_dry(load_config(config, {"input": input_}), name, sample, seed, workers)
+    except CorpusSlimError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(json.dumps(report, ensure_ascii=False) if as_json else format_dry_run(report))
+
+
+@main.command("plan")
+@click.argument("config", type=click.Path(dir_okay=False))
+@click.option("--sample", "sample", type=int, default=1000, show_default=True, help="Documents in the sample.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the sample.")
+@click.option("--write", "write", type=click.Path(dir_okay=False), help="Write the reordered config to this file.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+def plan_cmd(config: str, sample: int, seed: int, write: str | None, as_json: bool) -> None:
+    """Propose the stage order (and a cheap pre-filter) that minimises CPU per kept token, checked on a sample."""
+    import json
+
+    from pipeline.config import load_config
+    from pipeline.plan import format_plan, plan, prefilter_bound, reordered_yaml
+
+    try:
+        cfg = load_config(config)
+        result = plan(cfg, sample, seed)
+    except CorpusSlimError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(json.dumps(result) if as_json else format_plan(result))
+    if write:
+        with open(write, "w", encoding="utf-8") as f:
+            f.write(reordered_yaml(config, result["proposed"]["order"], prefilter_bound(list(cfg.stages))))
+        click.echo(f"wrote {write}", err=True)
+
+
+@main.command("stages")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+def stages_cmd(as_json: bool) -> None:
+    """List the stages, their reason codes and their config keys with defaults."""
+    import json
+
+    from pipeline.shard_io import INPUT_REASONS
+    from pipeline.stages import describe_stages
+
+    stages = describe_stages()
+    if as_json:
+        click.echo(json.dumps({"input_reasons": INPUT_REASONS, "stages": stages}, default=str))
+        return
+    click.echo("input (always first): " + ", ".join(f"{k} ({v})" for k, v in INPUT_REASONS.items()))
+    for s in stages:
+        extra = (" · global (all shards)" if s["global"] else "") + \
+            (f" · after {', '.join(s['requires'])}" if s["requires"] else "")
+        click.echo(f"\n{s['kind']}{extra} · adds {', '.join(s['columns'])}")
+        for code, meaning in s["reasons"].items():
+            click.echo(f"  reason {code}: {meaning}")
+        for c in s["config"]:
+            click.echo(f"  {c['key']} = {c['default']!r}" + (f"  # {c['description']}" if c["description"] else ""))
+
+
 @main.command("value")
 @click.option("--law", type=click.Choice(["chinchilla", "besiroglu", "muennighoff"]), default="muennighoff",
               show_default=True, help="Parametric scaling law.")

@@ -18,10 +18,11 @@ from pipeline.errors import ConfigError
 from pipeline.stages import STAGES
 from pipeline.stages.dedup import DedupConfig
 from pipeline.stages.lid import LidConfig
+from pipeline.stages.prefilter import PrefilterConfig
 from pipeline.stages.quality import QualityStageConfig
 from pipeline.stages.segment import SegmentConfig
 
-StageConfigs = Annotated[Union[LidConfig, SegmentConfig, DedupConfig, QualityStageConfig],
+StageConfigs = Annotated[Union[PrefilterConfig, LidConfig, SegmentConfig, DedupConfig, QualityStageConfig],
                          Field(discriminator="kind")]
 
 
@@ -69,12 +70,18 @@ class RunConfig(Strict):
     @model_validator(mode="after")
     def _stage_order(self) -> "RunConfig":
         seen: list[str] = []
+        kinds = [s.kind for s in self.stages]
         for i, stage in enumerate(self.stages):
             if stage.kind in seen:
                 raise ValueError(f"stages[{i}]: stage kind {stage.kind!r} appears more than once")
             missing = [k for k in STAGES[stage.kind].requires if k not in seen]
             if missing:
                 raise ValueError(f"stages[{i}]: {stage.kind!r} needs {', '.join(missing)} earlier in the list")
+            late = [k for k in STAGES[stage.kind].after if k in kinds[i + 1:]]
+            if late:
+                raise ValueError(f"stages[{i}]: {stage.kind!r} must come after {', '.join(late)}")
+            if STAGES[stage.kind].is_global and any(STAGES[k].is_global for k in seen):
+                raise ValueError(f"stages[{i}]: only one global stage per run")
             seen.append(stage.kind)
         return self
 

@@ -20,7 +20,7 @@ import polars as pl
 from filters.minhash import jaccard, shingles
 from pipeline.shard_io import ROW, read_checked, write_checked
 from pipeline.worker import peak_rss_mb
-from pipeline.stages.dedup import DOC, DedupConfig, row_of, shard_of
+from pipeline.stages.dedup import DOC, DedupConfig, DedupStage, row_of, shard_of
 
 PAIR_SCHEMA = {"a": pl.UInt64, "b": pl.UInt64}
 
@@ -37,10 +37,14 @@ def reduce_candidates(task: str, index_records: list[dict], column: str, partiti
             keys = keys.filter(pl.col(column) % partitions == partition)
         frames.append(keys)
     keys = pl.concat(frames) if frames else pl.DataFrame(schema={DOC: pl.UInt64, column: pl.UInt64})
-    pairs = (keys.with_columns(b=pl.col(DOC).min().over(column)).filter(pl.col(DOC) != pl.col("b"))
-             .select(a=pl.col(DOC), b=pl.col("b")).unique().sort("a", "b"))
-    return {"task": task, "pairs": write_checked(pairs, out_path), "cpu_seconds": time.process_time() - start,
+    return {"task": task, "pairs": write_checked(candidate_pairs(keys, column), out_path), "cpu_seconds": time.process_time() - start,
             "peak_rss_mb": peak_rss_mb()}
+
+
+def candidate_pairs(keys: pl.DataFrame, column: str) -> pl.DataFrame:
+    """Pairs (a, b): every document a sharing ``column``'s key with an earlier document b, the earliest."""
+    return (keys.drop_nulls(column).with_columns(b=pl.col(DOC).min().over(column)).filter(pl.col(DOC) != pl.col("b"))
+            .select(a=pl.col(DOC), b=pl.col("b")).unique().sort("a", "b"))
 
 
 def _rows_by_shard(keys: np.ndarray) -> dict[int, np.ndarray]:
@@ -88,17 +92,26 @@ def verify_pairs(pairs: pl.DataFrame, config: DedupConfig, index: dict[int, dict
         return {"pairs": pairs, "cpu_seconds": time.process_time() - start}
     keys = np.unique(np.concatenate([pairs["a"].to_numpy(), pairs["b"].to_numpy()]))
     if config.verify == "signature":
-        sig = _index_rows(keys, index, "sig")
-        joined = pairs.join(sig.rename({DOC: "a", "sig": "sa"}), on="a").join(sig.rename({DOC: "b", "sig": "sb"}),
-                                                                              on="b")
+        verified = similar_pairs(pairs, config, signatures=_index_rows(keys, index, "sig"))
+    else:
+        verified = similar_pairs(pairs, config, texts=_texts(keys, text_sources))
+    return {"pairs": verified, "cpu_seconds": time.process_time() - start}
+
+
+def similar_pairs(pairs: pl.DataFrame, config: DedupConfig, signatures: pl.DataFrame | None = None,
+                  texts: pl.DataFrame | None = None) -> pl.DataFrame:
+    """The pairs whose estimated Jaccard (from ``signatures``: DOC, sig) or exact shingle Jaccard (from ``texts``:
+    DOC, text, seg) reaches ``config.threshold``."""
+    if signatures is not None:
+        joined = pairs.join(signatures.rename({DOC: "a", "sig": "sa"}), on="a").join(
+            signatures.rename({DOC: "b", "sig": "sb"}), on="b")
         similar = (joined["sa"].to_numpy() == joined["sb"].to_numpy()).mean(axis=1)
     else:
-        texts = _texts(keys, text_sources)
-        sets = {k: set(shingles(t, s, config.ngram, config.ngram_zh)) for k, t, s in texts.iter_rows()}
+        sets = {k: set(shingles(t, s, config.ngram, config.ngram_zh)) for k, t, s in
+                texts.select(DOC, "text", "seg").iter_rows()}
         joined = pairs
         similar = np.array([jaccard(sets[a], sets[b]) for a, b in pairs.iter_rows()])
-    verified = joined.filter(pl.Series(similar >= config.threshold)).select("a", "b").sort("a", "b")
-    return {"pairs": verified, "cpu_seconds": time.process_time() - start}
+    return joined.filter(pl.Series(similar >= config.threshold, dtype=pl.Boolean)).select("a", "b").sort("a", "b")
 
 
 def components(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -141,12 +154,32 @@ def cluster(near: pl.DataFrame, exact: pl.DataFrame) -> pl.DataFrame:
 def resolve_duplicates(members: pl.DataFrame, index: dict[int, dict]) -> pl.DataFrame:
     """One shard's cluster members (doc, root, reason) as the rows the dedup stage joins:
     ``_row``, ``dup_of`` (root id, null for the root itself), ``dup_cluster`` (root id), ``dup_reason``."""
+    ids = _index_rows(members["root"].unique().to_numpy(), index, "id") if not members.is_empty() else None
+    return rows_to_reject(members, ids)
+
+
+def rows_to_reject(members: pl.DataFrame, ids: pl.DataFrame | None) -> pl.DataFrame:
+    """Cluster members (doc, root, reason) with the roots' ids (DOC, id) as the dedup stage's rows."""
     if members.is_empty():
         return pl.DataFrame(schema={ROW: pl.UInt32, "dup_of": pl.String, "dup_cluster": pl.String,
                                     "dup_reason": pl.String})
-    roots = members["root"].unique().to_numpy()
-    ids = _index_rows(roots, index, "id")
     return (members.join(ids.rename({DOC: "root", "id": "dup_cluster"}), on="root", how="left")
             .select((pl.col("doc") % (1 << 32)).cast(pl.UInt32).alias(ROW),
                     dup_of=pl.when(pl.col("reason").is_not_null()).then(pl.col("dup_cluster")),
                     dup_cluster=pl.col("dup_cluster"), dup_reason=pl.col("reason")))
+
+
+def duplicates_in_memory(batch: pl.DataFrame, config: DedupConfig) -> pl.DataFrame:
+    """All phases at once on one in-memory batch (a dry-run sample): the dedup stage's rows to join."""
+    index = DedupStage(config).index(batch, 0)
+    exact = candidate_pairs(index, "exact") if config.exact else pl.DataFrame(schema=PAIR_SCHEMA)
+    bands = [candidate_pairs(index, c) for c in index.columns if c.startswith("band_")]
+    near = pl.concat(bands).unique().join(exact, on=["a", "b"], how="anti") if bands else \
+        pl.DataFrame(schema=PAIR_SCHEMA)
+    if config.verify == "signature":
+        near = similar_pairs(near, config, signatures=index.select(DOC, "sig"))
+    elif config.verify == "exact":
+        texts = batch.select(pl.col(ROW).cast(pl.UInt64).alias(DOC), "text",
+                             pl.col("seg") if "seg" in batch.columns else pl.lit(None, dtype=pl.String).alias("seg"))
+        near = similar_pairs(near, config, texts=texts)
+    return rows_to_reject(cluster(near, exact), index.select(DOC, "id"))

@@ -10,6 +10,7 @@ import glob
 import hashlib
 import os
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -77,21 +78,41 @@ def _text_column(table: pa.Table, path: str) -> pa.ChunkedArray:
     raise ShardInputError(f"{path}: 'text' must be a string column, found {text.type}")
 
 
-def read_shard(shard: Shard) -> pl.DataFrame:
-    """Read one input shard with a string ``id`` (derived ``<stem>:<row>`` where absent) and ``text``."""
+def read_shard(shard: Shard, rows: Sequence[int] | None = None) -> pl.DataFrame:
+    """Read one input shard (or only the given ``rows``, reading just the row groups that hold them) with a
+    string ``id`` (derived ``<stem>:<row>`` where absent), ``text`` and the internal row number."""
     try:
-        table = pq.read_table(shard.path)
+        if rows is None:
+            table = pq.read_table(shard.path)
+            numbers = pa.array(range(table.num_rows), pa.uint32())
+        else:
+            table, numbers = _read_rows(shard.path, sorted(rows))
     except (OSError, pa.ArrowException) as exc:
         raise ShardInputError(f"{shard.path}: not a readable Parquet file ({exc})") from None
     text = _text_column(table, shard.path)
     table = table.set_column(table.column_names.index("text"), "text", text)
-    df = pl.from_arrow(table)
-    derived = pl.format("{}:{}", pl.lit(shard.stem), pl.int_range(pl.len()))
+    df = pl.from_arrow(table).with_columns(pl.Series(ROW, numbers, dtype=pl.UInt32))
+    derived = pl.format("{}:{}", pl.lit(shard.stem), pl.col(ROW))
     if "id" in df.columns:
         df = df.with_columns(id=pl.coalesce(pl.col("id").cast(pl.String), derived))
     else:
         df = df.with_columns(id=derived)
-    return df.select("id", "text", pl.exclude("id", "text")).with_row_index(ROW)
+    return df.select(ROW, "id", "text", pl.exclude(ROW, "id", "text"))
+
+
+def _read_rows(path: str, rows: list[int]) -> tuple[pa.Table, pa.Array]:
+    """The given rows (sorted) of a Parquet file, reading only the row groups that contain them."""
+    f = pq.ParquetFile(path)
+    starts, pieces, numbers, start = [], [], [], 0
+    for g in range(f.metadata.num_row_groups):
+        n = f.metadata.row_group(g).num_rows
+        local = [r - start for r in rows if start <= r < start + n]
+        if local:
+            pieces.append(f.read_row_group(g).take(local))
+            numbers += [start + r for r in local]
+        start += n
+    table = pa.concat_tables(pieces) if pieces else f.schema_arrow.empty_table()
+    return table, pa.array(numbers, pa.uint32())
 
 
 def input_rejects(df: pl.DataFrame, max_doc_chars: int) -> pl.Series:
@@ -159,6 +180,9 @@ def parquet_rows(path: str) -> int | None:
 
 
 def remove_temporaries(directory: str) -> None:
-    """Delete temporary files a killed run left behind (they never count as output)."""
-    for tmp in glob.glob(os.path.join(glob.escape(directory), "*", f".*{TMP_SUFFIX}")):
-        os.unlink(tmp)
+    """Delete the temporary files (``*.tmp``) a killed run left anywhere in its output directory; they never
+    count as output."""
+    for root, _dirs, files in os.walk(directory):
+        for name in files:
+            if name.endswith(TMP_SUFFIX):
+                os.unlink(os.path.join(root, name))

@@ -42,3 +42,18 @@ def sample_input(tmp_path: Path) -> Path:
     for shard in sorted(SAMPLE.glob("*.parquet")):
         shutil.copy(shard, target / shard.name)
     return target
+
+
+@pytest.fixture(scope="session")
+def reference(tmp_path_factory):
+    """One uninterrupted 2-worker run of every stage over a copy of sample_data, shared by the tests that compare
+    against it: (root with input/, out/ and config.yaml, stats)."""
+    from pipeline.config import load_config
+    from pipeline.runner import run
+
+    root = tmp_path_factory.mktemp("reference")
+    (root / "input").mkdir()
+    for shard in SAMPLE.glob("*.parquet"):
+        shutil.copy(shard, root / "input" / shard.name)
+    stats = run(load_config(write_config(root)))
+    return root, stats

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -19,19 +18,6 @@ from pipeline.errors import OutputConflictError, ShardInputError
 from pipeline.runner import run
 from pipeline.stages import all_reasons
 from tests.conftest import read_dir, output_bytes, write_config
-
-
-@pytest.fixture(scope="module")
-def reference(tmp_path_factory, request):
-    """One uninterrupted 2-worker run over a copy of sample_data, shared by the tests that compare against it."""
-    from tests.conftest import SAMPLE
-
-    root = tmp_path_factory.mktemp("reference")
-    (root / "input").mkdir()
-    for shard in SAMPLE.glob("*.parquet"):
-        shutil.copy(shard, root / "input" / shard.name)
-    stats = run(load_config(write_config(root)))
-    return root, stats
 
 
 def test_conservation(reference):
@@ -230,3 +216,14 @@ def test_cli_help_and_exit_status(tmp_path):
         assert result.exit_code == 0 and "Usage" in result.output
     result = runner.invoke(main, ["run", str(tmp_path / "missing.yaml")])
     assert result.exit_code != 0 and "cannot read config" in result.output
+
+
+def test_temporaries_of_a_killed_run_are_removed(tmp_path):
+    from pipeline.shard_io import remove_temporaries
+
+    for rel in ("_manifest.json.ab12.tmp", "kept/.shard-000.parquet.cd34.tmp", "_work/pre/.x.parquet.ef.tmp",
+                "kept/shard-000.parquet"):
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / rel).write_bytes(b"x")
+    remove_temporaries(str(tmp_path))
+    assert [p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*") if p.is_file()] == ["kept/shard-000.parquet"]

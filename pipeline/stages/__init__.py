@@ -1,13 +1,17 @@
 """Stage registry: every stage class, by its config ``kind``."""
 from __future__ import annotations
 
+from pydantic import BaseModel
+
 from pipeline.stages.base import Stage, StageConfig
 from pipeline.stages.lid import LidStage
 from pipeline.stages.dedup import DedupStage
+from pipeline.stages.prefilter import PrefilterStage
 from pipeline.stages.quality import QualityStage
 from pipeline.stages.segment import SegmentStage
 
-STAGES: dict[str, type[Stage]] = {cls.kind: cls for cls in (LidStage, SegmentStage, DedupStage, QualityStage)}
+STAGES: dict[str, type[Stage]] = {cls.kind: cls for cls in (PrefilterStage, LidStage, SegmentStage, DedupStage,
+                                                            QualityStage)}
 
 
 def build_stage(config: StageConfig, **bound) -> Stage:
@@ -23,3 +27,26 @@ def all_reasons() -> dict[str, str]:
     for cls in STAGES.values():
         codes.update(cls.reasons)
     return codes
+
+
+def config_keys(model: type[BaseModel], prefix: str = "") -> list[tuple[str, object, str]]:
+    """(key path, default, description) of every setting of a config model, nested sections flattened."""
+    keys = []
+    for name, field in model.model_fields.items():
+        if name == "kind":
+            continue
+        annotation = field.annotation
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            keys += config_keys(annotation, f"{prefix}{name}.")
+        else:
+            default = field.get_default(call_default_factory=True)
+            keys.append((f"{prefix}{name}", default, field.description or ""))
+    return keys
+
+
+def describe_stages() -> list[dict]:
+    """Every stage: kind, order constraints, reason codes and config keys with defaults (``corpusslim stages``)."""
+    return [{"kind": kind, "global": cls.is_global, "requires": list(cls.requires), "columns": list(cls.columns),
+             "reasons": dict(cls.reasons),
+             "config": [{"key": k, "default": d, "description": text} for k, d, text in config_keys(cls.Config)]}
+            for kind, cls in STAGES.items()]

@@ -48,6 +48,7 @@ class Stage:
     reasons: ClassVar[dict[str, str]]
     columns: ClassVar[tuple[str, ...]]
     requires: ClassVar[tuple[str, ...]] = ()  # stage kinds that must run earlier (their columns are read)
+    after: ClassVar[tuple[str, ...]] = ()  # stage kinds that, when configured, must run earlier
     is_global: ClassVar[bool] = False  # sees all shards: map (``index``) before, apply (``process``) after a reduce
 
     def __init__(self, config: StageConfig):
@@ -65,11 +66,18 @@ class Stage:
         """A reason code per row of an annotated batch, null where the row is kept."""
         raise NotImplementedError
 
+    def thresholds(self, annotated: pl.DataFrame) -> list[dict]:
+        """Each thresholded score of an annotated batch: label, values, threshold and op ("min": a value below the
+        threshold fails; "max": above fails). For dry runs; a stage without thresholds returns []."""
+        return []
+
     def process(self, batch: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
         """Split a batch into kept rows and rejected rows (with ``reject_stage`` and ``reject_reason``)."""
-        annotated = self.annotate(batch)
-        reason = self.decide(annotated).alias("reject_reason")
-        flagged = annotated.with_columns(reason)
+        return self.split(self.annotate(batch))
+
+    def split(self, annotated: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
+        """Kept and rejected rows of an annotated batch, by ``decide``."""
+        flagged = annotated.with_columns(self.decide(annotated).alias("reject_reason"))
         kept = flagged.filter(pl.col("reject_reason").is_null()).drop("reject_reason")
         rejected = flagged.filter(pl.col("reject_reason").is_not_null()).with_columns(
             reject_stage=pl.lit(self.kind, dtype=pl.String)

@@ -73,6 +73,7 @@ class DedupStage(Stage):
     }
     columns = ("dup_cluster", "dup_of")
     requires = ("lid",)
+    after = ("segment",)  # Chinese documents are shingled on the words of ``seg``
     is_global = True
 
     def __init__(self, config: DedupConfig, duplicates: pl.DataFrame | None = None):
@@ -106,6 +107,6 @@ class DedupStage(Stage):
     def decide(self, batch: pl.DataFrame) -> pl.Series:
         return batch["dup_reason"].alias("reject_reason")
 
-    def process(self, batch: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
-        kept, rejected = super().process(batch)
+    def split(self, annotated: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
+        kept, rejected = super().split(annotated)
         return kept.drop("dup_reason"), rejected.drop("dup_reason")

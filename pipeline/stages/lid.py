@@ -41,6 +41,10 @@ class LidStage(Stage):
             lid_method=pl.Series(result.method, dtype=pl.String),
         )
 
+    def thresholds(self, annotated: pl.DataFrame) -> list[dict]:
+        return [{"label": "lang_score", "values": annotated["lang_score"].to_list(), "threshold": self.config.min_score,
+                 "op": "min"}]
+
     def decide(self, batch: pl.DataFrame) -> pl.Series:
         cfg = self.config
         return batch.select(

@@ -10,7 +10,8 @@ from typing import Literal
 import polars as pl
 from pydantic import ConfigDict
 
-from filters.quality import STAT_NAMES, QualityConfig, document_stats, first_failure, reason_codes
+from filters.quality import STAT_NAMES, QualityConfig, active_rules, document_stats, first_failure, is_chinese, \
+    reason_codes
 from pipeline.stages.base import Stage
 
 QUALITY_STRUCT = pl.Struct({name: pl.Float64 for name in STAT_NAMES})
@@ -29,6 +30,7 @@ class QualityStage(Stage):
     reasons = reason_codes()
     columns = ("quality", "quality_reason")
     requires = ("lid",)
+    after = ("segment",)  # the Chinese rules count words of ``seg``
 
     def annotate(self, batch: pl.DataFrame) -> pl.DataFrame:
         cfg = self.config
@@ -41,3 +43,16 @@ class QualityStage(Stage):
 
     def decide(self, batch: pl.DataFrame) -> pl.Series:
         return batch["quality_reason"]
+
+    def thresholds(self, annotated: pl.DataFrame) -> list[dict]:
+        out = []
+        zh = annotated["lang"].map_elements(is_chinese, return_dtype=pl.Boolean)
+        for family, mask in (("zh", zh), ("other", ~zh)):
+            docs = annotated.filter(mask)
+            if docs.is_empty():
+                continue
+            for code, stat, op, threshold in active_rules("zh" if family == "zh" else None, self.config):
+                if op in ("min", "max"):
+                    values = docs["quality"].struct.field(stat).drop_nans().drop_nulls().to_list()
+                    out.append({"label": f"{code} ({stat})", "values": values, "threshold": threshold, "op": op})
+        return out

@@ -1,0 +1,226 @@
+"""Per-stage dry runs: one stage on a sample, nothing written; what it would remove, why, and what the full run
+would cost.
+
+The sample is spread over every shard (``pipeline.sampling``). The stages configured before NAME run first
+(language ID before segmentation, segmentation before the Chinese quality rules; a global stage before NAME is
+skipped: a sample sees too few duplicates to matter), then NAME. Removal rates carry a 95% Wilson interval from
+the sample size, and are projected onto the input's totals read from the Parquet footers.
+"""
+from __future__ import annotations
+
+import math
+import os
+import time
+
+import polars as pl
+
+from pipeline.config import RunConfig
+from pipeline.errors import ConfigError
+from pipeline.sampling import draw_sample
+from pipeline.shard_io import discover_shards
+from pipeline.stages import STAGES, build_stage
+from pipeline.stages.base import Stage, StageConfig
+from pipeline.text import printable
+from pipeline.worker import input_step
+
+Z95 = 1.959963984540054
+EXAMPLES = 3
+EXAMPLE_CHARS = 200
+WARM_UP_DOCS = 16
+
+DEDUP_CAVEAT = (
+    "A sample sees only the duplicate pairs whose two documents were both drawn: with a fraction q of the input "
+    "sampled, a pair is seen with probability q^2. The full-run estimate scales the sample's pairs by 1/q^2 "
+    "(an upper bound on documents removed when clusters hold more than two copies), with a Poisson interval "
+    "instead of the binomial one; "
+    "treat it as an order of magnitude, not a count.")
+
+
+def wilson(k: int, n: int) -> tuple[float, float]:
+    """95% Wilson score interval for a proportion k/n."""
+    if n == 0:
+        return 0.0, 1.0
+    p = k / n
+    centre = (p + Z95 ** 2 / (2 * n)) / (1 + Z95 ** 2 / n)
+    half = Z95 * math.sqrt(p * (1 - p) / n + Z95 ** 2 / (4 * n * n)) / (1 + Z95 ** 2 / n)
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+def poisson_interval(k: int) -> tuple[float, float]:
+    """Approximate 95% interval of a Poisson mean from one count (rule of three at zero)."""
+    if k == 0:
+        return 0.0, 3.0
+    half = Z95 * math.sqrt(k)
+    return max(0.0, k - half), k + half
+
+
+def target_config(config: RunConfig, name: str) -> tuple[list[StageConfig], StageConfig]:
+    """The local stages that run before NAME, and NAME's config (the configured one, else its defaults)."""
+    if name not in STAGES:
+        raise ConfigError(f"unknown stage {name!r}; stages: {', '.join(STAGES)}")
+    kinds = [s.kind for s in config.stages]
+    if name in kinds:
+        i = kinds.index(name)
+        return [s for s in config.stages[:i] if not STAGES[s.kind].is_global], config.stages[i]
+    required = set(STAGES[name].requires)
+    return [s for s in config.stages if s.kind in required], STAGES[name].Config()
+
+
+def _run(stage: Stage, batch: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
+    """(annotated, kept, rejected) of a stage on a batch; a global stage runs all its phases in memory."""
+    if stage.is_global:
+        from pipeline.dedup import duplicates_in_memory
+
+        stage = build_stage(stage.config, duplicates=duplicates_in_memory(batch, stage.config))
+    annotated = stage.annotate(batch)
+    return annotated, *stage.split(annotated)
+
+
+def _histogram(values: list[float], threshold: float, op: str, bins: int = 12, width: int = 30) -> list[str]:
+    """A compact text histogram over the 1st–99th percentile (and the threshold), outliers in the end bins, with
+    the bin holding the threshold marked."""
+    if not values:
+        return ["(no values)"]
+    ordered = sorted(values)
+    lo = min(ordered[int(0.01 * (len(ordered) - 1))], threshold)
+    hi = max(ordered[int(0.99 * (len(ordered) - 1))], threshold)
+    step = (hi - lo) / bins if hi > lo else 1.0
+    counts = [0] * bins
+    for v in values:
+        counts[max(0, min(int((v - lo) / step), bins - 1))] += 1
+    mark = max(0, min(int((threshold - lo) / step), bins - 1))
+    top = max(counts) or 1
+    failing = "below" if op == "min" else "above"
+    lines = []
+    for i, c in enumerate(counts):
+        edge = ("<" if i == 0 and ordered[0] < lo else " ") + f"{lo + i * step:>10.4g} "
+        bar = "█" * math.ceil(width * c / top) if c else ""
+        lines.append(f"{edge}│{bar:<{width}} {c:>6}" + (f"  ◀ threshold {threshold:g} (fails {failing})"
+                                                           if i == mark else ""))
+    return lines
+
+
+def dry_run(config: RunConfig, name: str, sample: int = 1000, seed: int = 0, workers: int | None = None) -> dict:
+    """Run stage NAME on a sample of the input; returns the report (see ``format_dry_run``). Writes nothing."""
+    before_configs, target_cfg = target_config(config, name)
+    started = time.perf_counter()
+    shards = discover_shards(config.input)
+    docs, totals = draw_sample(shards, sample, seed)
+    stages = [build_stage(c) for c in before_configs]
+    target = build_stage(target_cfg)
+    # Load models (fastText, jieba, tokenizer) outside the timing: a full run pays that once per worker.
+    warm, _, _ = input_step(docs.head(WARM_UP_DOCS), config.limits.max_doc_chars, 0.0)
+    for stage in stages:
+        warm, _ = stage.process(warm)
+    _run(target, warm)
+    kept, rejected_input, input_stat = input_step(docs, config.limits.max_doc_chars, 0.0)
+    docs = docs.with_columns(n_tokens=pl.concat([kept, rejected_input], how="diagonal_relaxed")
+                             .sort("_row")["n_tokens"])
+    chain_cpu = input_stat["cpu_seconds"]
+    for stage in stages:
+        start = time.process_time()
+        kept, _ = stage.process(kept)
+        chain_cpu += time.process_time() - start
+    start = time.process_time()
+    annotated, survivors, removed = _run(target, kept)
+    target_cpu = time.process_time() - start
+    return _report(config, name, target, docs, totals, kept, annotated, survivors, removed, target_cpu,
+                   chain_cpu + target_cpu, sample, seed, workers, time.perf_counter() - started)
+
+
+def _report(config, name, target, docs, totals, reached, annotated, survivors, removed, target_cpu, chain_cpu,
+            sample, seed, workers, wall) -> dict:
+    n_sample, n_in = docs.height, reached.height
+    text_mb = docs["text"].str.len_bytes().fill_null(0).sum() / 1e6
+    mean_tokens = docs["n_tokens"].mean() or 0.0
+    mean_bytes = docs["text"].str.len_bytes().fill_null(0).mean() or 0.0
+    reach = n_in / n_sample if n_sample else 0.0
+    workers = workers or config.workers or os.cpu_count() or 1
+    per_doc = chain_cpu / n_sample if n_sample else 0.0
+    cpu_hours = per_doc * totals.docs / 3600
+    population = totals.docs * reach
+    q = n_in / population if population else 1.0
+    reasons = []
+    for (reason,), group in sorted(removed.group_by("reject_reason")):
+        k = group.height
+        low, high = wilson(k, n_in)
+        if target.is_global:  # pairs seen with probability q^2 (DEDUP_CAVEAT)
+            projected = [min(population, x / (q * q)) for x in (k, *poisson_interval(k))]
+        else:
+            projected = [population * x for x in (k / n_in, low, high)]
+        reasons.append({
+            "reason": reason, "docs": k, "tokens": int(group["n_tokens"].sum()), "pct": 100 * k / n_in,
+            "pct_low": 100 * low, "pct_high": 100 * high,
+            **dict(zip(("projected_docs", "projected_docs_low", "projected_docs_high"), map(round, projected))),
+            "examples": [{"id": printable(i), "text": printable(t or "", EXAMPLE_CHARS)}
+                         for i, t in group.select("id", "text").head(EXAMPLES).iter_rows()],
+        })
+    report = {
+        "stage": name,
+        "config": target.config.model_dump(mode="json"),
+        "sample": {"requested": sample, "docs": n_sample, "seed": seed, "shards": docs["_shard"].n_unique(),
+                   "per_shard": dict(docs.group_by("_shard").len().sort("_shard").iter_rows()),
+                   "reached_stage": n_in, "text_mb": round(text_mb, 4)},
+        "removed": reasons,
+        "kept": {"docs": survivors.height, "tokens": int(survivors["n_tokens"].sum()) if n_in else 0},
+        "thresholds": [{**t, "histogram": _histogram(t["values"], t["threshold"], t["op"]),
+                        "n": len(t["values"])} for t in target.thresholds(annotated)],
+        "cpu": {"stage_seconds": round(target_cpu, 4),
+                "stage_per_doc": target_cpu / n_in if n_in else 0.0,
+                "stage_per_mb": target_cpu / (reached["text"].str.len_bytes().sum() / 1e6) if n_in else 0.0,
+                "chain_seconds": round(chain_cpu, 4), "chain_per_doc": per_doc,
+                "chain_per_mb": chain_cpu / text_mb if text_mb else 0.0},
+        "projection": {
+            "docs": totals.docs, "file_bytes": totals.file_bytes, "shards": totals.shards,
+            "text_bytes": round(totals.docs * mean_bytes), "tokens": round(totals.docs * mean_tokens),
+            "tokens_reaching_stage": round(totals.docs * reach * (reached["n_tokens"].mean() or 0.0)),
+            "docs_reaching_stage": round(totals.docs * reach),
+            "docs_removed": sum(r["projected_docs"] for r in reasons),
+            "cpu_hours": cpu_hours, "workers": workers, "wall_hours": cpu_hours / workers,
+            "usd": cpu_hours * config.cost.usd_per_cpu_hour,
+            "sample_fraction": q, "unreadable_shards": totals.unreadable,
+        },
+        "dry_run_wall_seconds": round(wall, 3),
+        "notes": [],
+    }
+    for t in report["thresholds"]:
+        del t["values"]
+    if target.is_global:
+        report["notes"].append(DEDUP_CAVEAT)
+    return report
+
+
+def format_dry_run(r: dict) -> str:
+    """The dry run for a terminal."""
+    s, p, cpu = r["sample"], r["projection"], r["cpu"]
+    lines = [f"DRY RUN of stage '{r['stage']}': nothing was written.",
+             f"sample: {s['docs']:,} documents from {s['shards']} shards (seed {s['seed']}), {s['reached_stage']:,} "
+             f"reached the stage, {s['text_mb']:.2f} MB of text", "", "would remove (95% interval from the sample size):"]
+    for x in r["removed"]:
+        lines.append(f"  {x['reason']:<24} {x['docs']:>6,} docs ({x['pct']:.1f}%, {x['pct_low']:.1f}–{x['pct_high']:.1f}%) "
+                     f"{x['tokens']:>9,} tokens  → full run ≈ {x['projected_docs']:,} docs "
+                     f"({x['projected_docs_low']:,}–{x['projected_docs_high']:,})")
+    if not r["removed"]:
+        lines.append("  nothing")
+    lines.append(f"  kept: {r['kept']['docs']:,} docs, {r['kept']['tokens']:,} tokens")
+    for t in r["thresholds"]:
+        lines += ["", f"{t['label']}: {t['n']:,} documents", *("  " + h for h in t["histogram"])]
+    if r["removed"]:
+        lines += ["", "examples:"]
+        for x in r["removed"]:
+            lines.append(f"  [{x['reason']}]")
+            lines += [f"    {e['id']}: {e['text']!s}".replace("\n", "⏎ ") for e in x["examples"]]
+    lines += ["", f"CPU: stage {cpu['stage_per_doc'] * 1e3:.3f} ms/doc, {cpu['stage_per_mb']:.3f} s/MB; with the "
+                  f"stages before it and token counting {cpu['chain_per_doc'] * 1e3:.3f} ms/doc",
+              "", "projected full run (input totals from Parquet footers):",
+              f"  {p['docs']:,} documents in {p['shards']} shards, {p['file_bytes'] / 1e6:,.1f} MB on disk, "
+              f"≈{p['text_bytes'] / 1e6:,.1f} MB of text, ≈{p['tokens']:,} tokens ({p['tokens_reaching_stage']:,} "
+              f"reaching the stage)",
+              f"  ≈{p['docs_removed']:,} documents removed by this stage",
+              f"  {p['cpu_hours']:.4g} CPU-hours → {p['wall_hours']:.4g} h wall on {p['workers']} workers → "
+              f"${p['usd']:.4g}"]
+    for path, error in p["unreadable_shards"].items():
+        lines.append(f"  UNREADABLE {path}: {error}")
+    lines += [f"NOTE: {n}" for n in r["notes"]]
+    lines.append(f"(dry run took {r['dry_run_wall_seconds']:.1f} s)")
+    return "\n".join(lines)
