@@ -126,8 +126,23 @@ def dedup_stage(spec: str = "14x8:signature") -> dict:
     return stage
 
 
+def proc_status(pid: int) -> dict[str, float]:
+    """VmRSS, VmHWM (the kernel's high-water mark, what ru_maxrss reports), RssAnon, RssFile, RssShmem in MiB."""
+    out = {}
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                key, _, value = line.partition(":")
+                if key in ("VmRSS", "VmHWM", "RssAnon", "RssFile", "RssShmem"):
+                    out[key] = int(value.split()[0]) / 1024
+    except OSError:
+        pass
+    return out
+
+
 class Sampler(threading.Thread):
-    """RSS of a process and of its descendants every ``interval`` seconds."""
+    """RSS of a process and of its descendants every ``interval`` seconds, and the driver's /proc status
+    (its VmHWM catches peaks shorter than the interval: a jump of VmHWM between two samples dates the peak)."""
 
     def __init__(self, pid: int, interval: float = 0.2):
         super().__init__(daemon=True)
@@ -136,6 +151,7 @@ class Sampler(threading.Thread):
         self.proc = psutil.Process(pid)
         self.interval = interval
         self.samples: list[tuple[float, float, float, int]] = []  # time, driver MB, max child MB, children
+        self.status: list[tuple[float, dict]] = []  # time, driver /proc status
         self.stop = threading.Event()
 
     def run(self) -> None:
@@ -144,6 +160,7 @@ class Sampler(threading.Thread):
         while not self.stop.is_set():
             try:
                 driver = self.proc.memory_info().rss / 2**20
+                self.status.append((time.time(), proc_status(self.proc.pid)))
                 kids = []
                 for child in self.proc.children(recursive=True):
                     try:
@@ -203,6 +220,7 @@ def run_pipeline(stages: list[dict], input_dir: Path, out_dir: Path, workers: in
                 if k in ("candidate_pairs", "verified_pairs", "exact_pairs", "cpu_seconds")}
     clusters["members"] = sections.get("clusters", {}).get("all", {}).get("members", {}).get("rows")
     phase_peaks = _phase_peaks(sampler.samples, events)
+    hwm = _hwm_jumps(sampler.status, events)
     dedup = next((s for s in stats["stages"] if s["stage"] == "dedup"), None)
     unit_peaks = {sec: max((u.get("peak_rss_mb", 0.0) for u in sections.get(sec, {}).values()), default=None)
                   for sec in ("map", "reduce", "shards")}
@@ -219,8 +237,36 @@ def run_pipeline(stages: list[dict], input_dir: Path, out_dir: Path, workers: in
         "task_peak_rss_mb": unit_peaks,
         "sampled": {"driver_max_mb": round(max((s[1] for s in sampler.samples), default=0.0), 1),
                     "worker_max_mb": round(max((s[2] for s in sampler.samples), default=0.0), 1),
-                    "samples": len(sampler.samples), "phases": phase_peaks},
+                    "samples": len(sampler.samples), "phases": phase_peaks, "driver_hwm": hwm},
     }
+
+
+def _phase_at(t: float, events: list[tuple[float, str]]) -> str:
+    name = "startup"
+    for te, e in events:
+        if te > t:
+            break
+        if e not in ("task", "start"):
+            name = e
+    return name
+
+
+def _hwm_jumps(status: list[tuple[float, dict]], events: list[tuple[float, str]]) -> dict:
+    """The driver's VmHWM at the end, and the sampling intervals in which it rose by more than 20 MiB (with the
+    phase and the anonymous / file-backed RSS around them)."""
+    jumps = []
+    prev = None
+    for t, st in status:
+        if "VmHWM" not in st:
+            continue
+        if prev is not None and st["VmHWM"] - prev[1]["VmHWM"] > 20:
+            jumps.append({"t": round(t - status[0][0], 2), "phase": _phase_at(t, events),
+                          "hwm_before": round(prev[1]["VmHWM"], 1), "hwm_after": round(st["VmHWM"], 1),
+                          "rss_after": round(st.get("VmRSS", 0), 1), "anon_after": round(st.get("RssAnon", 0), 1),
+                          "file_after": round(st.get("RssFile", 0), 1), "shmem_after": round(st.get("RssShmem", 0), 1)})
+        prev = (t, st)
+    last = next((st for _, st in reversed(status) if "VmHWM" in st), {})
+    return {"final_hwm": round(last.get("VmHWM", 0.0), 1), "jumps": jumps[:20]}
 
 
 def _phase_peaks(samples: list[tuple], events: list[tuple[float, str]]) -> dict:
