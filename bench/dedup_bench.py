@@ -815,7 +815,7 @@ def pct(x) -> str:
 def render(results: dict) -> str:
     out = [f"# Dedup benchmark (`python bench/dedup_bench.py {results['meta']['argv']}`)", "",
            f"{results['meta']['when']} · {results['meta']['machine']} · data: {results['meta']['data']} · "
-           f"load average at start {results['meta']['loadavg']}", ""]
+           f"load average at start {results['meta']['loadavg']} · code: {results['meta'].get('git')}", ""]
     acc = results.get("accuracy")
     if acc:
         c, tr = acc["corpus"], acc["truth"]
@@ -956,6 +956,19 @@ def render(results: dict) -> str:
     return "\n".join(out)
 
 
+def git_state() -> str:
+    """HEAD and the pipeline/filters files modified in the working tree (the code actually measured)."""
+    try:
+        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True,
+                              timeout=10).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--", "pipeline", "filters"], cwd=REPO,
+                               capture_output=True, text=True, timeout=10).stdout.split("\n")
+        dirty = [line[3:] for line in dirty if line.strip()]
+        return head + (f" + uncommitted changes in {', '.join(dirty)}" if dirty else "")
+    except (OSError, subprocess.SubprocessError):
+        return "?"
+
+
 def write_results(args, results: dict) -> None:
     out = Path(args.results_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -1012,7 +1025,8 @@ def main(argv: list[str] | None = None) -> None:
     results = {"meta": {"argv": " ".join(sys.argv[1:]), "when": time.strftime("%Y-%m-%d %H:%M"),
                         "machine": f"{os.cpu_count()} CPUs, {platform.python_implementation()} "
                                    f"{platform.python_version()}, polars {pl.__version__}",
-                        "data": sources.description, "loadavg": [round(x, 2) for x in os.getloadavg()]}}
+                        "data": sources.description, "loadavg": [round(x, 2) for x in os.getloadavg()],
+                        "git": git_state()}}
     results_path = Path(args.results_dir) / f"{args.name}.json"
     if results_path.exists() and only != {"accuracy", "bbc", "speed", "memory"}:
         previous = json.loads(results_path.read_text())  # keep the sections not rerun

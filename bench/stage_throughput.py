@@ -443,7 +443,9 @@ def markdown(res: dict) -> str:
     L = [f"# Stage throughput vs bare libraries ({res['date']})", "",
          f"Machine: {res['machine']}. Data: {res['data']}. One core (POLARS_MAX_THREADS=1), CPU seconds, "
          f"medians of {res['runs']} runs alternating stage/bare; ratio = median of per-run stage ÷ bare "
-         f"(target ≤ {TARGET}).", "",
+         f"(target ≤ {TARGET}). Load average (1/5/15 min) at start {res['load_avg_start']}, at end "
+         f"{res['load_avg_end']} (other jobs share the 2 cores: absolute rates are ±25 %, ratios firmer).", "",
+         f"Command: `{res['command']}`", "",
          "| stage | docs | MB | stage docs/s | stage MB/s | bare (same texts) | bare docs/s | bare MB/s | "
          "stage ÷ bare |",
          "|---|---:|---:|---:|---:|---|---:|---:|---:|"]
@@ -517,9 +519,13 @@ def main() -> None:
                 f"{data_desc['chars'][0]}–{data_desc['chars'][1]} chars, batches of {data_desc['batch_docs']})")
     else:
         data = f"sample_data/*.parquet ({n_docs:,} docs, one batch per shard)"
+    from importlib.metadata import version
+
+    libs = ", ".join(f"{p} {version(p)}" for p in ("fasttext", "langdetect", "jieba", "bpe-openai", "polars", "numpy"))
     res = {
         "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-        "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}",
+        "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}; {libs}",
+        "load_avg_start": [round(x, 2) for x in os.getloadavg()],
         "data": data, "data_spec": data_desc, "runs": args.runs,
         "command": " ".join(["python", "bench/stage_throughput.py", *sys.argv[1:]]),
     }
@@ -540,6 +546,7 @@ def main() -> None:
             e["ratio_tree_vs_bare"] = round(e["median"]["tree_cpu_s_per_doc"] / per_doc, 3)
     if args.profile:
         res["profile"] = profile(bench, batches, args.top)
+    res["load_avg_end"] = [round(x, 2) for x in os.getloadavg()]
 
     args.out_dir.mkdir(parents=True, exist_ok=True)
     (args.out_dir / "stages.json").write_text(json.dumps(res, indent=1, ensure_ascii=False) + "\n")

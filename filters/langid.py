@@ -109,6 +109,11 @@ class LanguageIdentifier:
             return None, 0.0
         return normalise(best.lang), float(best.prob)
 
+    def load(self) -> None:
+        """Load both models now (otherwise they load on first use)."""
+        self._model()
+        self._detect_langs("load the language profiles")
+
     def identify(self, texts: Sequence[str]) -> LidResult:
         """Label every text. fastText sees the first ``max_chars`` characters with newlines as spaces."""
         heads = [t[: self.max_chars].replace("\n", " ").replace("\r", " ") for t in texts]

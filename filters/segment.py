@@ -84,6 +84,10 @@ class Segmenter:
             _initialise(tok, self.user_dict)
         return tok.cut
 
+    def load(self) -> None:
+        """Load jieba's dictionary (and the user dictionary) now (otherwise on first use)."""
+        self._cut()
+
     def segment(self, texts: Sequence[str]) -> list[str]:
         """For each text, its words joined by single spaces.
 

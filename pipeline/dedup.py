@@ -41,6 +41,14 @@ def reduce_candidates(task: str, index_records: list[dict], column: str, partiti
             "peak_rss_mb": peak_rss_mb()}
 
 
+def duplicate_ids(pre_records: list[dict], examples: int = 10) -> dict:
+    """Ids that appear on more than one input row across the shards (from each shard's intermediate, which holds
+    every row): how many, and a few of them. Ids name documents in ``dup_of``, so a repeated id is reported."""
+    ids = pl.concat([read_checked(r, ["id"]) for r in pre_records]) if pre_records else pl.DataFrame({"id": []})
+    repeated = ids.group_by("id").len().filter(pl.col("len") > 1).sort("id")
+    return {"count": repeated.height, "examples": repeated["id"].head(examples).to_list()}
+
+
 def candidate_pairs(keys: pl.DataFrame, column: str) -> pl.DataFrame:
     """Pairs (a, b): every document a sharing ``column``'s key with an earlier document b, the earliest."""
     return (keys.drop_nulls(column).with_columns(b=pl.col(DOC).min().over(column)).filter(pl.col(DOC) != pl.col("b"))

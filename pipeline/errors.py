@@ -19,3 +19,7 @@ class OutputConflictError(CorpusSlimError):
 
 class TornFileError(CorpusSlimError):
     """An intermediate file is missing, truncated or changed; it is rebuilt, never used."""
+
+
+class OutputError(CorpusSlimError):
+    """The output directory cannot be written (disk full, read-only); nothing is recorded as done for it."""

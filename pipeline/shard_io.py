@@ -18,7 +18,7 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from pipeline.errors import ConfigError, ShardInputError, TornFileError
+from pipeline.errors import ConfigError, OutputError, ShardInputError, TornFileError
 
 INPUT_STAGE = "input"
 INPUT_REASONS = {
@@ -60,22 +60,35 @@ def discover_shards(spec: str) -> list[Shard]:
     return [Shard(path=p, stem=Path(p).name.removesuffix(".parquet"), index=i) for i, p in enumerate(paths)]
 
 
-def _text_column(table: pa.Table, path: str) -> pa.ChunkedArray:
+def _check_utf8(column: pa.ChunkedArray, name: str, path: str) -> None:
+    """Raise naming the first row of a string column whose bytes are not valid UTF-8 (Parquet readers do not
+    check; lone surrogates and truncated sequences would reach the stages)."""
+    try:
+        column.validate(full=True)
+    except pa.ArrowInvalid:
+        for row, value in enumerate(column.cast(pa.large_binary()).to_pylist()):
+            try:
+                value is None or value.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                raise ShardInputError(f"{path}: row {row}: {name!r} is not valid UTF-8 ({exc.reason} at byte "
+                                      f"{exc.start})") from None
+        raise
+
+
+def _checked_columns(table: pa.Table, path: str) -> pa.Table:
+    """``text`` as a UTF-8 string column (binary accepted when it is valid UTF-8), every string column checked."""
     if "text" not in table.column_names:
         raise ShardInputError(f"{path}: no 'text' column (columns: {', '.join(table.column_names) or 'none'})")
     text = table.column("text")
-    if pa.types.is_string(text.type) or pa.types.is_large_string(text.type):
-        return text
     if pa.types.is_binary(text.type) or pa.types.is_large_binary(text.type):
-        for row, value in enumerate(text.to_pylist()):
-            if value is not None:
-                try:
-                    value.decode("utf-8")
-                except UnicodeDecodeError as exc:
-                    raise ShardInputError(f"{path}: row {row}: 'text' is not valid UTF-8 ({exc.reason} at byte "
-                                          f"{exc.start})") from None
-        return text.cast(pa.large_string())
-    raise ShardInputError(f"{path}: 'text' must be a string column, found {text.type}")
+        text = text.cast(pa.large_string(), safe=False)
+        table = table.set_column(table.column_names.index("text"), "text", text)
+    elif not (pa.types.is_string(text.type) or pa.types.is_large_string(text.type)):
+        raise ShardInputError(f"{path}: 'text' must be a string column, found {text.type}")
+    for name, column in zip(table.column_names, table.columns):
+        if pa.types.is_string(column.type) or pa.types.is_large_string(column.type):
+            _check_utf8(column, name, path)
+    return table
 
 
 def read_shard(shard: Shard, rows: Sequence[int] | None = None) -> pl.DataFrame:
@@ -89,9 +102,7 @@ def read_shard(shard: Shard, rows: Sequence[int] | None = None) -> pl.DataFrame:
             table, numbers = _read_rows(shard.path, sorted(rows))
     except (OSError, pa.ArrowException) as exc:
         raise ShardInputError(f"{shard.path}: not a readable Parquet file ({exc})") from None
-    text = _text_column(table, shard.path)
-    table = table.set_column(table.column_names.index("text"), "text", text)
-    df = pl.from_arrow(table).with_columns(pl.Series(ROW, numbers, dtype=pl.UInt32))
+    df = pl.from_arrow(_checked_columns(table, shard.path)).with_columns(pl.Series(ROW, numbers, dtype=pl.UInt32))
     derived = pl.format("{}:{}", pl.lit(shard.stem), pl.col(ROW))
     if "id" in df.columns:
         df = df.with_columns(id=pl.coalesce(pl.col("id").cast(pl.String), derived))
@@ -135,6 +146,8 @@ def write_atomic(df: pl.DataFrame, path: str) -> None:
         with open(tmp, "rb") as f:
             os.fsync(f.fileno())
         os.replace(tmp, path)
+    except (OSError, pl.exceptions.ComputeError) as exc:  # polars reports a failed write as a ComputeError
+        raise OutputError(f"cannot write {path}: {exc}") from None
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)

@@ -78,4 +78,8 @@ def format_summary(stats: dict) -> str:
                  f"{t['tokens_kept']:,} · wall {t['wall_seconds']:.1f} s · CPU {t['cpu_seconds']:.1f} s")
     for q in stats["quarantined"]:
         lines.append(f"QUARANTINED {q['path']}: {q['error']}")
+    repeated = stats.get("duplicate_ids", {})
+    if repeated.get("count"):
+        lines.append(f"WARNING: {repeated['count']:,} ids appear on more than one input row (e.g. "
+                     f"{', '.join(map(repr, repeated['examples'][:5]))}); dup_of may name either of them")
     return "\n".join(lines)

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 import polars as pl
 
 from pipeline.errors import ShardInputError
-from pipeline.resources import count_tokens
+from pipeline.resources import STARTUP, count_tokens
 from pipeline.shard_io import (INPUT_STAGE, ROW, Shard, input_rejects, read_checked, read_shard, write_atomic,
                                write_checked)
 from pipeline.stages import build_stage
@@ -102,6 +102,7 @@ def process_shard(shard: Shard, stage_configs: Sequence[StageConfig], max_doc_ch
     An input shard that cannot be read or breaks the data contract comes back as ``status: bad_input`` with the
     error, so the driver applies the configured policy; any other exception is a bug and fails the task.
     """
+    startup = STARTUP["cpu_seconds"]
     read = _read(shard, max_doc_chars)
     if isinstance(read, dict):
         return read
@@ -112,13 +113,14 @@ def process_shard(shard: Shard, stage_configs: Sequence[StageConfig], max_doc_ch
     return _result(shard, status="done", rows={"in": kept.height + rejected.height, "kept": kept.height,
                                                "rejected": rejected.height},
                    bytes_in=os.path.getsize(shard.path), text_bytes=text_bytes, stages=[input_stat, *stats],
-                   write_cpu_seconds=write_cpu)
+                   write_cpu_seconds=write_cpu, startup_cpu_seconds=STARTUP["cpu_seconds"] - startup)
 
 
 def map_shard(shard: Shard, shard_number: int, before: Sequence[StageConfig], global_config: StageConfig,
               max_doc_chars: int, work: str, index_dir: str) -> dict:
     """Stages before the global one, then its map step. Writes ``work/pre/<stem>`` (every row so far, rejected
     ones with their reason) and ``index_dir/<stem>`` (the global stage's keys), both checked when read."""
+    startup = STARTUP["cpu_seconds"]
     read = _read(shard, max_doc_chars)
     if isinstance(read, dict):
         return read
@@ -132,7 +134,8 @@ def map_shard(shard: Shard, shard_number: int, before: Sequence[StageConfig], gl
     index_record = write_checked(index, os.path.join(index_dir, f"{shard.stem}.parquet"))
     return _result(shard, status="done", shard_number=shard_number, rows_in=pre.height, docs_indexed=index.height,
                    bytes_in=os.path.getsize(shard.path), text_bytes=text_bytes, stages=[input_stat, *stats],
-                   map_cpu_seconds=round(map_cpu, 6), pre=pre_record, index=index_record)
+                   map_cpu_seconds=round(map_cpu, 6), pre=pre_record, index=index_record,
+                   startup_cpu_seconds=STARTUP["cpu_seconds"] - startup)
 
 
 def apply_shard(shard: Shard, map_entry: dict, duplicates: pl.DataFrame, root_index: dict[int, dict],
@@ -141,6 +144,7 @@ def apply_shard(shard: Shard, map_entry: dict, duplicates: pl.DataFrame, root_in
     after it; writes the shard's kept and rejected files."""
     from pipeline.dedup import resolve_duplicates
 
+    startup = STARTUP["cpu_seconds"]
     pre = read_checked(map_entry["pre"])
     survivors = pre.filter(pl.col("reject_reason").is_null()).drop(REJECT_COLUMNS, strict=False)
     earlier = pre.filter(pl.col("reject_reason").is_not_null())
@@ -154,4 +158,5 @@ def apply_shard(shard: Shard, map_entry: dict, duplicates: pl.DataFrame, root_in
     write_cpu = _write_outputs(kept, rejected, output, shard.stem)
     return _result(shard, status="done", rows={"in": pre.height, "kept": kept.height, "rejected": rejected.height},
                    bytes_in=map_entry["bytes_in"], text_bytes=map_entry["text_bytes"],
-                   stages=[*map_entry["stages"], *stats], write_cpu_seconds=write_cpu)
+                   stages=[*map_entry["stages"], *stats], write_cpu_seconds=write_cpu,
+                   startup_cpu_seconds=map_entry["startup_cpu_seconds"] + STARTUP["cpu_seconds"] - startup)

@@ -93,9 +93,10 @@ def test_ledger(reference):
     assert ledger["new_unique_tokens"].to_list() == kept
     assert (ledger["cum_unique_tokens"].diff().drop_nulls() >= 0).all()
     assert ledger["cum_raw_tokens"][-1] == stats["totals"]["tokens_in"]
-    cost = ledger["cpu_seconds"] / 3600 * 0.0425
-    assert (ledger["cost_usd"] - cost).abs().max() < 1e-12 and ledger["cost_usd"].min() > 0
-    assert ledger["cpu_seconds"].sum() == pytest.approx(stats["totals"]["cpu_seconds"], rel=1e-3)
+    cpu = ledger["cpu_seconds"] + ledger["startup_cpu_seconds"]
+    assert (ledger["cost_usd"] - cpu / 3600 * 0.0425).abs().max() < 1e-12 and ledger["cost_usd"].min() > 0
+    assert cpu.sum() == pytest.approx(stats["totals"]["cpu_seconds"], rel=1e-3)
+    assert ledger["startup_cpu_seconds"].n_unique() == 1 and ledger["startup_cpu_seconds"][0] > 0
     for stage in ("lid", "segment", "dedup", "quality"):
         assert ledger[f"docs_after_{stage}"].sum() == next(s["docs_out"] for s in stats["stages"] if s["stage"] == stage)
 

@@ -254,3 +254,9 @@ def test_bad_numbers_are_rejected():
         effective_tokens("chinchilla", 1e10, 0)
     with pytest.raises(ValueError, match="method"):
         optimal_allocation("muennighoff", 1e22, 25e9, method="newton")
+
+
+def test_batch_value_unbounded_deep_in_repetition():
+    """200 epochs over the unique pool: compute cannot replace new unique data, so its value is unbounded."""
+    v = batch_value("muennighoff", 1e7, 2e8, 1e6, 1e5)
+    assert math.isinf(v["value_usd"]) and v["loss_gain"] > 0
