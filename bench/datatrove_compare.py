@@ -96,7 +96,7 @@ from datatrove.pipeline.filters import (C4QualityFilter, FineWebQualityFilter, G
 from datatrove.pipeline.readers import ParquetReader
 from datatrove.pipeline.writers import ParquetWriter
 from datatrove.utils.lid import FT176LID
-from datatrove.utils.text import ngrams, simplify_text
+from datatrove.utils.text import TERMINAL_PUNCTUATION, ngrams, simplify_text
 from datatrove.utils.word_tokenizers import load_word_tokenizer
 
 LANGUAGES = ["en", "zh"]
@@ -105,6 +105,8 @@ MINHASH = MinhashConfig(n_grams=5, num_buckets=14, hashes_per_bucket=8, seed=1) 
 # datatrove's tokenizer table maps "zh" to spaCy's multi-language ("xx") tokenizer (its CSV's FALSE/TRUE columns
 # are read as strings, and every non-empty string is true); "cmn_Hani" is spaCy zh with jieba.
 SHINGLE_TOKENIZERS = {"en": "en", "zh": "cmn_Hani"}
+# FineWeb line ends as ours (filters.quality.FINEWEB_END_MARKS adds the closing quotes to . ! ?)
+FINEWEB_STOP_CHARS = tuple(dict.fromkeys([*TERMINAL_PUNCTUATION, '"', "'", "\u201d", "\u2019"]))
 
 
 class LocalFT176LID(FT176LID):
@@ -196,8 +198,11 @@ def quality_filters(mode):
     if mode == "default":
         return [("gopher_repetition", GopherRepetitionFilter()), ("gopher_quality", GopherQualityFilter()),
                 ("c4", C4FilterMode()), ("fineweb", FineWebQualityFilter())]
-    return [("gopher_repetition", EnGopherRepetition()), ("gopher_quality", EnGopherQuality()),
-            ("c4", EnC4()), ("fineweb", EnFineWeb(char_duplicates_ratio=0.1))]
+    # equal: word rules on en only; rules whose definitions differ from ours set as ours or off on both sides
+    return [("gopher_repetition", EnGopherRepetition()),
+            ("gopher_quality", EnGopherQuality(max_non_alpha_words_ratio=None)),  # spaCy tokens: punctuation = words
+            ("c4", EnC4(min_num_sentences=1)),  # spaCy sentencizer vs our regex: only "at least one sentence"
+            ("fineweb", EnFineWeb(char_duplicates_ratio=0.1, stop_chars=FINEWEB_STOP_CHARS))]
 
 
 def signature_step(mode, folder):
@@ -399,7 +404,9 @@ def our_config(variant: str, corpus_dir: Path, model: str) -> str:
     quality = "  - kind: quality\n"
     if variant == "equal":
         dedup += "    verify: none             # every LSH candidate pair is a duplicate, as in datatrove\n"
-        quality += "    chinese:\n      enabled: false         # datatrove has no Chinese rules\n"
+        quality += ("    chinese:\n      enabled: false         # datatrove has no Chinese rules\n"
+                    "    gopher_quality:\n      min_alpha_words: 0.0   # off: datatrove counts punctuation tokens as words\n"
+                    "    c4:\n      min_sentences: 1       # sentence splitters differ (spaCy sentencizer vs regex)\n")
     return (f"# written by bench/datatrove_compare.py (variant {variant})\n"
             f"input: {corpus_dir}\noutput: {corpus_dir.parent / 'ours-out'}\nworkers: 2\n"
             "stages:\n"
@@ -569,7 +576,11 @@ def diagnose(args, variant: str, dt_out: Path, ours_out: Path, verdicts: Path) -
                    "symmetric_difference": len(verdict_pass ^ dt_filtered)}
 
     # ours: every rule family on its own, for every document our LID keeps (jieba words for Chinese)
-    cfg = QualityConfig() if variant == "default" else QualityConfig(chinese={"enabled": False})
+    import yaml
+
+    stage = next(st for st in yaml.safe_load((work / f"ours-{variant}.yaml").read_text())["stages"]
+                 if st["kind"] == "quality")
+    cfg = QualityConfig(**{k: val for k, val in stage.items() if k != "kind"})
     family_of = {r.code: r.ruleset for r in RULES}
     seg = Segmenter(hmm=False)
     our_lid_pass = [r["reject_stage"] not in ("input", "lid") for r in rows]
@@ -778,9 +789,13 @@ SETTINGS = {
                "tokenizer and English rules on Chinese too; its MinHash shingles Chinese with the English tokenizer",
     "equal": "quality word rules on English documents only on both sides (datatrove: filters wrapped to pass "
              "non-en documents; ours: quality.chinese.enabled false); FineWeb duplicate-line characters 0.1 on "
-             "both (datatrove default 0.01, ours 0.1 = paper); Chinese shingles from jieba words on both "
-             "(datatrove: tokenizer 'cmn_Hani', spaCy zh + jieba, HMM on; ours: seg, HMM off); no candidate "
-             "verification on both (ours: dedup.verify none)",
+             "both (datatrove default 0.01, ours 0.1 = paper) and FineWeb line ends . ! ? plus closing quotes on "
+             "both (datatrove: stop_chars = its TERMINAL_PUNCTUATION + \" ' \u201d \u2019); Gopher's alphabetic-words rule off on "
+             "both (datatrove counts spaCy punctuation tokens as words: max_non_alpha_words_ratio=None; ours "
+             "gopher_quality.min_alpha_words 0); C4 minimum sentences 1 on both (spaCy sentencizer vs our "
+             "regex; datatrove min_num_sentences=1, ours c4.min_sentences 1); Chinese shingles from jieba "
+             "words on both (datatrove: tokenizer 'cmn_Hani', spaCy zh + jieba, HMM on; ours: seg, HMM off); "
+             "no candidate verification on both (ours: dedup.verify none)",
 }
 
 

@@ -47,15 +47,20 @@ def normalise(code: str) -> str:
     return ALIASES.get(code, code)
 
 
+def _count(pattern: re.Pattern, text: str) -> int:
+    """Characters of ``text`` matching a one-character pattern (no list of matches built)."""
+    return len(text) - len(pattern.sub("", text))
+
+
 def cjk_by_script(text: str) -> tuple[str | None, float]:
     """(zh, ja or ko from the characters alone, share of the letters that are CJK); (None, 0.0) without CJK."""
     if not _ANY_CJK.search(text):
         return None, 0.0
-    han, kana, hangul = (len(r.findall(text)) for r in (_HAN, _KANA, _HANGUL))
+    han, kana, hangul = (_count(r, text) for r in (_HAN, _KANA, _HANGUL))
     cjk = han + kana + hangul
     if not cjk:
         return None, 0.0
-    share = cjk / max(len(_LETTER.findall(text)), cjk)
+    share = cjk / max(_count(_LETTER, text), cjk)
     if hangul >= KOREAN_HANGUL_SHARE * cjk:
         return "ko", share
     if kana >= JAPANESE_KANA_SHARE * (han + kana):

@@ -41,10 +41,10 @@ def reduce_candidates(task: str, index_records: list[dict], column: str, partiti
             "peak_rss_mb": peak_rss_mb()}
 
 
-def duplicate_ids(pre_records: list[dict], examples: int = 10) -> dict:
-    """Ids that appear on more than one input row across the shards (from each shard's intermediate, which holds
-    every row): how many, and a few of them. Ids name documents in ``dup_of``, so a repeated id is reported."""
-    ids = pl.concat([read_checked(r, ["id"]) for r in pre_records]) if pre_records else pl.DataFrame({"id": []})
+def duplicate_ids(id_records: list[dict], examples: int = 10) -> dict:
+    """Ids that appear on more than one input row across the shards (from each shard's file of ids): how many, and
+    a few of them. Ids name documents in ``dup_of``, so a repeated id is reported."""
+    ids = pl.concat([read_checked(r) for r in id_records]) if id_records else pl.DataFrame({"id": []})
     repeated = ids.group_by("id").len().filter(pl.col("len") > 1).sort("id")
     return {"count": repeated.height, "examples": repeated["id"].head(examples).to_list()}
 

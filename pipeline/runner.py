@@ -153,7 +153,7 @@ class Job:
     def _map(self, need_pre: set[str]) -> None:
         """Map the shards whose index (or, for those in ``need_pre``, intermediate) is missing or torn."""
         todo = [s for s in self.shards if s.stem not in self.bad and (
-                not self.manifest.intact("map", s.stem, "index")
+                not self.manifest.intact("map", s.stem, "index", "ids")
                 or (s.stem in need_pre and not self.manifest.intact("map", s.stem, "pre")))]
         futures = [self.client.submit(map_shard, s, self._number(s), self.plan.before, self.plan.global_,
                                       self.config.limits.max_doc_chars, self.work,
@@ -185,6 +185,8 @@ class Job:
         pending = self._pending(fp)
         if not pending:
             return
+        if self.plan.global_.verify == "exact" and not self._clusters_intact(fp):  # exact Jaccard reads every text
+            self._map(need_pre={s.stem for s in self._mapped()})
         members = self._clusters(fp)
         self._apply(pending, members, fp)
 
@@ -204,17 +206,20 @@ class Job:
             self.manifest.record("reduce", result["task"], done[result["task"]])
         return done
 
-    def _clusters(self, fp: str) -> pl.DataFrame:
+    def _clusters_intact(self, fp: str) -> bool:
         entry = self.manifest.get("clusters", "all")
-        if entry and entry.get("fp") == fp and self.manifest.intact("clusters", "all", "members"):
-            return read_checked(entry["members"])
+        return bool(entry) and entry.get("fp") == fp and self.manifest.intact("clusters", "all", "members")
+
+    def _clusters(self, fp: str) -> pl.DataFrame:
+        if self._clusters_intact(fp):
+            return read_checked(self.manifest.get("clusters", "all")["members"])
         reduced = self._reduce(fp)
         exact = self._pairs(r for t, r in reduced.items() if t.startswith("exact-"))
         candidates = self._pairs(r for t, r in reduced.items() if t.startswith("band_")).join(exact, on=["a", "b"],
                                                                                              how="anti")
         near, verify_cpu = self._verify(candidates)
-        pre = [self.manifest.get("map", s.stem)["pre"] for s in self._mapped()]
-        repeated = self.client.submit(duplicate_ids, pre, pure=False).result()
+        ids = [self.manifest.get("map", s.stem)["ids"] for s in self._mapped()]
+        repeated = self.client.submit(duplicate_ids, ids, pure=False).result()
         start = time.process_time()
         members = cluster(near, exact)
         cpu = sum(r["cpu_seconds"] for r in reduced.values()) + verify_cpu + time.process_time() - start

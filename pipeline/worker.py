@@ -85,15 +85,17 @@ def _result(shard: Shard, **fields) -> dict:
     return {"shard": shard.stem, "path": shard.path, "index": shard.index, **fields, "peak_rss_mb": peak_rss_mb()}
 
 
-def _read(shard: Shard, max_doc_chars: int) -> tuple[pl.DataFrame, pl.DataFrame, dict, int] | dict:
-    """Read and check a shard, or the ``bad_input`` result the driver applies its policy to."""
+def _read_and_run(shard: Shard, configs: Sequence[StageConfig], max_doc_chars: int):
+    """Read and check a shard, then run the input step and ``configs`` on it: (kept, rejected parts, per-stage
+    stats, text bytes), or the ``bad_input`` result the driver applies its policy to."""
     start = time.process_time()
     try:
         df = read_shard(shard)
     except ShardInputError as exc:
         return _result(shard, status="bad_input", error=str(exc))
-    kept, rejected, stat = input_step(df, max_doc_chars, time.process_time() - start)
-    return kept, rejected, stat, int(df["text"].str.len_bytes().sum() or 0)
+    survivors, input_rejected, input_stat = input_step(df, max_doc_chars, time.process_time() - start)
+    kept, rejected, stats = apply_stages(survivors, [build_stage(c) for c in configs])
+    return kept, [input_rejected, *rejected], [input_stat, *stats], int(df["text"].str.len_bytes().sum() or 0)
 
 
 def process_shard(shard: Shard, stage_configs: Sequence[StageConfig], max_doc_chars: int, output: str) -> dict:
@@ -103,38 +105,38 @@ def process_shard(shard: Shard, stage_configs: Sequence[StageConfig], max_doc_ch
     error, so the driver applies the configured policy; any other exception is a bug and fails the task.
     """
     startup = STARTUP["cpu_seconds"]
-    read = _read(shard, max_doc_chars)
+    read = _read_and_run(shard, stage_configs, max_doc_chars)
     if isinstance(read, dict):
         return read
-    survivors, input_rejected, input_stat, text_bytes = read
-    kept, rejected, stats = apply_stages(survivors, [build_stage(c) for c in stage_configs])
-    kept, rejected = assemble(kept, [input_rejected, *rejected])
+    kept, rejected, stats, text_bytes = read
+    kept, rejected = assemble(kept, rejected)
     write_cpu = _write_outputs(kept, rejected, output, shard.stem)
     return _result(shard, status="done", rows={"in": kept.height + rejected.height, "kept": kept.height,
                                                "rejected": rejected.height},
-                   bytes_in=os.path.getsize(shard.path), text_bytes=text_bytes, stages=[input_stat, *stats],
+                   bytes_in=os.path.getsize(shard.path), text_bytes=text_bytes, stages=stats,
                    write_cpu_seconds=write_cpu, startup_cpu_seconds=STARTUP["cpu_seconds"] - startup)
 
 
 def map_shard(shard: Shard, shard_number: int, before: Sequence[StageConfig], global_config: StageConfig,
               max_doc_chars: int, work: str, index_dir: str) -> dict:
     """Stages before the global one, then its map step. Writes ``work/pre/<stem>`` (every row so far, rejected
-    ones with their reason) and ``index_dir/<stem>`` (the global stage's keys), both checked when read."""
+    ones with their reason), ``index_dir/<stem>`` (the global stage's keys) and ``index_dir/ids/<stem>`` (every
+    row's id, for the duplicate-id check), all checked when read; the index outlives the run's intermediates."""
     startup = STARTUP["cpu_seconds"]
-    read = _read(shard, max_doc_chars)
+    read = _read_and_run(shard, before, max_doc_chars)
     if isinstance(read, dict):
         return read
-    survivors, input_rejected, input_stat, text_bytes = read
-    kept, rejected, stats = apply_stages(survivors, [build_stage(c) for c in before])
+    kept, rejected, stats, text_bytes = read
     start = time.process_time()
     index = build_stage(global_config).index(kept, shard_number)
     map_cpu = time.process_time() - start
-    pre = pl.concat([kept, input_rejected, *rejected], how="diagonal_relaxed").sort(ROW)
+    pre = pl.concat([kept, *rejected], how="diagonal_relaxed").sort(ROW)
     pre_record = write_checked(pre, os.path.join(work, "pre", f"{shard.stem}.parquet"))
     index_record = write_checked(index, os.path.join(index_dir, f"{shard.stem}.parquet"))
+    ids_record = write_checked(pre.select("id"), os.path.join(index_dir, "ids", f"{shard.stem}.parquet"))
     return _result(shard, status="done", shard_number=shard_number, rows_in=pre.height, docs_indexed=index.height,
-                   bytes_in=os.path.getsize(shard.path), text_bytes=text_bytes, stages=[input_stat, *stats],
-                   map_cpu_seconds=round(map_cpu, 6), pre=pre_record, index=index_record,
+                   bytes_in=os.path.getsize(shard.path), text_bytes=text_bytes, stages=stats,
+                   map_cpu_seconds=round(map_cpu, 6), pre=pre_record, index=index_record, ids=ids_record,
                    startup_cpu_seconds=STARTUP["cpu_seconds"] - startup)
 
 
