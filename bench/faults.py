@@ -175,6 +175,20 @@ def output_frame(out: Path, stem: str) -> pl.DataFrame | None:
     return pl.concat(frames, how="diagonal_relaxed") if frames else None
 
 
+def synthetic_docs(input_dir: Path, n: int, seed: int = 7) -> list[str]:
+    """English-looking documents of random words drawn from the sample's English text: no 5-gram in common with
+    it, so they duplicate none of its documents (a later duplicate would change the annotations of its root)."""
+    df = pl.read_parquet(input_dir / "shard-003.parquet")
+    words = " ".join(df.filter(pl.col("source").str.starts_with("en_"))["text"].to_list()).split()
+    rng = random.Random(seed)
+    docs = []
+    for _ in range(n):
+        sentences = [" ".join(rng.choice(words) for _ in range(rng.randint(10, 20))).capitalize() + "."
+                     for _ in range(8)]
+        docs.append(" ".join(sentences))
+    return docs
+
+
 def conservation(out: Path, inputs: dict[str, list[str]]) -> tuple[int, int, list[str]]:
     """Documents lost and duplicated across kept + rejected, per shard, against the input id multisets."""
     lost = dup = 0
@@ -821,8 +835,7 @@ class Bench:
 
     def _bad_shards(self, inp: Path) -> dict[str, tuple[str, str, str]]:
         """Write the bad shards (names sort after the good ones); {stem: (label, expected, note)}."""
-        good = pl.read_parquet(self.input / "shard-001.parquet")
-        en = good.filter(pl.col("source").str.starts_with("en_")).head(3)
+        en = {"text": synthetic_docs(self.input, 10)}  # new text: no duplicate of a good shard's document
         cases: dict[str, tuple[str, str, str]] = {}
 
         def add(name: str, label: str, expect: str, note: str = "") -> Path:
@@ -845,7 +858,7 @@ class Bench:
         sentence = en["text"][2].replace("\n", " ")
         big = (sentence + " ") * (20_000_000 // (len(sentence) + 1) + 1)
         big = big[:20_000_000]
-        pq.write_table(pa.table({"id": ["huge", "small"], "text": [big, en["text"][0]]}),
+        pq.write_table(pa.table({"id": ["huge", "small"], "text": [big, en["text"][3]]}),
                        add("huge-doc", "a 20 MB single document (default limits.max_doc_chars 1,000,000)", "process"))
         bad_bin = pa.array([b"valid bytes here, an ordinary sentence.", b"broken \xff\xfe bytes", b"ok"], pa.binary())
         pq.write_table(pa.table({"text": bad_bin}), add("binary-bad-utf8", "invalid UTF-8 in a binary `text`",
@@ -862,15 +875,15 @@ class Bench:
                        add("other-col-bad-utf8", "invalid UTF-8 in another string column (`source`)", "quarantine"))
         taken = self.inputs["shard-000"][:3]
         pq.write_table(pa.table({"id": taken, "text": ["A repeated id, new text one.", "A repeated id, text two.",
-                                                       en["text"][1]]}),
+                                                       en["text"][4]]}),
                        add("dup-ids", "duplicate ids across shards (3 ids of shard-000)", "process"))
         pq.write_table(pa.table({"id": pa.array([], pa.string()), "text": pa.array([], pa.string())}),
                        add("zero-rows", "a shard with zero rows", "process"))
-        pq.write_table(pa.table({"id": pa.array([7, 8, None]), "text": list(en["text"][:3]),
+        pq.write_table(pa.table({"id": pa.array([7, 8, None]), "text": list(en["text"][5:8]),
                                  "extra": pa.array([1.5, None, 2.5]),
                                  "meta": pa.array([{"k": 1}, {"k": 2}, None])}),
                        add("mixed-schema", "mixed schema: int ids (one null), extra float and struct columns", "process"))
-        pq.write_table(pa.table({"text": list(en["text"][:2])}),
+        pq.write_table(pa.table({"text": list(en["text"][8:10])}),
                        add("no-id", "mixed schema: no `id` column", "process"))
         hostile = ["Control \x00\x07\x08\x1b[2J\x1b]0;title\x07 characters and a <script>alert(1)</script> tag in the "
                    "middle of an otherwise ordinary English sentence about the weather.",
@@ -928,7 +941,7 @@ class Bench:
         shutil.copy(self.input / "shard-000.parquet", nested / "input" / "shard-000.parquet")
         bad = pa.Array.from_buffers(pa.string(), 2, pa.array([b"tag", b"bad \xff tag"]).buffers())
         tags = pa.ListArray.from_arrays(pa.array([0, 1, 2], pa.int32()), bad)
-        en = pl.read_parquet(self.input / "shard-001.parquet").filter(pl.col("source").str.starts_with("en_")).head(2)
+        en = {"text": synthetic_docs(self.input, 2, seed=11)}
         path = nested / "input" / "shard-001.parquet"
         pq.write_table(pa.table({"id": ["t0", "t1"], "text": list(en["text"]), "tags": tags}), path)
         out = self.runs / "bad-nested"

@@ -88,6 +88,11 @@ def _checked_columns(table: pa.Table, path: str) -> pa.Table:
     for name, column in zip(table.column_names, table.columns):
         if pa.types.is_string(column.type) or pa.types.is_large_string(column.type):
             _check_utf8(column, name, path)
+        else:  # nested columns (lists, structs of strings) are carried through: they must be valid too
+            try:
+                column.validate(full=True)
+            except pa.ArrowInvalid as exc:
+                raise ShardInputError(f"{path}: column {name!r} is not valid: {exc}") from None
     return table
 
 

@@ -81,6 +81,8 @@ def test_malformed_and_hostile_input(sample_input, tmp_path):
     _write(sample_input / "shard-001a.parquet", pa.table({"text": pa.array([1, 2, 3])}))          # wrong type
     _write(sample_input / "shard-001b.parquet", pa.table({"text": bad}))                           # invalid UTF-8
     _write(sample_input / "shard-001c.parquet", pa.table({"text": pa.array([], pa.string())}))     # zero rows
+    nested = pa.ListArray.from_arrays(pa.array([0, 1, 2], pa.int32()), bad)
+    _write(sample_input / "shard-001f.parquet", pa.table({"text": ["a", "b"], "tags": nested}))  # bad nested
     hostile = ["\u202eevil\u202c right-to-left override and zero\u200bwidth joiners in an English sentence here.",
                "Control \x00\x07\x1b[2J characters and a <script>alert(1)</script> tag in the middle of text.",
                "שלום עולם זהו טקסט בעברית מימין לשמאל עם מספרים 123 וסימנים."]
@@ -93,7 +95,8 @@ def test_malformed_and_hostile_input(sample_input, tmp_path):
     assert result.exit_code == 0, result.output
     stats = json.loads((tmp_path / "out/stats.json").read_text())
     errors = {q["shard"]: q["error"] for q in stats["quarantined"]}
-    assert set(errors) == {"shard-001a", "shard-001b"}
+    assert set(errors) == {"shard-001a", "shard-001b", "shard-001f"}
+    assert "column 'tags' is not valid" in errors["shard-001f"]
     assert "'text' must be a string column, found int64" in errors["shard-001a"]
     assert "row 1: 'text' is not valid UTF-8" in errors["shard-001b"]
     assert stats["duplicate_ids"] == {"count": 1, "examples": [taken]}
