@@ -5,8 +5,9 @@
   pair (doc, earliest doc with that key).
 * ``verify_pairs`` (one task per shard of the later documents): keep the pairs whose estimated (signature) or
   exact shingle Jaccard reaches the threshold.
-* ``cluster`` (driver, in memory proportional to the number of duplicate pairs, not of documents): connected
-  components; each component's earliest document is its root (first arrival wins).
+* ``cluster`` (driver, in memory proportional to the number of duplicate pairs, not of documents): each
+  document links to its earliest verified duplicate; the chain of links ends at the kept document (first arrival
+  wins), so no later arrival changes an earlier decision.
 * ``resolve_duplicates`` (inside each apply task): the ids of the roots for one shard's duplicate rows.
 """
 from __future__ import annotations
@@ -133,33 +134,33 @@ def similar_pairs(pairs: pl.DataFrame, config: DedupConfig, signatures: pl.DataF
     return joined.filter(pl.Series(similar >= config.threshold, dtype=pl.Boolean)).select("a", "b").sort("a", "b")
 
 
-def components(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Connected components of the graph with edges (a[i], b[i]): (nodes, root of each node), the root being the
-    smallest key of its component. Vectorised hooking and pointer jumping; linear in edges per round."""
+def earliest_roots(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """For edges a[i] -> b[i] with b[i] < a[i] (a document and an earlier duplicate of it): (nodes, root of each
+    node). Each document links to its earliest duplicate; following the links ends at a document with no earlier
+    duplicate, its root. A root never links on, so a later document can never change an earlier one's root:
+    decisions depend on earlier arrivals only (what makes ``--against`` equal one run over everything). Vectorised
+    pointer jumping, linear in edges per round, memory proportional to the edges."""
     if len(a) == 0:
         empty = np.array([], dtype=np.uint64)
         return empty, empty
     nodes, inverse = np.unique(np.concatenate([a, b]), return_inverse=True)
     ia, ib = inverse[: len(a)], inverse[len(a):]
     parent = np.arange(len(nodes))
+    np.minimum.at(parent, ia, ib)  # nodes are sorted, so the smallest index is the earliest document
     while True:
-        pa, pb = parent[ia], parent[ib]
-        if np.array_equal(pa, pb):
+        grand = parent[parent]
+        if np.array_equal(grand, parent):
             return nodes, nodes[parent]
-        np.minimum.at(parent, np.maximum(pa, pb), np.minimum(pa, pb))
-        while True:  # pointer jumping until every node points at a root
-            grand = parent[parent]
-            if np.array_equal(grand, parent):
-                break
-            parent = grand
+        parent = grand
 
 
 def cluster(near: pl.DataFrame, exact: pl.DataFrame) -> pl.DataFrame:
-    """Every document of a duplicate cluster: doc, root (earliest of the cluster) and, for non-roots, the reason:
-    ``exact_dup`` when its exact-hash group's earliest document is the root, else ``near_dup``."""
+    """Every document linked to an earlier duplicate, and those earlier documents: doc, root (the kept document
+    its links lead to) and, for non-roots, the reason: ``exact_dup`` when its text equals the root's (its exact
+    links lead to the same document), else ``near_dup``."""
     edges = pl.concat([near, exact]).unique()
-    nodes, roots = components(edges["a"].to_numpy(), edges["b"].to_numpy())
-    ex_nodes, ex_roots = components(exact["a"].to_numpy(), exact["b"].to_numpy())
+    nodes, roots = earliest_roots(edges["a"].to_numpy(), edges["b"].to_numpy())
+    ex_nodes, ex_roots = earliest_roots(exact["a"].to_numpy(), exact["b"].to_numpy())
     members = pl.DataFrame({"doc": nodes, "root": roots}, schema={"doc": pl.UInt64, "root": pl.UInt64})
     exact_root = pl.DataFrame({"doc": ex_nodes, "exact_root": ex_roots},
                               schema={"doc": pl.UInt64, "exact_root": pl.UInt64})

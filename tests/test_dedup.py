@@ -133,3 +133,15 @@ def test_bands_from_threshold(tmp_path):
                                                                        "choose_bands_from_threshold": True}]))
     dedup = cfg.stages[1]
     assert dedup.bands * dedup.rows <= 112 and (dedup.bands, dedup.rows) != (14, 8)
+
+
+def test_a_later_document_never_changes_an_earlier_decision():
+    """C is a near duplicate of both A and B, which are not duplicates of each other: C goes, A and B stay
+    (union-find over all edges would also remove B, an earlier document, because of a later one)."""
+    from pipeline.dedup import PAIR_SCHEMA, cluster
+
+    a, b, c, d = 1, 2, 3, 4
+    near = pl.DataFrame({"a": [c, c], "b": [a, b]}, schema=PAIR_SCHEMA)
+    exact = pl.DataFrame({"a": [d], "b": [c]}, schema=PAIR_SCHEMA)  # D has C's text; C links on to A
+    members = {doc: (root, reason) for doc, root, reason in cluster(near, exact).iter_rows()}
+    assert members == {a: (a, None), b: (b, None), c: (a, "near_dup"), d: (a, "near_dup")}
