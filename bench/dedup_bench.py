@@ -74,7 +74,7 @@ from corpus import (AccuracyPlan, Shingler, Sources, SyntheticPlan, accuracy_cor
 
 RESULTS = REPO / "bench" / "results"
 BUCKETS = [(0.5, 0.6), (0.6, 0.7), (0.7, 0.8), (0.8, 0.9), (0.9, 1.0 + 1e-9)]
-PHASES = ("startup", "map", "reduce", "verify", "cluster", "apply", "finish", "exit")
+PHASES = ("startup", "map", "reduce", "verify", "cluster", "apply", "finish", "report", "exit")
 
 # Stage settings the sweep tries (bands, rows, verify, threshold); the first is the default config.
 DEFAULT_SWEEP = ["14x8:signature", "14x8:exact", "16x7:signature", "16x7:exact", "14x8:signature:0.75",
@@ -724,6 +724,80 @@ def speed_section(args, sources: Sources, results: dict) -> None:
 # 4. Memory scaling
 # ==============================================================================================================
 
+# One measurement per fresh process (clean ru_maxrss): argv = run dir, what.
+PROFILE = r"""
+import cProfile, json, os, pstats, resource, sys, time
+import polars as pl
+from pipeline.dedup import candidate_pairs, reduce_candidates, verify_pairs
+from pipeline.shard_io import is_intact, read_checked
+from pipeline.stages.dedup import DOC, DedupConfig
+run_dir, what = sys.argv[1], sys.argv[2]
+maps = json.load(open(os.path.join(run_dir, "_manifest.json")))["sections"]["map"]
+records = [maps[k]["index"] for k in sorted(maps, key=lambda k: maps[k]["shard_number"])]
+index = {maps[k]["shard_number"]: maps[k]["index"] for k in maps}
+rss = lambda: resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+out = {"what": what, "docs": sum(r["rows"] for r in records), "shards": len(records)}
+if what.startswith("reduce:"):
+    parts = int(what.split(":")[1])
+    out["rss_before_mb"] = round(rss(), 1)
+    c0 = time.process_time()
+    for p in range(parts):
+        reduce_candidates("t", records, "band_000", p, parts, os.path.join(sys.argv[3], f"pairs-{p}.parquet"))
+    out.update(peak_mb=round(rss(), 1), cpu_s=round(time.process_time() - c0, 2))
+elif what == "reads":
+    n = min(20, len(records))
+    for name, fn in (("sha256 of the index file (is_intact)", lambda r: is_intact(r)),
+                     ("read_checked [_doc, id]", lambda r: read_checked(r, [DOC, "id"])),
+                     ("read_checked [_doc, band_000]", lambda r: read_checked(r, [DOC, "band_000"])),
+                     ("read_checked [_doc, sig]", lambda r: read_checked(r, [DOC, "sig"]))):
+        c0 = time.process_time()
+        for r in records[:n]:
+            fn(r)
+        out[name] = round((time.process_time() - c0) / n * 1e3, 2)
+    out["index_file_mb"] = round(records[0]["bytes"] / 1e6, 2)
+elif what == "verify":
+    bands = [c for c in pl.read_parquet(records[0]["path"], n_rows=1).columns if c.startswith("band_")]
+    last = max(index)
+    keys = pl.concat([pl.read_parquet(r["path"], columns=[DOC] + bands) for r in records])
+    pairs = pl.concat([candidate_pairs(keys.select(DOC, b), b) for b in bands]).unique()
+    pairs = pairs.filter((pl.col("a") // (1 << 32)) == last)
+    pairs.write_parquet(os.path.join(sys.argv[3], "verify-pairs.parquet"))
+    print("@@" + json.dumps({"what": "verify-prepare", "pairs": pairs.height}))
+    sys.exit(0)
+elif what == "verify-run":
+    pairs = pl.read_parquet(os.path.join(sys.argv[3], "verify-pairs.parquet"))
+    last = max(index)
+    needed = {int(n) for n in pl.concat([pairs["a"], pairs["b"]]).unique().to_numpy() >> 32} | {last}
+    out["rss_before_mb"] = round(rss(), 1)
+    prof = cProfile.Profile()
+    c0 = time.process_time()
+    prof.enable()
+    verify_pairs(pairs, DedupConfig(), {n: index[n] for n in needed}, {})
+    prof.disable()
+    total = time.process_time() - c0
+    st = pstats.Stats(prof).stats
+    reads = sum(v[3] for k, v in st.items() if k[2] == "read_checked")
+    total_prof = sum(v[3] for k, v in st.items() if k[2] == "verify_pairs")
+    out.update(pairs=pairs.height, needed_shards=len(needed), cpu_s=round(total, 3), peak_mb=round(rss(), 1),
+               read_checked_share=round(reads / max(total_prof, 1e-9), 3))
+print("@@" + json.dumps(out))
+"""
+
+
+def profile_tasks(run_dir: Path, work: Path) -> dict:
+    """Memory and time of one reduce task (partitions 1, 4, 10) and of the last shard's verify task, and the cost
+    of one index-file read, on a finished run's index files; each in a fresh process."""
+    work.mkdir(parents=True, exist_ok=True)
+    prof = {}
+    for what in ("reduce:1", "reduce:4", "reduce:10", "reads", "verify", "verify-run"):
+        log(f"memory: profiling {what} on {run_dir} ...")
+        res = subprocess.run([sys.executable, "-c", PROFILE, str(run_dir), what, str(work)], cwd=REPO,
+                             capture_output=True, text=True)
+        line = next((x for x in res.stdout.splitlines() if x.startswith("@@")), None)
+        prof[what] = json.loads(line[2:]) if line else {"error": res.stderr[-2000:]}
+    return prof
+
+
 def memory_section(args, sources: Sources, results: dict) -> None:
     sizes = list(args.sizes)
     shard = args.shard_size
@@ -776,8 +850,8 @@ def memory_section(args, sources: Sources, results: dict) -> None:
             log(f"memory: {size:,} documents, run {r + 1}/{n_runs} ...")
             out = args.work_dir / "memory" / f"out-{size}"
             runs.append(run_pipeline(stages, corpus_dir, out, args.workers, via="driver"))
-            if not args.keep_outputs:
-                shutil.rmtree(out, ignore_errors=True)
+            if not args.keep_outputs and not (n_i == len(sizes) - 1 and r == n_runs - 1):
+                shutil.rmtree(out, ignore_errors=True)  # the largest run is kept for profiling
         med = lambda f: statistics.median(f(x) for x in runs)  # noqa: E731
         rows.append({
             "docs": size, "shards": info["shards"], "corpus": info, "runs": len(runs),
@@ -796,6 +870,11 @@ def memory_section(args, sources: Sources, results: dict) -> None:
             "run_details": runs,
         })
         write_results(args, results)  # keep what is measured so far
+    if rows:
+        largest = args.work_dir / "memory" / f"out-{rows[-1]['docs']}"
+        results["memory"]["profile"] = profile_tasks(largest, args.work_dir / "memory" / "profile")
+        if not args.keep_outputs:
+            shutil.rmtree(largest, ignore_errors=True)
 
 
 # ==============================================================================================================
@@ -942,17 +1021,38 @@ def render(results: dict) -> str:
                  f"{r['verified_pairs']:,}", f"{r['exact_pairs']:,}", f"{r['cluster_members'] or 0:,}"]
                 for r in mem["rows"]]
         out += [md_table(head, rows), ""]
-        head = ["documents"] + [f"{p} s / driver MB / worker MB" for p in PHASES]
+        seen = [p for p in PHASES if any(p in r["run_details"][0]["sampled"]["phases"] for r in mem["rows"])]
+        head = ["documents"] + [f"{p} s / driver MB / worker MB" for p in seen]
         rows = []
         for r in mem["rows"]:
             ph = r["run_details"][0]["sampled"]["phases"]
             rows.append([f"{r['docs']:,}"] + [
                 f"{ph[p]['seconds']} / {ph[p]['driver_mb'] or '-'} / {ph[p]['worker_mb'] or '-'}" if p in ph else "-"
-                for p in PHASES])
+                for p in seen])
+        prof = mem.get("profile")
+        if prof and "reduce:1" in prof and "error" not in prof["reduce:1"]:
+            p1 = prof["reduce:1"]
+            prow = [[f"reduce task, partitions {k.split(':')[1]} (all partitions of band_000 in turn)",
+                     f"{prof[k]['rss_before_mb']} -> {prof[k]['peak_mb']}", prof[k]["cpu_s"]]
+                    for k in ("reduce:1", "reduce:4", "reduce:10") if "peak_mb" in prof.get(k, {})]
+            v = prof.get("verify-run", {})
+            if "cpu_s" in v:
+                prow.append([f"verify task of the last shard ({v['pairs']:,} candidate pairs, reads "
+                             f"{v['needed_shards']} shards' index files; read_checked = "
+                             f"{100 * v['read_checked_share']:.0f} % of its time)",
+                             f"{v['rss_before_mb']} -> {v['peak_mb']}", v["cpu_s"]])
+            rd = prof.get("reads", {})
+            reads = ", ".join(f"{k} {v} ms" for k, v in rd.items() if k not in ("what", "docs", "shards",
+                                                                                  "index_file_mb"))
+            out += [f"Tasks profiled on the index files of the {p1['docs']:,}-document run ({p1['shards']} shards), "
+                    "each in a fresh process:", "",
+                    md_table(["task", "ru_maxrss MB (before -> peak)", "CPU s"], prow), "",
+                    f"One index file ({rd.get('index_file_mb')} MB) costs: {reads}.", ""]
         out += ["Per phase (first run; seconds and sampled RSS maxima, '-' = phase shorter than one sample; "
-                "`cluster` = driver work between the last verify task and the apply phase; `finish` = after the last "
-                "apply task until `run()` returns (clean-up, cluster shutdown, stats); `exit` = interpreter exit "
-                "after `run()`, not in stats.json's driver peak):", "", md_table(head, rows), ""]
+                "`cluster` = driver work between the last verify task and the apply phase (the merge of the "
+                "candidate pairs happens at the end of `reduce`); `report` = the runner's ledger and HTML report, "
+                "after stats.json's memory figures were taken; `exit` = interpreter exit):", "",
+                md_table(head, rows), ""]
     return "\n".join(out)
 
 
@@ -1001,6 +1101,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--max-minutes", type=float, default=25.0)
     ap.add_argument("--fallback-size", type=int, default=300_000)
     ap.add_argument("--keep-outputs", action="store_true")
+    ap.add_argument("--profile-run", type=Path, default=None,
+                    help="only profile the reduce / verify tasks on this finished run directory (kept memory run)")
     args = ap.parse_args(argv)
     sources = Sources(args.data_dir)
     if args.sweep is not None:
@@ -1018,7 +1120,7 @@ def main(argv: list[str] | None = None) -> None:
         args.speed_docs = 300
     if args.results_dir is None:
         args.results_dir = args.work_dir / "results" if args.quick else RESULTS
-    only = set(args.only.split(","))
+    only = set() if args.profile_run else set(args.only.split(","))
     args.work_dir.mkdir(parents=True, exist_ok=True)
     import polars as pl
 
@@ -1033,6 +1135,11 @@ def main(argv: list[str] | None = None) -> None:
         for k in ("accuracy", "bbc", "speed", "memory"):
             if k in previous and k not in only:
                 results[k] = previous[k]
+    if args.profile_run:
+        results["memory"]["profile"] = profile_tasks(args.profile_run, args.work_dir / "memory" / "profile")
+        write_results(args, results)
+        print(render(results))
+        return
     for name, fn in (("accuracy", accuracy_section), ("bbc", bbc_section), ("speed", speed_section),
                      ("memory", memory_section)):
         if name in only:

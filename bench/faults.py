@@ -554,8 +554,6 @@ class Bench:
         cases = [
             ("map: one worker killed after 2 map units", lambda s, t: 2 <= s.map < n, "one"),
             ("reduce: one worker killed after 1 reduce unit", lambda s, t: 1 <= s.reduce < r, "one"),
-            ("verify/cluster: one worker killed after the last reduce unit", lambda s, t: s.reduce >= r
-             and not s.clusters, "one"),
             ("apply: one worker killed after 1 apply unit", lambda s, t: 1 <= s.shards < n, "one"),
             ("map: every worker killed at once, first unit in flight", lambda s, t: s.work and s.map == 0, "all"),
         ]
@@ -619,8 +617,6 @@ class Bench:
              None),
             (f"workers, {fits:,} B per file once clusters are recorded (apply writes of most shards fail)",
              "workers", fits, lambda s, t: s.clusters),
-            ("driver, 12 kB per file once workers run (its manifest write fails in map)", "driver", 12_000,
-             lambda s, t: s.work),
             ("driver, manifest size + 100 B once clusters are recorded (manifest write fails in apply)", "driver",
              "manifest+100", lambda s, t: s.clusters),
             ("driver, 100 kB per file once all shards are done (report/index.html write fails)", "driver", 100_000,
@@ -694,24 +690,34 @@ class Bench:
             return [self._truncate(bands[-1]), self._truncate(out / "index" / f"{pending[0]}.parquet"),
                     self._truncate(out / "_work" / "pre" / f"{pending[-1]}.parquet")]
 
+        def ids_file(out: Path, stem: str) -> Path | None:
+            path = out / "index" / "ids" / f"{stem}.parquet"
+            return path if path.exists() else None
+
         def tear_apply_done_index(out: Path) -> list[str]:
             done, pending = self._done_and_pending(out)
-            return [self._truncate(out / "index" / f"{done[0]}.parquet"),
+            torn = [self._truncate(out / "index" / f"{done[0]}.parquet"),
                     self._truncate(out / "_work" / "pre" / f"{pending[0]}.parquet")]
+            if (ids := ids_file(out, done[-1])) is not None:
+                torn.append("ids/" + self._truncate(ids))
+            return torn
 
         def tear_clusters_and_done_pre(out: Path) -> list[str]:
             done, pending = self._done_and_pending(out)
-            return [self._truncate(out / "_work" / "clusters.parquet"),
+            torn = [self._truncate(out / "_work" / "clusters.parquet"),
                     self._truncate(out / "_work" / "pre" / f"{done[0]}.parquet")]
+            if (ids := ids_file(out, done[-1])) is not None:
+                torn.append("ids/" + self._truncate(ids))
+            return torn
 
         killed_cases = [
             ("killed in reduce; a recorded band-candidates file, an index file and a pre file truncated",
              lambda s, t: 3 <= s.reduce < r, tear_reduce),
             ("killed in apply; a band-candidates file, a pending shard's index and pre truncated",
              lambda s, t: 2 <= s.shards < n, tear_apply_pending),
-            ("killed in apply; a done shard's index and a pending shard's pre truncated",
+            ("killed in apply; a done shard's index (and another's ids file) and a pending shard's pre truncated",
              lambda s, t: 2 <= s.shards < n, tear_apply_done_index),
-            ("killed in apply; _work/clusters.parquet and a done shard's pre truncated",
+            ("killed in apply; _work/clusters.parquet, a done shard's pre (and another's ids file) truncated",
              lambda s, t: 2 <= s.shards < n, tear_clusters_and_done_pre),
         ]
         if self.args.quick:
@@ -742,8 +748,11 @@ class Bench:
         finished_cases = [
             ("finished run; kept/shard-003.parquet truncated (CI 'torn output')",
              lambda out: [self._truncate(out / "kept" / "shard-003.parquet", keep=0.9)]),
-            ("finished run; index/shard-001.parquet truncated and kept/shard-004.parquet deleted (CI 'torn index')",
+            ("finished run; index/shard-001.parquet (and index/ids/shard-002) truncated, kept/shard-004.parquet "
+             "deleted (CI 'torn index')",
              lambda out: [self._truncate(out / "index" / "shard-001.parquet", keep=0.9),
+                          *(["ids/" + self._truncate(p, keep=0.9)] if (p := out / "index" / "ids" /
+                                                                        "shard-002.parquet").exists() else []),
                           (out / "kept" / "shard-004.parquet").unlink() or "kept/shard-004.parquet deleted"]),
             ("finished run; index/shard-001.parquet truncated only (the index kept for --against runs)",
              lambda out: [self._truncate(out / "index" / "shard-001.parquet", keep=0.9)]),
@@ -776,8 +785,24 @@ class Bench:
                 extra["index_intact_after_rerun"] = intact
                 happened += f"; index/shard-001 {'rebuilt (checksum matches)' if intact else 'STILL TORN'}"
                 ok = ok and intact
+                if not intact and "only" in label:
+                    happened += "; " + self._against(out, f"torn-against-{j}")
             self.record("torn", label, happened, time.monotonic() - start, check, ok, torn=torn,
                         rerun_stderr_tail=second.stderr[-2000:], **extra)
+
+    def _against(self, run_dir: Path, name: str) -> str:
+        """A later batch deduplicated ``--against`` the run whose index was torn: what the user sees."""
+        inp = self.base / "against-input"
+        shutil.rmtree(inp, ignore_errors=True)
+        inp.mkdir(parents=True)
+        pl.DataFrame({"id": [f"new-{i}" for i in range(4)], "text": synthetic_docs(self.input, 4, seed=5)}) \
+            .write_parquet(inp / "shard-100.parquet")
+        out = self.runs / name
+        o = self.run(command(self.config, out, self.workers, "--input", str(inp), "--against", str(run_dir)), name)
+        if o.rc == 0:
+            return "a later `--against` run over it exits 0"
+        return (f"a later `--against` run over it: exit {o.rc}, "
+                f"{'traceback ' if has_traceback(o.stderr) else ''}`{last_line(o.stderr)[:200]}`")
 
     # -- 6. bad input ----------------------------------------------------------------------------------------------
     def section_input(self) -> None:
@@ -1015,8 +1040,13 @@ class Bench:
                 row = df.filter(pl.col("id") == "huge")
                 fate = (f"; the 20 MB doc: {row['reject_stage'][0] or 'kept'} "
                         f"{row['reject_reason'][0] or ''}").rstrip()
+            memory = ""
+            if (out / "stats.json").exists():
+                mem = json.loads((out / "stats.json").read_text()).get("memory_mb") or {}
+                memory = f"; peak RSS {mem}" if mem else ""
             self.record("input", "a 20 MB single document with limits.max_doc_chars 30,000,000 (every stage)",
-                        f"exit {o.rc} in {o.seconds:.0f}s{fate}" + (f": `{last_line(o.stderr)[:200]}`" if o.rc else ""),
+                        f"exit {o.rc} in {o.seconds:.0f}s{fate}{memory}"
+                        + (f": `{last_line(o.stderr)[:200]}`" if o.rc else ""),
                         o.seconds, {"lost": lost, "duplicated": dup, "identical": None}, o.rc == 0 and lost == 0
                         and dup == 0)
 
@@ -1188,7 +1218,13 @@ def main() -> int:
     for name in ("kill", "worker", "disk", "torn", "input", "insert"):
         if name in sections:
             print(f"\n== {name} ==", flush=True)
-            getattr(bench, f"section_{name}")()
+            try:
+                getattr(bench, f"section_{name}")()
+            except Exception as exc:  # noqa: BLE001 - a bench bug must not hide the other sections' results
+                import traceback
+                traceback.print_exc()
+                bench.record(name, "bench error", f"the section stopped: {type(exc).__name__}: {exc}"[:400], 0.0,
+                             None, False)
     return bench.write(started)
 
 

@@ -15,6 +15,7 @@ import time
 import polars as pl
 
 from pipeline.config import RunConfig
+from pipeline.resources import STARTUP
 from pipeline.errors import ConfigError
 from pipeline.sampling import draw_sample
 from pipeline.shard_io import discover_shards
@@ -109,10 +110,12 @@ def dry_run(config: RunConfig, name: str, sample: int = 1000, seed: int = 0, wor
     stages = [build_stage(c) for c in before_configs]
     target = build_stage(target_cfg)
     # Load models (fastText, jieba, tokenizer) outside the timing: a full run pays that once per worker.
+    startup = STARTUP["cpu_seconds"]
     warm, _, _ = input_step(docs.head(WARM_UP_DOCS), config.limits.max_doc_chars, 0.0)
     for stage in stages:
         warm, _ = stage.process(warm)
     _run(target, warm)
+    startup = STARTUP["cpu_seconds"] - startup
     kept, rejected_input, input_stat = input_step(docs, config.limits.max_doc_chars, 0.0)
     docs = docs.with_columns(n_tokens=pl.concat([kept, rejected_input], how="diagonal_relaxed")
                              .sort("_row")["n_tokens"])
@@ -125,11 +128,11 @@ def dry_run(config: RunConfig, name: str, sample: int = 1000, seed: int = 0, wor
     annotated, survivors, removed = _run(target, kept)
     target_cpu = time.process_time() - start
     return _report(config, name, target, docs, totals, kept, annotated, survivors, removed, target_cpu,
-                   chain_cpu + target_cpu, sample, seed, workers, time.perf_counter() - started)
+                   chain_cpu + target_cpu, startup, sample, seed, workers, time.perf_counter() - started)
 
 
 def _report(config, name, target, docs, totals, reached, annotated, survivors, removed, target_cpu, chain_cpu,
-            sample, seed, workers, wall) -> dict:
+            startup, sample, seed, workers, wall) -> dict:
     n_sample, n_in = docs.height, reached.height
     text_mb = docs["text"].str.len_bytes().fill_null(0).sum() / 1e6
     mean_tokens = docs["n_tokens"].mean() or 0.0
@@ -137,7 +140,7 @@ def _report(config, name, target, docs, totals, reached, annotated, survivors, r
     reach = n_in / n_sample if n_sample else 0.0
     workers = workers or config.workers or os.cpu_count() or 1
     per_doc = chain_cpu / n_sample if n_sample else 0.0
-    cpu_hours = per_doc * totals.docs / 3600
+    cpu_hours = (per_doc * totals.docs + startup * workers) / 3600  # models load once per worker process
     population = totals.docs * reach
     q = n_in / population if population else 1.0
     reasons = []
@@ -178,8 +181,12 @@ def _report(config, name, target, docs, totals, reached, annotated, survivors, r
             "docs_removed": sum(r["projected_docs"] for r in reasons),
             "cpu_hours": cpu_hours, "workers": workers, "wall_hours": cpu_hours / workers,
             "usd": cpu_hours * config.cost.usd_per_cpu_hour,
+            "startup_cpu_seconds_per_worker": round(startup, 3),
             "sample_fraction": q, "unreadable_shards": totals.unreadable,
         },
+        "unseen_reasons": {"codes": sorted(set(target.reasons) - set(removed["reject_reason"])),
+                           "pct_high": 100 * wilson(0, n_in)[1],
+                           "projected_docs_high": round(population * wilson(0, n_in)[1])},
         "dry_run_wall_seconds": round(wall, 3),
         "notes": [],
     }
@@ -202,6 +209,10 @@ def format_dry_run(r: dict) -> str:
                      f"({x['projected_docs_low']:,}–{x['projected_docs_high']:,})")
     if not r["removed"]:
         lines.append("  nothing")
+    unseen = r["unseen_reasons"]
+    if unseen["codes"]:
+        lines.append(f"  not seen in the sample (each below {unseen['pct_high']:.2f}% at 95%, ≤ "
+                     f"{unseen['projected_docs_high']:,} docs in the full run): {', '.join(unseen['codes'])}")
     lines.append(f"  kept: {r['kept']['docs']:,} docs, {r['kept']['tokens']:,} tokens")
     for t in r["thresholds"]:
         lines += ["", f"{t['label']}: {t['n']:,} documents", *("  " + h for h in t["histogram"])]
@@ -217,8 +228,8 @@ def format_dry_run(r: dict) -> str:
               f"≈{p['text_bytes'] / 1e6:,.1f} MB of text, ≈{p['tokens']:,} tokens ({p['tokens_reaching_stage']:,} "
               f"reaching the stage)",
               f"  ≈{p['docs_removed']:,} documents removed by this stage",
-              f"  {p['cpu_hours']:.4g} CPU-hours → {p['wall_hours']:.4g} h wall on {p['workers']} workers → "
-              f"${p['usd']:.4g}"]
+              f"  {p['cpu_hours']:.4g} CPU-hours (with {p['startup_cpu_seconds_per_worker']:.1f} s of model loading per "
+              f"worker) → {p['wall_hours']:.4g} h wall on {p['workers']} workers → ${p['usd']:.4g}"]
     for path, error in p["unreadable_shards"].items():
         lines.append(f"  UNREADABLE {path}: {error}")
     lines += [f"NOTE: {n}" for n in r["notes"]]

@@ -21,7 +21,7 @@ from pipeline.stages.quality import QualityStageConfig
 from pipeline.stages.segment import SegmentConfig
 from tests.conftest import SAMPLE, write_config
 
-REPORT_KEYS = {"stage", "config", "sample", "removed", "kept", "thresholds", "cpu", "projection",
+REPORT_KEYS = {"stage", "config", "sample", "removed", "unseen_reasons", "kept", "thresholds", "cpu", "projection",
                "dry_run_wall_seconds", "notes"}
 
 
@@ -67,6 +67,9 @@ def test_dry_run_writes_nothing_and_projects_the_real_run(reference, tmp_path, s
         if real["docs"] >= 20:
             r = projected[reason]
             assert r["projected_docs_low"] <= real["docs"] <= r["projected_docs_high"], (reason, r, real)
+        elif reason not in projected:  # not seen in the sample: the stated bound must hold
+            assert reason in report["unseen_reasons"]["codes"]
+            assert real["docs"] <= report["unseen_reasons"]["projected_docs_high"], (reason, real)
     assert report["cpu"]["stage_per_doc"] > 0 and report["projection"]["usd"] > 0
     assert report["thresholds"] and all(t["histogram"] for t in report["thresholds"])
 
