@@ -423,19 +423,26 @@ def evaluate(df, truth: Truth, out_dir: Path, threshold: float, verify: str = "s
     reached = df.filter(pl.col("id").is_in(truth.ids))
     cluster = dict(zip(reached["id"].to_list(), reached["dup_cluster"].to_list()))
     clu = [cluster[d] for d in truth.ids]
+    kept_of = dict(zip(reached["id"].to_list(), reached["reject_stage"].is_null().to_list()))
+    kept = [kept_of[d] for d in truth.ids]
     # Recall per bucket (all pairs >= 0.5, planted pairs separately).
     per_bucket: dict[str, Counter] = defaultdict(Counter)
     missed: list[tuple[int, int, float]] = []
+    both_kept = 0
     for (i, k), j in truth.pairs.items():
         b = bucket_of(j)
         same = clu[i] is not None and clu[i] == clu[k]
+        dedup = not (kept[i] and kept[k])
         per_bucket[b]["pairs"] += 1
         per_bucket[b]["found"] += same
+        per_bucket[b]["deduplicated"] += dedup
         if truth.planted_pair(i, k):
             per_bucket[b]["planted"] += 1
             per_bucket[b]["planted_found"] += same
         if j >= t and not same:
             missed.append((i, k, j))
+        if j >= t and not dedup:
+            both_kept += 1
     true_pairs = sum(1 for j in truth.pairs.values() if j >= t)
     found = true_pairs - len(missed)
     # Reported pairs: (doc, dup_of).
@@ -460,6 +467,7 @@ def evaluate(df, truth: Truth, out_dir: Path, threshold: float, verify: str = "s
     return {
         "docs_reaching_dedup": len(truth.ids), "true_pairs": true_pairs, "found": found,
         "recall": found / true_pairs if true_pairs else None,
+        "both_kept": both_kept, "dedup_recall": 1 - both_kept / true_pairs if true_pairs else None,
         "reported_pairs": len(reported), "false_positives": len(fps),
         "precision": 1 - len(fps) / len(reported) if reported else None,
         "linked_precision": linked / len(reported) if reported else None,
@@ -504,7 +512,9 @@ def explain(out_dir: Path, truth: Truth, missed, fps, t: float, verify: str = "s
         hi, lo = max(a, b), min(a, b)
         if (hi, lo) in emitted or (hi, lo) in emitted_exact:
             reason = {"signature": "candidate, signature estimate < threshold" if estimate(a, b) < t else None,
-                      "exact": None, "none": None}[verify] or "candidate, verified, yet clusters differ (?)"
+                      "exact": None, "none": None}[verify] or (
+                "verified edge, but the later document links to its earliest duplicate, which has another root "
+                "(chain clustering)")
         elif np.any(keys[a] == keys[b]):
             reason = "shared a band, not paired (bucket's earliest member was another document)"
         else:
@@ -898,7 +908,7 @@ def render(results: dict) -> str:
     acc = results.get("accuracy")
     if acc:
         c, tr = acc["corpus"], acc["truth"]
-        out += ["## 1. Accuracy against brute force", "",
+        out += ["## 1. Accuracy against brute force", "", f"Code measured: {results['accuracy'].get('code', '?')}.", "",
                 f"Corpus: {c['documents']:,} documents ({c['base']:,} base from {c['base_sources']}, "
                 f"{c['near_planted']} planted near duplicates, {c['exact_planted']} exact copies; languages "
                 f"{c['languages']}), {c['shards']} shards. Planted near duplicates by achieved Jaccard: "
@@ -907,7 +917,8 @@ def render(results: dict) -> str:
                 f"brute force: {tr['pairs_ge_0.5']:,} pairs with Jaccard >= 0.5, {tr['true_pairs']:,} >= "
                 f"{acc['threshold']} ({tr['brute_force_cpu_seconds']} CPU s; {tr['checked_against_jaccard']:,} "
                 f"pairs re-checked with `filters.minhash.jaccard`).", ""]
-        head = ["config (bands x rows : verify [: threshold])", "true pairs", "found", "recall", "reported pairs",
+        head = ["config (bands x rows : verify [: threshold])", "true pairs", "same cluster", "recall (same cluster)",
+                "recall (not both kept)", "reported pairs",
                 "false pos.", "precision", "linked precision", "pairs in clusters with J >= t", "candidates",
                 "verified", "exact", "dedup ms CPU/doc"]
         rows = []
@@ -915,7 +926,7 @@ def render(results: dict) -> str:
             run = e.get("run") or acc["runs"][0]
             cl = run["clusters"]
             rows.append([f"{spec}{' (default)' if spec == '14x8:signature' else ''}", e["true_pairs"], e["found"],
-                         pct(e["recall"]), e["reported_pairs"], e["false_positives"], pct(e["precision"]),
+                         pct(e["recall"]), pct(e.get("dedup_recall")), e["reported_pairs"], e["false_positives"], pct(e["precision"]),
                          pct(e["linked_precision"]), pct(e["cluster_pair_precision"]), cl.get("candidate_pairs"),
                          cl.get("verified_pairs"), cl.get("exact_pairs"),
                          f"{1e3 * run['dedup']['cpu_seconds'] / run['dedup']['docs_in']:.3f}"])
@@ -929,10 +940,12 @@ def render(results: dict) -> str:
             row = [b, f"{bb.get('pairs', 0)} ({bb.get('planted', 0)})"]
             for e in acc["configs"].values():
                 x = e["buckets"].get(b, {})
-                row.append(pct(x.get("found", 0) / x["pairs"]) if x.get("pairs") else "-")
+                row.append(f"{pct(x.get('found', 0) / x['pairs'])} / {pct(x.get('deduplicated', 0) / x['pairs'])}"
+                           if x.get("pairs") else "-")
             rows.append(row)
-        out += ["Share of pairs that end in one cluster, per exact-Jaccard bucket (recall for buckets >= 0.8; "
-                "below, the share merged although under the threshold):", "", md_table(head, rows), ""]
+        out += ["Per exact-Jaccard bucket: share of pairs that end in one cluster / share of pairs not both kept "
+                "(recall for buckets >= 0.8; below 0.8, the share merged or thinned although under the threshold):",
+                "", md_table(head, rows), ""]
         rows = []
         for spec, e in acc["configs"].items():
             d = e["diagnosis"]
@@ -946,7 +959,7 @@ def render(results: dict) -> str:
                 f"{all(x.get('identical_to_first', True) for x in r)}.", ""]
     bbc = results.get("bbc")
     if bbc:
-        out += ["## 2. Recall on the BBC duplicate pairs", ""]
+        out += ["## 2. Recall on the BBC duplicate pairs", "", f"Code measured: {results['bbc'].get('code', '?')}.", ""]
         if "skipped" in bbc:
             out += [bbc["skipped"], ""]
         else:
@@ -975,7 +988,7 @@ def render(results: dict) -> str:
                         ""]
     sp = results.get("speed")
     if sp:
-        out += ["## 3. Speed", "",
+        out += ["## 3. Speed", "", f"Code measured: {results['speed'].get('code', '?')}.", "",
                 f"{sp['documents']:,} documents ({sp['zh_documents']} zh_wiki with jieba `seg` computed beforehand, "
                 f"the rest BBC/ABC), {sp['mb']} MB, {sp['shingles']:,} shingles; {sp['num_perm']} permutations, "
                 f"scheme {sp['scheme']}, datasketch {sp['datasketch']}; one process, CPU seconds, median of "
@@ -1008,7 +1021,7 @@ def render(results: dict) -> str:
                               "whole run docs/s (wall, 2 workers)"], stage_rows), ""]
     mem = results.get("memory")
     if mem:
-        out += ["## 4. Memory scaling", "",
+        out += ["## 4. Memory scaling", "", f"Code measured: {results['memory'].get('code', '?')}.", "",
                 f"Stages {mem['stages']}, {mem['workers']} workers, shards of {mem['shard_size']:,} documents. "
                 "driver / worker peak = stats.json `memory_mb` (ru_maxrss); sampled = RSS every 0.2 s.", ""]
         for n in mem["notes"]:
@@ -1144,7 +1157,10 @@ def main(argv: list[str] | None = None) -> None:
                      ("memory", memory_section)):
         if name in only:
             t0 = time.time()
+            code = git_state()
             fn(args, sources, results)
+            if isinstance(results.get(name), dict):
+                results[name]["code"] = code
             log(f"{name}: done in {time.time() - t0:.0f} s")
             write_results(args, results)
     print(render(results))

@@ -49,8 +49,11 @@ class DedupConfig(StageConfig):
     seed: int = Field(1, ge=0, description="MinHash permutation seed")
     # datasketch 2.x's default MinHash scheme; "legacy" reproduces datasketch 1.x (and MinHash(scheme="legacy")).
     scheme: Literal["affine32", "legacy"] = Field("affine32", description="datasketch MinHash permutation scheme")
+    # exact: on planted near-duplicates (bench/dedup_bench.py) 14x8 with exact verification reaches precision 0.99
+    # and recall 0.99 at 0.8; the signature estimate (sd ~0.04 at 112 permutations) lets pairs of 0.70-0.79
+    # through (precision 0.93) and drops some of 0.80-0.85 (recall 0.95), for 28% less dedup CPU.
     verify: Literal["signature", "exact", "none"] = Field(
-        "signature", description="check candidate pairs by estimated (signature) or exact shingle Jaccard")
+        "exact", description="check candidate pairs by exact shingle Jaccard, or estimated from signatures")
     partitions: int = Field(1, ge=1, description="reduce tasks per band (key ranges), to bound reduce memory")
 
     @model_validator(mode="after")
