@@ -71,6 +71,8 @@ def run_cmd(config: str, input_: str | None, output: str | None, workers: int | 
         stats = run(cfg, scheduler=scheduler, force=force, progress=progress, against=against)
     except CorpusSlimError as exc:
         raise click.ClickException(str(exc)) from None
+    except OSError as exc:  # e.g. the output directory cannot be created
+        raise click.ClickException(f"{exc.filename or ''}: {exc.strerror or exc}") from None
     finally:
         progress.close()
     click.echo(format_summary(stats))

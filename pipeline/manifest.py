@@ -12,7 +12,7 @@ import os
 import shutil
 import uuid
 
-from pipeline.errors import OutputConflictError
+from pipeline.errors import OutputConflictError, OutputError
 from pipeline.shard_io import is_intact, parquet_rows
 
 MANIFEST = "_manifest.json"
@@ -20,13 +20,24 @@ OUTPUT_DIRS = ("kept", "rejected")
 RUN_DIRS = (*OUTPUT_DIRS, "index", "_work")
 
 
-def write_json_atomic(path: str, payload: dict) -> None:
+def write_text_atomic(path: str, text: str) -> None:
+    """Write a text file under a temporary name, fsync, rename; a failure is an ``OutputError`` naming the file."""
     tmp = f"{path}.{uuid.uuid4().hex}.tmp"
-    with open(tmp, "w", encoding="utf-8") as f:
-        json.dump(payload, f, indent=1, sort_keys=True, ensure_ascii=False)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "w", encoding="utf-8") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except OSError as exc:
+        raise OutputError(f"cannot write {path}: {exc.strerror or exc}") from None
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def write_json_atomic(path: str, payload: dict) -> None:
+    write_text_atomic(path, json.dumps(payload, indent=1, sort_keys=True, ensure_ascii=False))
 
 
 def read_manifest(output: str) -> dict | None:

@@ -18,7 +18,7 @@ import polars as pl
 from pipeline.config import RunConfig
 from pipeline.text import printable
 from pipeline.curve import as_dict, extrapolate, fit_yield_curve
-from pipeline.manifest import write_json_atomic
+from pipeline.manifest import write_json_atomic, write_text_atomic
 from pipeline.scaling import LAWS, TrainingPrice, batch_value, stopping_batch
 
 EXAMPLES_PER_REASON = 3
@@ -270,9 +270,6 @@ def write_report(run_dir: str, config: RunConfig) -> dict:
     os.makedirs(out, exist_ok=True)
     page = render_html(summary, plots(summary), examples(run_dir))
     for name, text in (("index.html", page), ("summary.md", render_markdown(summary))):
-        tmp = os.path.join(out, f".{name}.tmp")
-        with open(tmp, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(tmp, os.path.join(out, name))
+        write_text_atomic(os.path.join(out, name), text)
     write_json_atomic(os.path.join(out, "summary.json"), json_safe(summary))
     return summary

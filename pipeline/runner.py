@@ -154,6 +154,7 @@ class Job:
         """Map the shards whose index (or, for those in ``need_pre``, intermediate) is missing or torn."""
         todo = [s for s in self.shards if s.stem not in self.bad and (
                 not self.manifest.intact("map", s.stem, "index", "ids")
+                or self.manifest.get("map", s.stem)["shard_number"] != self._number(s)  # a shard was inserted
                 or (s.stem in need_pre and not self.manifest.intact("map", s.stem, "pre")))]
         futures = [self.client.submit(map_shard, s, self._number(s), self.plan.before, self.plan.global_,
                                       self.config.limits.max_doc_chars, self.work,
