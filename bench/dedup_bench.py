@@ -755,7 +755,7 @@ PROFILE = r"""
 import cProfile, json, os, pstats, resource, sys, time
 import polars as pl
 from pipeline.dedup import candidate_pairs, reduce_candidates, verify_pairs
-from pipeline.shard_io import is_intact, read_checked
+from pipeline.shard_io import is_intact, read_checked, write_checked
 from pipeline.stages.dedup import DOC, DedupConfig
 run_dir, what = sys.argv[1], sys.argv[2]
 maps = json.load(open(os.path.join(run_dir, "_manifest.json")))["sections"]["map"]
@@ -790,15 +790,29 @@ elif what == "verify":
     pairs.write_parquet(os.path.join(sys.argv[3], "verify-pairs.parquet"))
     print("@@" + json.dumps({"what": "verify-prepare", "pairs": pairs.height}))
     sys.exit(0)
-elif what == "verify-run":
+elif what == "pre-prepare":
+    # Stand-ins for the run's intermediates (deleted at clean-up): each input shard's rows with _row and text, as
+    # the exact verification reads them.
+    sources = {}
+    for k, entry in maps.items():
+        df = pl.read_parquet(entry["path"], columns=["text"]).with_row_index("_row")
+        sources[entry["shard_number"]] = {"pre": write_checked(df, os.path.join(sys.argv[3], "pre", k + ".parquet")),
+                                          "has_seg": False}
+    json.dump({str(n): v for n, v in sources.items()}, open(os.path.join(sys.argv[3], "pre.json"), "w"))
+    print("@@" + json.dumps({"what": what, "files": len(sources)}))
+    sys.exit(0)
+elif what in ("verify-run", "verify-exact-run"):
     pairs = pl.read_parquet(os.path.join(sys.argv[3], "verify-pairs.parquet"))
     last = max(index)
     needed = {int(n) for n in pl.concat([pairs["a"], pairs["b"]]).unique().to_numpy() >> 32} | {last}
+    exact = what == "verify-exact-run"
+    sources = {int(n): v for n, v in json.load(open(os.path.join(sys.argv[3], "pre.json"))).items()} if exact else {}
     out["rss_before_mb"] = round(rss(), 1)
     prof = cProfile.Profile()
     c0 = time.process_time()
     prof.enable()
-    verify_pairs(pairs, DedupConfig(), {n: index[n] for n in needed}, {})
+    verify_pairs(pairs, DedupConfig(verify="exact" if exact else "signature"), {n: index[n] for n in needed},
+                 {n: sources[n] for n in needed} if exact else {})
     prof.disable()
     total = time.process_time() - c0
     st = pstats.Stats(prof).stats
@@ -815,7 +829,8 @@ def profile_tasks(run_dir: Path, work: Path) -> dict:
     of one index-file read, on a finished run's index files; each in a fresh process."""
     work.mkdir(parents=True, exist_ok=True)
     prof = {}
-    for what in ("reduce:1", "reduce:4", "reduce:10", "reads", "verify", "verify-run"):
+    for what in ("reduce:1", "reduce:4", "reduce:10", "reads", "verify", "verify-run", "pre-prepare",
+                 "verify-exact-run"):
         log(f"memory: profiling {what} on {run_dir} ...")
         res = subprocess.run([sys.executable, "-c", PROFILE, str(run_dir), what, str(work)], cwd=REPO,
                              capture_output=True, text=True)
@@ -1064,12 +1079,14 @@ def render(results: dict) -> str:
             prow = [[f"reduce task, partitions {k.split(':')[1]} (all partitions of band_000 in turn)",
                      f"{prof[k]['rss_before_mb']} -> {prof[k]['peak_mb']}", prof[k]["cpu_s"]]
                     for k in ("reduce:1", "reduce:4", "reduce:10") if "peak_mb" in prof.get(k, {})]
-            v = prof.get("verify-run", {})
-            if "cpu_s" in v:
-                prow.append([f"verify task of the last shard ({v['pairs']:,} candidate pairs, reads "
-                             f"{v['needed_shards']} shards' index files; read_checked = "
-                             f"{100 * v['read_checked_share']:.0f} % of its time)",
-                             f"{v['rss_before_mb']} -> {v['peak_mb']}", v["cpu_s"]])
+            for key, what in (("verify-run", "verify signature: reads the `sig` column of"),
+                              ("verify-exact-run", "verify exact: reads the text of")):
+                v = prof.get(key, {})
+                if "cpu_s" in v:
+                    prow.append([f"{what.split(':')[0]} task of the last shard ({v['pairs']:,} candidate pairs; "
+                                 f"{what.split(': ')[1]} {v['needed_shards']} shards; read_checked = "
+                                 f"{100 * v['read_checked_share']:.0f} % of its time)",
+                                 f"{v['rss_before_mb']} -> {v['peak_mb']}", v["cpu_s"]])
             rd = prof.get("reads", {})
             reads = ", ".join(f"{k} {v} ms" for k, v in rd.items() if k not in ("what", "docs", "shards",
                                                                                   "index_file_mb"))

@@ -301,7 +301,9 @@ def run(config: RunConfig, scheduler: str | None = None, force: bool = False, pr
     write_json_atomic(os.path.join(config.output, CONFIG_FILE), config.model_dump(mode="json"))
     remove_temporaries(config.output)
     done = sum(manifest.is_done(s.stem) for s in shards)
-    if done == len(shards):
+    # A finished run keeps its dedup index for later --against runs: a torn index file is rebuilt too.
+    index_torn = plan.global_ is not None and not all(manifest.intact("map", s.stem, "index", "ids") for s in shards)
+    if done == len(shards) and not index_torn:
         progress.start(len(shards), done, None)
     else:
         with dask_client(config.workers, scheduler) as client:

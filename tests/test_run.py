@@ -136,7 +136,7 @@ def test_sigkill_then_rerun_gives_same_output(reference, tmp_path, section):
     assert not list(out.rglob("*.tmp"))
 
 
-@pytest.mark.parametrize("damage", ["torn output", "torn index"])
+@pytest.mark.parametrize("damage", ["torn output", "torn index", "torn index of a finished run"])
 def test_torn_file_is_redone(reference, tmp_path, damage):
     """A truncated output file, or a truncated index file (band keys and signatures, detected by its checksum),
     is rebuilt on rerun, never used; the result equals the uninterrupted run."""
@@ -145,12 +145,15 @@ def test_torn_file_is_redone(reference, tmp_path, damage):
     cfg = load_config(write_config(root), {"output": str(out), "workers": 1})
     run(cfg)
     victim = out / ("kept/shard-003.parquet" if damage == "torn output" else "index/shard-001.parquet")
-    victim.write_bytes(victim.read_bytes()[:-200])
+    intact = victim.read_bytes()
+    victim.write_bytes(intact[:-200])
     if damage == "torn index":
         (out / "kept" / "shard-004.parquet").unlink()  # a shard to redo, so the index is read again
     stats = run(cfg)
     assert output_bytes(out) == output_bytes(root / "out")
     assert stats["shards"]["done"] == 6
+    if damage != "torn output":  # the index is rebuilt as it was (later --against runs read it)
+        assert victim.read_bytes() == intact
 
 
 def _add_bad_shards(input_dir):
