@@ -1054,13 +1054,24 @@ def render(results: dict) -> str:
     if mem:
         out += ["## 4. Memory scaling", "", f"Code measured: {results['memory'].get('code', '?')}.", "",
                 f"Stages {mem['stages']}, {mem['workers']} workers, shards of {mem['shard_size']:,} documents. "
-                "driver / worker peak = stats.json `memory_mb` (ru_maxrss); sampled = RSS every 0.2 s.", ""]
+                "driver / worker peak = stats.json `memory_mb` (ru_maxrss, MiB); sampled = RSS every 0.2 s. "
+                "Caveat: Linux keeps ru_maxrss across execve, so a process's ru_maxrss is at least the peak RSS "
+                "of the process that forked it; the driver is started by this script, so when this script is "
+                "large (e.g. right after generating a corpus in memory) stats.json's driver peak shows the "
+                "script's size, not the driver's; compare with the sampled columns and the driver's VmHWM in the "
+                "JSON (`driver_hwm`).", ""]
         for n in mem["notes"]:
             out += [f"Note: {n}", ""]
+        def before_report(r: dict) -> str:
+            ph = r["run_details"][0]["sampled"]["phases"]
+            vals = [v["driver_mb"] for k, v in ph.items() if k not in ("report", "exit") and v["driver_mb"]]
+            return f"{max(vals, default=0.0)}"
+
         head = ["documents", "shards", "runs", "wall s (median)", "docs/s", "driver peak MB", "worker peak MB",
-                "sampled driver / worker MB", "candidate pairs", "verified pairs", "exact pairs", "cluster members"]
+                "sampled driver MB before report", "sampled driver / worker MB (whole run)", "candidate pairs",
+                "verified pairs", "exact pairs", "cluster members"]
         rows = [[f"{r['docs']:,}", r["shards"], r["runs"], r["wall_seconds_median"], f"{r['docs_per_s']:,.0f}",
-                 r["driver_peak_rss_mb"], r["worker_peak_rss_mb"],
+                 r["driver_peak_rss_mb"], r["worker_peak_rss_mb"], before_report(r),
                  f"{r['sampled_driver_max_mb']} / {r['sampled_worker_max_mb']}", f"{r['candidate_pairs']:,}",
                  f"{r['verified_pairs']:,}", f"{r['exact_pairs']:,}", f"{r['cluster_members'] or 0:,}"]
                 for r in mem["rows"]]
@@ -1147,6 +1158,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--max-minutes", type=float, default=25.0)
     ap.add_argument("--fallback-size", type=int, default=300_000)
     ap.add_argument("--keep-outputs", action="store_true")
+    ap.add_argument("--render-only", action="store_true", help="rewrite the Markdown from the JSON results")
     ap.add_argument("--profile-run", type=Path, default=None,
                     help="only profile the reduce / verify tasks on this finished run directory (kept memory run)")
     args = ap.parse_args(argv)
@@ -1181,7 +1193,14 @@ def main(argv: list[str] | None = None) -> None:
         for k in ("accuracy", "bbc", "speed", "memory"):
             if k in previous and k not in only:
                 results[k] = previous[k]
+    if args.render_only:
+        results = json.loads(results_path.read_text())
+        write_results(args, results)
+        print(render(results))
+        return
     if args.profile_run:
+        if not (args.profile_run / "_manifest.json").is_file():
+            raise SystemExit(f"--profile-run: {args.profile_run} holds no finished run")
         results["memory"]["profile"] = profile_tasks(args.profile_run, args.work_dir / "memory" / "profile")
         write_results(args, results)
         print(render(results))

@@ -14,7 +14,8 @@ process in its own session, over a copy of ``sample_data/`` (6 shards) with the 
 2. ``kill``: the driver and its workers (the whole process group) SIGKILLed at ``--kill-points`` points spread over
    every phase, detected by polling ``_manifest.json`` and the files of the run (stats.json, report/): after k map
    units, after k reduce units, between reduce and clusters (verify, duplicate ids, cluster), right after the
-   clusters are recorded, after k apply units, after stats.json / while report/ is written, and at random delays.
+   clusters are recorded, after k apply units, after stats.json / while report/ is written, and at random delays
+   (between the reference run's first map files and its end).
    Some points kill the rerun as well (when it records its first new unit) before the final rerun. Then the same
    command is rerun to completion. Pass: exit 0, kept/ + rejected/ byte-identical to the reference, every input
    id exactly once per shard across kept + rejected, no ``*.tmp`` left, every shard done in the manifest.
@@ -518,8 +519,9 @@ class Bench:
         points = [{"label": a, "target": b, "predicate": c, "double": d} for a, b, c, d in fixed]
         points = points[: self.args.kill_points]
         total = self.timeline.get("exit", self.ref_seconds)
+        first = min(self.timeline.get("work", 0.5), total / 2)  # after startup (the fixed points cover none of it)
         while len(points) < self.args.kill_points:
-            delay = round(self.rng.uniform(0.5, total * 0.98), 2)
+            delay = round(self.rng.uniform(first, total * 0.98), 2)
             points.append({"label": f"random: {delay:.2f} s after start", "target": None,
                            "predicate": (lambda d: (lambda s, t: t >= d))(delay),
                            "double": len(points) % 4 == 0})

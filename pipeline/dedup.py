@@ -98,7 +98,8 @@ def _texts(keys: np.ndarray, text_sources: dict[int, dict]) -> pl.DataFrame:
             outputs = [pl.read_parquet(p) for p in source["outputs"] if os.path.exists(p)]
             df = ids.join(pl.concat(outputs, how="diagonal_relaxed"), on="id").select(
                 DOC, "text", *(["seg"] if "seg" in outputs[0].columns else []))
-        frames.append(df)
+        # Copy the few rows out: a filtered string column would keep the whole shard's text buffer alive.
+        frames.append(pl.DataFrame({c: df[c].to_list() for c in df.columns}, schema=df.schema))
     df = pl.concat(frames, how="diagonal_relaxed")
     return df if "seg" in df.columns else df.with_columns(seg=pl.lit(None, dtype=pl.String))
 
