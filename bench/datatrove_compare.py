@@ -405,7 +405,8 @@ def our_config(variant: str, corpus_dir: Path, model: str) -> str:
     if variant == "equal":
         dedup += "    verify: none             # every LSH candidate pair is a duplicate, as in datatrove\n"
         quality += ("    chinese:\n      enabled: false         # datatrove has no Chinese rules\n"
-                    "    gopher_quality:\n      min_alpha_words: 0.0   # off: datatrove counts punctuation tokens as words\n"
+                    "    gopher_quality:\n"
+                    "      min_alpha_words: 0.0   # off: datatrove counts punctuation tokens as words\n"
                     "    c4:\n      min_sentences: 1       # sentence splitters differ (spaCy sentencizer vs regex)\n")
     return (f"# written by bench/datatrove_compare.py (variant {variant})\n"
             f"input: {corpus_dir}\noutput: {corpus_dir.parent / 'ours-out'}\nworkers: 2\n"
@@ -651,6 +652,12 @@ def diagnose(args, variant: str, dt_out: Path, ours_out: Path, verdicts: Path) -
                            [rows[i]["reject_stage"] == "dedup" for i in sub])
             dedup_by_kind.append({"kind": kind, "script": script, **c})
 
+    # clusters whose surviving document differs: ours keeps the earliest document X and removes Y as a duplicate
+    # of X, datatrove keeps Y and removes X (its union-find keeps the root of the larger set, not the earliest)
+    dt_dedup_removed = dt_filtered - dt_kept
+    swapped = sum(1 for r in rows if r["reject_stage"] == "dedup" and r["id"] in dt_kept
+                  and r["dup_of"] in dt_dedup_removed and r["dup_of"] in our_kept)
+
     # LID labels where both keep the document
     label_diff = Counter((r["dt_lang"], r["lang"]) for i, r in enumerate(rows)
                          if r["lid_pass"] and our_lid_pass[i] and r["dt_lang"] != r["lang"])
@@ -666,6 +673,7 @@ def diagnose(args, variant: str, dt_out: Path, ours_out: Path, verdicts: Path) -
             dt_only[(r["script"], ours_only_reason)] += 1
     fmt = lambda c: [{"script": k[0], "removed_by": k[1], "docs": n} for k, n in c.most_common()]  # noqa: E731
     return {"consistency": consistency, "stages": stages, "dedup_by_kind": dedup_by_kind,
+            "swapped_representatives": swapped,
             "lid_label_differences": [{"datatrove": a, "ours": b, "docs": n} for (a, b), n in label_diff.most_common()],
             "kept_by_ours_only": fmt(ours_only), "kept_by_datatrove_only": fmt(dt_only),
             "kept": {"datatrove": len(dt_kept), "ours": len(our_kept), "both": len(dt_kept & our_kept),
@@ -729,10 +737,12 @@ def markdown(res: dict) -> str:
              f"Versions: ours {json.dumps(res['versions']['ours'])}; datatrove venv "
              f"{json.dumps(res['versions']['datatrove'])}.", "",
              f"Command: `{res['command']}`; our code: {res['ours_code']}.", "",
-             "CPU = user + sys of the whole process tree (subreaper; orphaned descendants reaped and counted: "
+             "CPU = user + sys of the whole process tree. This process is a child subreaper; descendants "
+             "orphaned by their parents (datatrove's forkserver, which reaps its pool workers) are reaped here and "
+             "counted; a plain getrusage(RUSAGE_CHILDREN) around the command would have missed them: "
              + "; ".join(f"{k}: datatrove {max(r['datatrove'].get('orphan_cpu_seconds', 0) for r in v['runs'])} s, "
                          f"ours {max(r['ours'].get('orphan_cpu_seconds', 0) for r in v['runs'])} s at most"
-                         for k, v in res["variants"].items()) + ").", "",
+                         for k, v in res["variants"].items()) + ".", "",
              "## Result", ""]
     rows = []
     for variant, v in res["variants"].items():
@@ -748,8 +758,8 @@ def markdown(res: dict) -> str:
     lines += [""]
     rows = [{"variant": k, "wr": v["summary"]["wall_ratio"], "cr": v["summary"]["cpu_ratio"],
              "wrm": v["summary"]["wall_ratio_of_medians"], "crm": v["summary"]["cpu_ratio_of_medians"],
-             "j": v["summary"]["jaccard"], "kd": v["diagnosis"]["kept"]["datatrove"],
-             "ko": v["diagnosis"]["kept"]["ours"], "kb": v["diagnosis"]["kept"]["both"],
+             "j": v["summary"]["jaccard"], "kd": v["runs"][-1]["kept"]["datatrove"],
+             "ko": v["runs"][-1]["kept"]["ours"], "kb": v.get("diagnosis", {}).get("kept", {}).get("both", ""),
              "t": "**met**" if v["summary"]["target_met"] else "not met"} for k, v in res["variants"].items()]
     lines += _table(rows, [("variant", "variant"), ("wall ratio dt÷ours (median of pairs)", "wr"),
                            ("CPU ratio dt÷ours (median of pairs)", "cr"), ("wall ratio of medians", "wrm"),
@@ -758,9 +768,11 @@ def markdown(res: dict) -> str:
     lines += ["", "Where the time goes (medians):", ""]
     for variant, v in res["variants"].items():
         s = v["summary"]
-        lines.append(f"- {variant}: datatrove executors (wall s) {json.dumps(s['datatrove_executor_wall_seconds'], ensure_ascii=False)}; "
+        executors = json.dumps(s["datatrove_executor_wall_seconds"], ensure_ascii=False)
+        lines.append(f"- {variant}: datatrove executors (wall s) {executors}; "
                      f"ours stage CPU s (stats.json, on the workers) {json.dumps(s['ours_stage_cpu_seconds'])}, "
-                     f"stats.json totals.cpu_seconds {s['ours_stats_cpu_seconds']} and wall {s['ours_stats_wall_seconds']} "
+                     f"stats.json totals.cpu_seconds {s['ours_stats_cpu_seconds']} "
+                     f"and wall {s['ours_stats_wall_seconds']} "
                      f"(process tree {s['ours']['cpu_seconds']} CPU s; the rest is the driver, Dask start-up, the "
                      f"ledger and the report); peak RSS MB {json.dumps(s['ours_memory_mb'])}.")
     lines += ["", "## Settings", ""] + [f"- {k}: {t}" for k, t in res["settings"].items()]
@@ -783,7 +795,10 @@ def markdown(res: dict) -> str:
         lines += _table(d["dedup_by_kind"], [("kind", "kind"), ("script", "script"), ("docs", "docs"),
                                              ("removed by both", "both"), ("datatrove only", "datatrove_only"),
                                              ("ours only", "ours_only")])
-        lines += ["", "Kept by ours only, by the datatrove stage/reason that removed them:", ""]
+        lines += ["", f"Clusters kept through a different document: {d.get('swapped_representatives')} (ours keeps "
+                  "the earliest document X and removes a later Y as its duplicate; datatrove keeps Y and removes X: "
+                  "its union-find keeps the root of the larger set). Each counts twice in the dedup rows above.",
+                  "", "Kept by ours only, by the datatrove stage/reason that removed them:", ""]
         lines += _table(d["kept_by_ours_only"][:12], [("script", "script"), ("removed by", "removed_by"),
                                                        ("docs", "docs")])
         lines += ["", "Kept by datatrove only, by our stage/reason:", ""]
@@ -821,7 +836,8 @@ SETTINGS = {
     "equal": "quality word rules on English documents only on both sides (datatrove: filters wrapped to pass "
              "non-en documents; ours: quality.chinese.enabled false); FineWeb duplicate-line characters 0.1 on "
              "both (datatrove default 0.01, ours 0.1 = paper) and FineWeb line ends . ! ? plus closing quotes on "
-             "both (datatrove: stop_chars = its TERMINAL_PUNCTUATION + \" ' \u201d \u2019); Gopher's alphabetic-words rule off on "
+             "both (datatrove: stop_chars = its TERMINAL_PUNCTUATION + \" ' \u201d \u2019); "
+             "Gopher's alphabetic-words rule off on "
              "both (datatrove counts spaCy punctuation tokens as words: max_non_alpha_words_ratio=None; ours "
              "gopher_quality.min_alpha_words 0); C4 minimum sentences 1 on both (spaCy sentencizer vs our "
              "regex; datatrove min_num_sentences=1, ours c4.min_sentences 1); Chinese shingles from jieba "
@@ -876,17 +892,33 @@ def main() -> None:
     p.add_argument("--out-dir", default=str(REPO / "bench" / "results"))
     p.add_argument("--regenerate", action="store_true", help="rebuild the corpus even if one of that size exists")
     p.add_argument("--no-diagnosis", action="store_true")
+    p.add_argument("--rediagnose", action="store_true",
+                   help="recompute the diagnosis of an earlier run from the outputs left in --work and rewrite "
+                        "the results (no timed runs)")
     p.add_argument("--worktree", action="store_true",
                    help="run our code from the work tree as it is (default: a git-archive snapshot of HEAD)")
     args = p.parse_args()
     work = Path(args.work)
     work.mkdir(parents=True, exist_ok=True)
     args.ours_src, ours_commit = None, None
-    if not args.worktree:
+    if not args.worktree and not args.rediagnose:
         src, ours_commit = snapshot(work)
         args.ours_src = str(src)
         sys.path.insert(0, args.ours_src)  # the diagnosis imports filters.* from the same code
 
+    if args.rediagnose:
+        out_dir = Path(args.out_dir)
+        res = json.loads((out_dir / "datatrove.json").read_text())
+        if not res.get("ours_code", "").startswith("work tree"):
+            sys.path.insert(0, str(work / f"src-{res['ours_code'][:12]}"))  # the code the run measured
+        for variant, v in res["variants"].items():
+            v["diagnosis"] = diagnose(args, variant, work / f"dt-{variant}", work / f"ours-{variant}",
+                                      work / f"dt-verdicts-{variant}.parquet")
+        res["notes"] = NOTES
+        (out_dir / "datatrove.json").write_text(json.dumps(res, indent=1, ensure_ascii=False))
+        (out_dir / "datatrove.md").write_text(markdown(res))
+        print(markdown(res))
+        return
     if args.model is None:
         from filters.langid import default_model_path
 
