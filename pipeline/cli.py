@@ -81,26 +81,25 @@ def run_cmd(config: str, input_: str | None, output: str | None, workers: int | 
 
 
 @main.command("report")
-@click.argument("run_dir", type=click.Path(exists=True, file_okay=False))
+@click.argument("run_dir")
 def report_cmd(run_dir: str) -> None:
     """Rebuild the marginal-benefit report of RUN_DIR (report/index.html, summary.json, summary.md)."""
     import json
-    import os
 
+    from pipeline import storage
     from pipeline.config import parse_config
     from pipeline.report import write_report
     from pipeline.runner import CONFIG_FILE
 
-    path = os.path.join(run_dir, CONFIG_FILE)
+    path = storage.join(run_dir, CONFIG_FILE)
     try:
-        with open(path, encoding="utf-8") as f:
-            config = parse_config(json.load(f), path)
+        config = parse_config(json.loads(storage.read_text(path)), path)
         summary = write_report(run_dir, config)
     except FileNotFoundError as exc:
         raise click.ClickException(f"{run_dir}: not a finished run ({exc.filename} missing)") from None
     except CorpusSlimError as exc:
         raise click.ClickException(str(exc)) from None
-    click.echo(f"{os.path.join(run_dir, 'report', 'index.html')}")
+    click.echo(storage.join(run_dir, "report", "index.html"))
     click.echo(summary["recommendation"])
 
 

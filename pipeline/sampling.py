@@ -2,13 +2,12 @@
 and the input's totals from Parquet footers (no shard is read in full)."""
 from __future__ import annotations
 
-import os
 import random
 from dataclasses import dataclass, field
 
 import polars as pl
-import pyarrow.parquet as pq
 
+from pipeline import storage
 from pipeline.errors import ShardInputError
 from pipeline.shard_io import ROW, Shard, read_shard
 
@@ -27,12 +26,12 @@ def input_totals(shards: list[Shard]) -> tuple[InputTotals, dict[str, int]]:
     totals = InputTotals(shards=len(shards), docs=0, file_bytes=0)
     for shard in shards:
         try:
-            rows[shard.stem] = pq.ParquetFile(shard.path).metadata.num_rows
+            rows[shard.stem] = storage.parquet_file(shard.path).metadata.num_rows
         except Exception as exc:  # noqa: BLE001 - any unreadable footer is reported, not fatal, in a dry run
             totals.unreadable[shard.path] = str(exc)
             continue
         totals.docs += rows[shard.stem]
-        totals.file_bytes += os.path.getsize(shard.path)
+        totals.file_bytes += storage.size(shard.path)
     return totals, rows
 
 

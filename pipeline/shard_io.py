@@ -6,18 +6,15 @@ are not errors: they are rejected by the ``input`` step with a reason, so nothin
 """
 from __future__ import annotations
 
-import glob
-import hashlib
-import os
-import uuid
+import glob as globlib
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
 import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from pipeline import storage
 from pipeline.errors import ConfigError, OutputError, ShardInputError, TornFileError
 
 INPUT_STAGE = "input"
@@ -26,7 +23,6 @@ INPUT_REASONS = {
     "empty_text": "text is empty or only white space",
     "too_long": "text longer than limits.max_doc_chars",
 }
-TMP_SUFFIX = ".tmp"
 ROW = "_row"  # internal row number within the shard; never written
 
 
@@ -40,24 +36,24 @@ class Shard:
 
 
 def discover_shards(spec: str) -> list[Shard]:
-    """Input shards for a file, a directory (its ``*.parquet``) or a glob, in sorted path order."""
-    if os.path.isdir(spec):
-        paths = glob.glob(os.path.join(spec, "*.parquet"))
-    elif glob.has_magic(spec):
-        paths = [p for p in glob.glob(spec, recursive=True) if os.path.isfile(p)]
+    """Input shards for a file, a directory (its ``*.parquet``) or a glob, local or a URL, in sorted path order."""
+    if storage.isdir(spec):
+        paths = storage.glob(storage.join(spec, "*.parquet"))
+    elif globlib.has_magic(spec):
+        paths = storage.glob(spec)
     else:
-        paths = [spec] if os.path.isfile(spec) else []
+        paths = [spec] if storage.isfile(spec) else []
     if not paths:
         raise ConfigError(f"input: no Parquet shards match {spec!r}")
     paths.sort()
     stems: dict[str, str] = {}
     for p in paths:
-        stem = Path(p).name.removesuffix(".parquet")
+        stem = storage.basename(p).removesuffix(".parquet")
         if stem in stems:
             raise ConfigError(f"input: two shards share the name {stem!r} ({stems[stem]} and {p}); "
                               "output files are named after shards")
         stems[stem] = p
-    return [Shard(path=p, stem=Path(p).name.removesuffix(".parquet"), index=i) for i, p in enumerate(paths)]
+    return [Shard(path=p, stem=storage.basename(p).removesuffix(".parquet"), index=i) for i, p in enumerate(paths)]
 
 
 def _check_utf8(column: pa.ChunkedArray, name: str, path: str) -> None:
@@ -101,7 +97,8 @@ def read_shard(shard: Shard, rows: Sequence[int] | None = None) -> pl.DataFrame:
     string ``id`` (derived ``<stem>:<row>`` where absent), ``text`` and the internal row number."""
     try:
         if rows is None:
-            table = pq.read_table(shard.path)
+            with storage.open_read(shard.path) as f:
+                table = pq.read_table(f)
             numbers = pa.array(range(table.num_rows), pa.uint32())
         else:
             table, numbers = _read_rows(shard.path, sorted(rows))
@@ -118,8 +115,8 @@ def read_shard(shard: Shard, rows: Sequence[int] | None = None) -> pl.DataFrame:
 
 def _read_rows(path: str, rows: list[int]) -> tuple[pa.Table, pa.Array]:
     """The given rows (sorted) of a Parquet file, reading only the row groups that contain them."""
-    f = pq.ParquetFile(path)
-    starts, pieces, numbers, start = [], [], [], 0
+    f = storage.parquet_file(path)
+    pieces, numbers, start = [], [], 0
     for g in range(f.metadata.num_row_groups):
         n = f.metadata.row_group(g).num_rows
         local = [r - start for r in rows if start <= r < start + n]
@@ -142,31 +139,17 @@ def input_rejects(df: pl.DataFrame, max_doc_chars: int) -> pl.Series:
 
 
 def write_atomic(df: pl.DataFrame, path: str) -> None:
-    """Write Parquet under a temporary name in the same directory, fsync, then rename over ``path``."""
-    directory = os.path.dirname(path)
-    os.makedirs(directory, exist_ok=True)
-    tmp = os.path.join(directory, f".{os.path.basename(path)}.{uuid.uuid4().hex}{TMP_SUFFIX}")
+    """Publish a Parquet file atomically (``pipeline.storage.publish``); a failure is an ``OutputError``."""
     try:
-        df.write_parquet(tmp, compression="zstd", statistics=False)
-        with open(tmp, "rb") as f:
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
+        storage.write_parquet(df, path)
     except (OSError, pl.exceptions.ComputeError) as exc:  # polars reports a failed write as a ComputeError
         raise OutputError(f"cannot write {path}: {exc}") from None
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-
-
-def file_digest(path: str) -> str:
-    with open(path, "rb") as f:
-        return hashlib.file_digest(f, "sha256").hexdigest()
 
 
 def write_checked(df: pl.DataFrame, path: str) -> dict:
     """Write an intermediate file atomically; returns what :func:`read_checked` verifies (rows, bytes, sha256)."""
     write_atomic(df, path)
-    return {"path": path, "rows": df.height, "bytes": os.path.getsize(path), "sha256": file_digest(path)}
+    return {"path": path, "rows": df.height, "bytes": storage.size(path), "sha256": storage.sha256(path)}
 
 
 def is_intact(record: dict | None) -> bool:
@@ -174,7 +157,7 @@ def is_intact(record: dict | None) -> bool:
     if not record:
         return False
     try:
-        return os.path.getsize(record["path"]) == record["bytes"] and file_digest(record["path"]) == record["sha256"]
+        return storage.size(record["path"]) == record["bytes"] and storage.sha256(record["path"]) == record["sha256"]
     except OSError:
         return False
 
@@ -183,7 +166,7 @@ def read_checked(record: dict, columns: list[str] | None = None) -> pl.DataFrame
     """Read an intermediate file, refusing one whose size, checksum or row count differs from its record."""
     if not is_intact(record):
         raise TornFileError(f"{record['path']}: missing, truncated or changed since it was written")
-    df = pl.read_parquet(record["path"], columns=columns)
+    df = storage.read_parquet(record["path"], columns=columns)
     if df.height != record["rows"]:
         raise TornFileError(f"{record['path']}: {df.height} rows, expected {record['rows']}")
     return df
@@ -192,7 +175,7 @@ def read_checked(record: dict, columns: list[str] | None = None) -> pl.DataFrame
 def parquet_rows(path: str) -> int | None:
     """Row count from the Parquet footer, or None when the file is missing or unreadable."""
     try:
-        return pq.ParquetFile(path).metadata.num_rows
+        return storage.parquet_file(path).metadata.num_rows
     except (OSError, pa.ArrowException):
         return None
 
@@ -200,7 +183,6 @@ def parquet_rows(path: str) -> int | None:
 def remove_temporaries(directory: str) -> None:
     """Delete the temporary files (``*.tmp``) a killed run left anywhere in its output directory; they never
     count as output."""
-    for root, _dirs, files in os.walk(directory):
-        for name in files:
-            if name.endswith(TMP_SUFFIX):
-                os.unlink(os.path.join(root, name))
+    for path in storage.walk_files(directory):
+        if path.endswith(storage.TMP_SUFFIX):
+            storage.remove(path)

@@ -7,13 +7,13 @@ document and token counts, CPU seconds, and the records (path, rows, checksum) o
 """
 from __future__ import annotations
 
-import os
 import resource
 import time
 from collections.abc import Sequence
 
 import polars as pl
 
+from pipeline import storage
 from pipeline.errors import ShardInputError
 from pipeline.resources import STARTUP, count_tokens
 from pipeline.shard_io import (INPUT_STAGE, ROW, Shard, input_rejects, read_checked, read_shard, write_atomic,
@@ -71,8 +71,8 @@ def assemble(kept: pl.DataFrame, rejected: Sequence[pl.DataFrame]) -> tuple[pl.D
 
 def _write_outputs(kept: pl.DataFrame, rejected: pl.DataFrame, output: str, stem: str) -> float:
     start = time.process_time()
-    write_atomic(kept, os.path.join(output, "kept", f"{stem}.parquet"))
-    write_atomic(rejected, os.path.join(output, "rejected", f"{stem}.parquet"))
+    write_atomic(kept, storage.join(output, "kept", f"{stem}.parquet"))
+    write_atomic(rejected, storage.join(output, "rejected", f"{stem}.parquet"))
     return round(time.process_time() - start, 6)
 
 
@@ -121,7 +121,7 @@ def process_shard(shard: Shard, stage_configs: Sequence[StageConfig], max_doc_ch
     write_cpu = _write_outputs(kept, rejected, output, shard.stem)
     return _result(shard, status="done", rows={"in": kept.height + rejected.height, "kept": kept.height,
                                                "rejected": rejected.height},
-                   bytes_in=os.path.getsize(shard.path), text_bytes=text_bytes, stages=stats,
+                   bytes_in=storage.size(shard.path), text_bytes=text_bytes, stages=stats,
                    write_cpu_seconds=write_cpu, startup_cpu_seconds=STARTUP["cpu_seconds"] - startup)
 
 
@@ -139,31 +139,28 @@ def map_shard(shard: Shard, shard_number: int, before: Sequence[StageConfig], gl
     index = build_stage(global_config).index(kept, shard_number)
     map_cpu = time.process_time() - start
     pre = pl.concat([kept, *rejected], how="diagonal_relaxed").sort(ROW)
-    pre_record = write_checked(pre, os.path.join(work, "pre", f"{shard.stem}.parquet"))
-    index_record = write_checked(index, os.path.join(index_dir, f"{shard.stem}.parquet"))
-    ids_record = write_checked(pre.select("id"), os.path.join(index_dir, "ids", f"{shard.stem}.parquet"))
+    pre_record = write_checked(pre, storage.join(work, "pre", f"{shard.stem}.parquet"))
+    index_record = write_checked(index, storage.join(index_dir, f"{shard.stem}.parquet"))
+    ids_record = write_checked(pre.select("id"), storage.join(index_dir, "ids", f"{shard.stem}.parquet"))
     return _result(shard, status="done", shard_number=shard_number, rows_in=pre.height, docs_indexed=index.height,
-                   bytes_in=os.path.getsize(shard.path), text_bytes=text_bytes, stages=stats,
+                   bytes_in=storage.size(shard.path), text_bytes=text_bytes, stages=stats,
                    map_cpu_seconds=round(map_cpu, 6), pre=pre_record, index=index_record, ids=ids_record,
                    startup_cpu_seconds=STARTUP["cpu_seconds"] - startup)
 
 
-def apply_shard(shard: Shard, map_entry: dict, duplicates: pl.DataFrame, root_index: dict[int, dict],
-                global_config: StageConfig, after: Sequence[StageConfig], output: str) -> dict:
-    """The global stage's decision for this shard's rows (``duplicates``: doc, root, reason), then the stages
-    after it; writes the shard's kept and rejected files."""
-    from pipeline.dedup import resolve_duplicates
+def apply_shard(shard: Shard, map_entry: dict, duplicates: pl.DataFrame, global_config: StageConfig,
+                after: Sequence[StageConfig], output: str) -> dict:
+    """The global stage's decision for this shard's rows (``duplicates``: doc, root, reason, root_id), then the
+    stages after it; writes the shard's kept and rejected files."""
+    from pipeline.dedup import rows_to_reject
 
     startup = STARTUP["cpu_seconds"]
     pre = read_checked(map_entry["pre"])
     survivors = pre.filter(pl.col("reject_reason").is_null()).drop(REJECT_COLUMNS, strict=False)
     earlier = pre.filter(pl.col("reject_reason").is_not_null())
-    start = time.process_time()
-    resolved = resolve_duplicates(duplicates, root_index)
-    resolve_cpu = time.process_time() - start
-    stages = [build_stage(global_config, duplicates=resolved), *[build_stage(c) for c in after]]
+    stages = [build_stage(global_config, duplicates=rows_to_reject(duplicates)), *[build_stage(c) for c in after]]
     kept, rejected, stats = apply_stages(survivors, stages)
-    stats[0]["cpu_seconds"] = round(stats[0]["cpu_seconds"] + resolve_cpu + map_entry["map_cpu_seconds"], 6)
+    stats[0]["cpu_seconds"] = round(stats[0]["cpu_seconds"] + map_entry["map_cpu_seconds"], 6)
     kept, rejected = assemble(kept, [earlier, *rejected])
     write_cpu = _write_outputs(kept, rejected, output, shard.stem)
     return _result(shard, status="done", rows={"in": pre.height, "kept": kept.height, "rejected": rejected.height},

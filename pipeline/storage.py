@@ -1,0 +1,217 @@
+"""Where the job's files live: local paths, or fsspec URLs (``s3://``, ``gs://``, ``file://``, ``memory://``…)
+when the filesystem's package is installed (``pip install 'corpusslim[s3]'`` for S3).
+
+Every read and write of the job goes through these functions, so the driver and the workers need no shared disk:
+each opens the URL itself. Publishing a file is atomic on both:
+
+* local paths: write ``.<name>.<uuid>.tmp`` in the target directory, fsync, rename over the target;
+* object stores, where rename is a copy: write the temporary key, copy it to the final key (a single PUT/COPY:
+  readers see the old object or the whole new one, never part of it), delete the temporary key.
+
+Either way a file counts as output only once the manifest records it with its size and checksum or row count
+(``pipeline.manifest``): the manifest is the marker. A crashed attempt leaves at most a ``*.tmp`` key (removed by
+the next run) or an unrecorded file (redone and overwritten).
+"""
+from __future__ import annotations
+
+import glob as globlib
+import hashlib
+import io
+import os
+import posixpath
+import shutil
+import uuid
+from collections.abc import Callable
+from typing import IO
+
+import fsspec
+import polars as pl
+import pyarrow.parquet as pq
+
+TMP_SUFFIX = ".tmp"
+
+
+def is_url(path: str) -> bool:
+    return "://" in path
+
+
+def _fs(path: str):
+    """(filesystem, path within it) of a URL. Listings are not cached across calls: other processes (the
+    workers) write the files this one lists."""
+    fs, p = fsspec.core.url_to_fs(path)
+    fs.invalidate_cache()
+    return fs, p
+
+
+def _url(fs, path: str) -> str:
+    return fs.unstrip_protocol(path)
+
+
+def join(base: str, *parts: str) -> str:
+    return posixpath.join(base, *parts) if is_url(base) else os.path.join(base, *parts)
+
+
+def dirname(path: str) -> str:
+    return posixpath.dirname(path) if is_url(path) else os.path.dirname(path)
+
+
+def basename(path: str) -> str:
+    return posixpath.basename(path.rstrip("/"))
+
+
+def exists(path: str) -> bool:
+    if not is_url(path):
+        return os.path.exists(path)
+    fs, p = _fs(path)
+    return fs.exists(p)
+
+
+def isdir(path: str) -> bool:
+    if not is_url(path):
+        return os.path.isdir(path)
+    fs, p = _fs(path)
+    return fs.isdir(p)
+
+
+def isfile(path: str) -> bool:
+    if not is_url(path):
+        return os.path.isfile(path)
+    fs, p = _fs(path)
+    return fs.isfile(p)
+
+
+def size(path: str) -> int:
+    """Bytes of a file (``OSError``, e.g. ``FileNotFoundError``, when it is not there)."""
+    if not is_url(path):
+        return os.path.getsize(path)
+    fs, p = _fs(path)
+    return fs.size(p)
+
+
+def glob(pattern: str) -> list[str]:
+    """Files matching a glob pattern (``**`` recursive), as paths of the same kind as the pattern."""
+    if not is_url(pattern):
+        return [p for p in globlib.glob(pattern, recursive=True) if os.path.isfile(p)]
+    fs, p = _fs(pattern)
+    return [_url(fs, m) for m in fs.glob(p) if fs.isfile(m)]
+
+
+def listdir(directory: str) -> list[str]:
+    """Names of the files directly in a directory; [] when it does not exist."""
+    if not is_url(directory):
+        return sorted(os.listdir(directory)) if os.path.isdir(directory) else []
+    fs, p = _fs(directory)
+    if not fs.isdir(p):
+        return []
+    return sorted(basename(e["name"]) for e in fs.ls(p, detail=True) if e["type"] == "file")
+
+
+def walk_files(directory: str) -> list[str]:
+    """Every file under a directory, at any depth."""
+    if not is_url(directory):
+        return [os.path.join(root, n) for root, _dirs, names in os.walk(directory) for n in names]
+    fs, p = _fs(directory)
+    return [_url(fs, f) for f in fs.find(p)] if fs.exists(p) else []
+
+
+def makedirs(directory: str) -> None:
+    if not is_url(directory):
+        os.makedirs(directory, exist_ok=True)
+    # object stores have no directories: a key's prefix exists once a key is written under it
+
+
+def remove(path: str) -> None:
+    if not is_url(path):
+        if os.path.exists(path):
+            os.unlink(path)
+        return
+    fs, p = _fs(path)
+    if fs.exists(p):
+        fs.rm(p)
+
+
+def rmtree(directory: str) -> None:
+    if not is_url(directory):
+        if os.path.isdir(directory):
+            shutil.rmtree(directory)
+        return
+    fs, p = _fs(directory)
+    if fs.exists(p):
+        fs.rm(p, recursive=True)
+
+
+def open_read(path: str) -> IO[bytes]:
+    if not is_url(path):
+        return open(path, "rb")
+    fs, p = _fs(path)
+    return fs.open(p, "rb")
+
+
+def read_text(path: str) -> str:
+    with open_read(path) as f:
+        return f.read().decode("utf-8")
+
+
+def read_parquet(path: str, columns: list[str] | None = None) -> pl.DataFrame:
+    if not is_url(path):
+        return pl.read_parquet(path, columns=columns)
+    with open_read(path) as f:
+        return pl.read_parquet(f, columns=columns)
+
+
+def parquet_file(path: str) -> pq.ParquetFile:
+    """A ``pyarrow.parquet.ParquetFile`` (the footer read, row groups read on demand)."""
+    if not is_url(path):
+        return pq.ParquetFile(path)
+    fs, p = _fs(path)
+    return pq.ParquetFile(fs.open(p, "rb"))
+
+
+def sha256(path: str) -> str:
+    with open_read(path) as f:
+        return hashlib.file_digest(f, "sha256").hexdigest()
+
+
+def temporary_name(path: str) -> str:
+    return join(dirname(path), f".{basename(path)}.{uuid.uuid4().hex}{TMP_SUFFIX}")
+
+
+def publish(path: str, write: Callable[[IO[bytes]], None]) -> None:
+    """Write a file atomically (see the module docstring): ``write`` fills a binary file object. Raises
+    ``OSError`` (the caller names the file) when the target cannot be written; no temporary is left behind."""
+    tmp = temporary_name(path)
+    if not is_url(path):
+        os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+        try:
+            with open(tmp, "wb") as f:
+                write(f)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, path)
+        finally:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+        return
+    fs, p = _fs(path)
+    t = _fs(tmp)[1]
+    try:
+        with fs.open(t, "wb") as f:
+            write(f)
+        fs.copy(t, p)
+    finally:
+        if fs.exists(t):
+            fs.rm(t)
+
+
+def publish_bytes(path: str, data: bytes) -> None:
+    publish(path, lambda f: f.write(data))
+
+
+def write_parquet(df: pl.DataFrame, path: str) -> None:
+    """Publish a DataFrame as a zstd Parquet file."""
+    def write(f: IO[bytes]) -> None:
+        buffer = io.BytesIO() if is_url(path) else f  # polars writes to a seekable buffer, then one upload
+        df.write_parquet(buffer, compression="zstd", statistics=False)
+        if buffer is not f:
+            f.write(buffer.getbuffer())
+    publish(path, write)

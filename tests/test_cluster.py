@@ -1,0 +1,205 @@
+"""The job on an existing Dask cluster: a scheduler and two workers started as separate processes with the ``dask``
+command line (``--nworkers 1``, each in its own working directory), on loopback; with local paths, and with input
+and output on S3 (moto's server on 127.0.0.1, through s3fs). Output must equal the LocalCluster run's."""
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import fsspec
+import polars as pl
+import psutil
+import pytest
+import yaml
+from distributed import Client
+
+from pipeline import storage
+from pipeline.config import load_config
+from pipeline.errors import ConfigError
+from pipeline.runner import run
+from tests.conftest import FULL_STAGES, output_bytes
+
+S3_ENV = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1"}
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _wait(condition, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise TimeoutError(what)
+        time.sleep(0.2)
+
+
+class ExternalCluster:
+    """``dask scheduler`` and ``dask worker`` processes; stopped by :meth:`close`."""
+
+    def __init__(self, root: Path, workers: int, env: dict[str, str]):
+        root.mkdir(parents=True, exist_ok=True)
+        scheduler_file = root / "scheduler.json"
+        dask = [sys.executable, "-m", "dask"]
+        self.scheduler = subprocess.Popen(
+            [*dask, "scheduler", "--host", "127.0.0.1", "--port", "0", "--dashboard-address", "127.0.0.1:0",
+             "--scheduler-file", str(scheduler_file)], env=env, cwd=root, stdout=subprocess.DEVNULL,
+            stderr=open(root / "scheduler.log", "w"))
+        _wait(scheduler_file.exists, 60, "the scheduler did not start")
+        self.workers = []
+        for i in range(workers):
+            home = root / f"worker-{i}"
+            home.mkdir()
+            self.workers.append(subprocess.Popen(
+                [*dask, "worker", "--scheduler-file", str(scheduler_file), "--nworkers", "1", "--nthreads", "1",
+                 "--host", "127.0.0.1", "--no-dashboard", "--local-directory", str(home)],
+                env=env, cwd=home, stdout=subprocess.DEVNULL, stderr=open(home / "worker.log", "w")))
+        with Client(scheduler_file=str(scheduler_file), timeout=60) as client:
+            client.wait_for_workers(workers, timeout=180)
+            self.address = client.scheduler.address
+
+    def worker_processes(self, i: int) -> list[psutil.Process]:
+        """The Worker process a ``dask worker`` nanny started (the nanny restarts it when it dies)."""
+        return [p for p in psutil.Process(self.workers[i].pid).children(recursive=True)
+                if "resource_tracker" not in " ".join(p.cmdline())]
+
+    def close(self) -> None:
+        for p in [*self.workers, self.scheduler]:
+            p.send_signal(signal.SIGTERM)
+        for p in [*self.workers, self.scheduler]:
+            try:
+                p.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                p.kill()
+
+
+@pytest.fixture(scope="module")
+def s3_endpoint():
+    port = _free_port()
+    server = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+
+    def up() -> bool:
+        try:
+            return urllib.request.urlopen(url, timeout=2).status == 200
+        except OSError:
+            return False
+
+    _wait(up, 60, "moto server did not start")
+    yield url
+    server.terminate()
+    server.wait(timeout=30)
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory, s3_endpoint):
+    env = {**os.environ, **S3_ENV, "AWS_ENDPOINT_URL": s3_endpoint}
+    external = ExternalCluster(tmp_path_factory.mktemp("dask"), 2, env)
+    yield external
+    external.close()
+
+
+@pytest.fixture
+def s3(monkeypatch, s3_endpoint):
+    """The driver's S3 settings (the workers got the same at start) and a fresh bucket."""
+    for key, value in {**S3_ENV, "AWS_ENDPOINT_URL": s3_endpoint}.items():
+        monkeypatch.setenv(key, value)
+    fs = fsspec.filesystem("s3", skip_instance_cache=True)
+    bucket = f"corpus-{time.monotonic_ns()}"
+    fs.mkdir(bucket)
+    return fs, bucket
+
+
+def test_external_cluster_equals_local_cluster(reference, cluster, tmp_path):
+    root, _ = reference
+    out = tmp_path / "out"
+    run(load_config(root / "config.yaml", overrides={"output": str(out)}), scheduler=cluster.address)
+    assert output_bytes(out) == output_bytes(root / "out")
+
+
+def _s3_config(directory: Path, bucket: str) -> Path:
+    path = directory / "s3.yaml"
+    path.write_text(yaml.safe_dump({"input": f"s3://{bucket}/input/*.parquet", "output": f"s3://{bucket}/out",
+                                    "workers": 2, "stages": FULL_STAGES}), encoding="utf-8")
+    return path
+
+
+def _download(fs, prefix: str, target: Path) -> None:
+    for d in ("kept", "rejected"):
+        (target / d).mkdir(parents=True)
+        for key in fs.glob(f"{prefix}/{d}/*.parquet"):
+            fs.get(key, str(target / d / Path(key).name))
+
+
+def test_s3_input_and_output_with_a_worker_killed(reference, cluster, s3, tmp_path):
+    root, _ = reference
+    fs, bucket = s3
+    for shard in sorted((root / "input").glob("*.parquet")):
+        fs.put(str(shard), f"{bucket}/input/{shard.name}")
+    cmd = [sys.executable, "-m", "pipeline.cli", "run", str(_s3_config(tmp_path, bucket)),
+           "--scheduler", cluster.address]
+    driver = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=os.environ)
+    deadline, killed = time.monotonic() + 300, None
+    while killed is None and driver.poll() is None and time.monotonic() < deadline:
+        if fs.glob(f"{bucket}/out/_work/pre/*.parquet"):  # mid-run: some shards mapped, a worker busy
+            victim = cluster.worker_processes(0)
+            if victim:
+                killed = victim[0].pid
+                os.kill(killed, signal.SIGKILL)  # the nanny restarts it; its task runs again
+        fs.invalidate_cache()
+        time.sleep(0.05)
+    _, err = driver.communicate(timeout=600)
+    assert killed is not None, "no worker was killed"
+    assert driver.returncode == 0, err[-3000:]
+    assert "Dask dashboard: http://127.0.0.1:" in err
+    fs.invalidate_cache()
+    assert not [k for k in fs.find(f"{bucket}/out") if k.endswith(".tmp")]
+    _download(fs, f"{bucket}/out", tmp_path / "local")
+    assert output_bytes(tmp_path / "local") == output_bytes(root / "out")
+    kept = pl.read_parquet(tmp_path / "local" / "kept" / "*.parquet")
+    rejected = pl.read_parquet(tmp_path / "local" / "rejected" / "*.parquet")
+    assert kept.height + rejected.height == sum(pl.read_parquet(p).height for p in (root / "input").glob("*.parquet"))
+    _wait(lambda: len(cluster.worker_processes(0)) > 0, 120, "the nanny did not restart the killed worker")
+
+
+def test_a_worker_missing_a_package_fails_the_job_at_start(reference, tmp_path):
+    shadow = tmp_path / "shadow" / "jieba"
+    shadow.mkdir(parents=True)
+    (shadow / "__init__.py").write_text("raise ImportError('jieba is not installed on this worker')\n")
+    env = {**os.environ, "PYTHONPATH": str(shadow.parent)}
+    external = ExternalCluster(tmp_path / "dask", 1, env)
+    try:
+        root, _ = reference
+        with pytest.raises(ConfigError) as error:
+            run(load_config(root / "config.yaml", overrides={"output": str(tmp_path / "out")}),
+                scheduler=external.address)
+    finally:
+        external.close()
+    message = str(error.value)
+    assert "workers cannot run this job" in message and "tcp://127.0.0.1:" in message
+    assert "'jieba'" in message and "not installed on this worker" in message
+    assert not (tmp_path / "out" / "kept").exists()
+
+
+def test_object_store_publish_leaves_nothing_when_the_write_fails():
+    target = f"memory://publish-{time.monotonic_ns()}/kept/s0.parquet"
+
+    def failing(f):
+        f.write(b"PAR1 half a file")
+        raise OSError("connection reset")
+
+    with pytest.raises(OSError, match="connection reset"):
+        storage.publish(target, failing)
+    assert storage.walk_files(storage.dirname(storage.dirname(target))) == []
+    storage.write_parquet(pl.DataFrame({"x": [1, 2, 3]}), target)
+    assert storage.read_parquet(target)["x"].to_list() == [1, 2, 3]
+    assert storage.listdir(storage.dirname(target)) == ["s0.parquet"]
