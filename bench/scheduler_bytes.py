@@ -1,0 +1,32 @@
+"""Scheduler preload for ``bench/cluster_overhead.py``: counts the bytes the scheduler reads and writes on its TCP
+comms (every message: task submissions, results fetched through it, worker heartbeats), readable with
+``client.run_on_scheduler(lambda dask_scheduler: dict(dask_scheduler.byte_counts))``.
+
+    dask scheduler --preload bench/scheduler_bytes.py ...
+"""
+import distributed.comm.tcp as tcp
+
+COUNTS = {"read": 0, "written": 0, "messages_read": 0, "messages_written": 0}
+_write = tcp.TCP.write
+_from_frames = tcp.from_frames
+
+
+async def _counted_write(self, msg, serializers=None, on_error="message"):
+    n = await _write(self, msg, serializers=serializers, on_error=on_error)
+    COUNTS["written"] += n
+    COUNTS["messages_written"] += 1
+    return n
+
+
+async def _counted_from_frames(frames, *args, **kwargs):
+    COUNTS["read"] += sum(memoryview(f).nbytes for f in frames)
+    COUNTS["messages_read"] += 1
+    return await _from_frames(frames, *args, **kwargs)
+
+
+tcp.TCP.write = _counted_write
+tcp.from_frames = _counted_from_frames
+
+
+def dask_setup(scheduler):
+    scheduler.byte_counts = COUNTS
