@@ -79,6 +79,24 @@ class Manifest:
         self.sections.pop(section, None)
         self.save()
 
+    def drop_shards(self, present: set[str], dependent: bool) -> list[str]:
+        """Forget the shards of an earlier invocation that are no longer in the input, and delete their files,
+        so the output holds exactly the current input's documents. ``dependent``: every shard's outputs depend on
+        the others (a global stage), so the remaining shards are marked to be redone. Returns the stems gone."""
+        gone = sorted((set(self.section("shards")) | set(self.section("map"))) - present)
+        for stem in gone:
+            for parts in (("kept",), ("rejected",), ("index",), ("index", "ids"), ("_work", "pre")):
+                storage.remove(storage.join(self.output, *parts, f"{stem}.parquet"))
+            for section in ("shards", "map"):
+                self.section(section).pop(stem, None)
+        if gone and dependent:
+            for entry in self.section("shards").values():
+                if entry.get("status") == "done":
+                    entry["status"] = "stale"
+        if gone:
+            self.save()
+        return gone
+
     def is_done(self, stem: str) -> bool:
         """Final outputs of the shard done, both files present with the row counts recorded."""
         entry = self.get("shards", stem)

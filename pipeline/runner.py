@@ -326,6 +326,7 @@ def run(config: RunConfig, scheduler: str | None = None, force: bool = False, pr
     manifest = Manifest.open(config.output, config.config_hash(), meta=meta, force=force)
     write_json_atomic(storage.join(config.output, CONFIG_FILE), config.model_dump(mode="json"))
     remove_temporaries(config.output)
+    removed = manifest.drop_shards({s.stem for s in shards}, dependent=plan.global_ is not None)
     done = sum(manifest.is_done(s.stem) for s in shards)
     # A finished run keeps its dedup index for later --against runs: a torn index file is rebuilt too.
     index_torn = plan.global_ is not None and not all(manifest.intact("map", s.stem, "index", "ids") for s in shards)
@@ -347,6 +348,7 @@ def run(config: RunConfig, scheduler: str | None = None, force: bool = False, pr
                     if isinstance(u, dict) and "peak_rss_mb" in u]
     memory = {"driver_peak_rss": peak_rss_mb(), "worker_peak_rss": max(worker_peaks, default=0.0)}
     stats = build_stats(manifest.config_hash, results, config.batch_shards, time.perf_counter() - started, memory)
+    stats["removed_shards"] = removed
     stats["duplicate_ids"] = (manifest.get("clusters", "all") or {}).get("duplicate_ids", {"count": 0, "examples": []})
     write_json_atomic(storage.join(config.output, "stats.json"), stats)
     ledger = build_ledger(results, config.batch_shards, config.cost.usd_per_cpu_hour, config.cost.usd_per_gb_read)

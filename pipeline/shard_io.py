@@ -76,6 +76,9 @@ def _checked_columns(table: pa.Table, path: str) -> pa.Table:
     if "text" not in table.column_names:
         raise ShardInputError(f"{path}: no 'text' column (columns: {', '.join(table.column_names) or 'none'})")
     text = table.column("text")
+    if pa.types.is_dictionary(text.type):  # dictionary-encoded (e.g. from a pandas categorical): decode it
+        text = text.cast(text.type.value_type)
+        table = table.set_column(table.column_names.index("text"), "text", text)
     if pa.types.is_binary(text.type) or pa.types.is_large_binary(text.type):
         text = text.cast(pa.large_string(), safe=False)
         table = table.set_column(table.column_names.index("text"), "text", text)

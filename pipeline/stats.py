@@ -78,6 +78,9 @@ def format_summary(stats: dict) -> str:
                  f"{t['tokens_kept']:,} · wall {t['wall_seconds']:.1f} s · CPU {t['cpu_seconds']:.1f} s")
     for q in stats["quarantined"]:
         lines.append(f"QUARANTINED {q['path']}: {q['error']}")
+    if stats.get("removed_shards"):
+        lines.append(f"WARNING: {len(stats['removed_shards'])} shards of an earlier run are no longer in the input; "
+                     f"their outputs were deleted: {', '.join(stats['removed_shards'][:5])}")
     repeated = stats.get("duplicate_ids", {})
     if repeated.get("count"):
         lines.append(f"WARNING: {repeated['count']:,} ids appear on more than one input row (e.g. "

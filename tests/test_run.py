@@ -249,3 +249,22 @@ def test_shard_inserted_before_rerun(reference, tmp_path):
     stats = run(cfg)
     assert stats["shards"]["done"] == 6
     assert output_bytes(tmp_path / "out") == output_bytes(root / "out")
+
+
+def test_shard_removed_before_rerun(reference, tmp_path):
+    """A shard deleted from the input between two invocations leaves nothing behind: its outputs are deleted
+    (reported), and the rest equals one run over the remaining shards."""
+    import shutil
+
+    root, _ = reference
+    for name in ("a", "b"):
+        shutil.copytree(root / "input", tmp_path / name / "input")
+    first = load_config(write_config(tmp_path / "a"))
+    run(first)
+    (tmp_path / "a" / "input" / "shard-002.parquet").unlink()
+    (tmp_path / "b" / "input" / "shard-002.parquet").unlink()
+    stats = run(first)
+    assert stats["removed_shards"] == ["shard-002"]
+    assert not list((tmp_path / "a" / "out").rglob("shard-002.parquet"))
+    run(load_config(write_config(tmp_path / "b")))
+    assert output_bytes(tmp_path / "a" / "out") == output_bytes(tmp_path / "b" / "out")
