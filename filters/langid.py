@@ -17,6 +17,9 @@ import importlib.resources
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
+
+import numpy as np
 
 # One code per language: variants and legacy codes of the two libraries map to ISO 639-1 (or 639-3 where fastText
 # has no two-letter code). langdetect reports Chinese as zh-cn / zh-tw; fastText as zh.
@@ -28,8 +31,6 @@ ALIASES = {
 _HANGUL = re.compile(r"[\u1100-\u11ff\u3130-\u318f\uac00-\ud7af]")
 _KANA = re.compile(r"[\u3040-\u30ff\u31f0-\u31ff\uff66-\uff9f]")
 _HAN = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
-_ANY_CJK = re.compile(r"[\u1100-\u11ff\u3040-\u30ff\u3130-\u318f\u31f0-\u31ff\u3400-\u4dbf\u4e00-\u9fff"
-                      r"\uac00-\ud7af\uf900-\ufaff\uff66-\uff9f]")
 _LETTER = re.compile(r"[^\W\d_]")
 _CJK = frozenset({"zh", "ja", "ko"})
 # Shares that make a text Korean or Japanese (ours, from the nine-language sentences and zh_wiki in bench/):
@@ -47,25 +48,50 @@ def normalise(code: str) -> str:
     return ALIASES.get(code, code)
 
 
-def _count(pattern: re.Pattern, text: str) -> int:
-    """Characters of ``text`` matching a one-character pattern (no list of matches built)."""
-    return len(text) - len(pattern.sub("", text))
+# Script classes of BMP code points, one byte each (astral code points are never CJK here; their letters are
+# counted one by one): 1 Han, 2 kana, 3 Hangul, and bit 4 set for a letter (``_LETTER``). Built once per process.
+_HAN_CLASS, _KANA_CLASS, _HANGUL_CLASS, _LETTER_BIT = 1, 2, 3, 4
 
 
-def cjk_by_script(text: str) -> tuple[str | None, float]:
-    """(zh, ja or ko from the characters alone, share of the letters that are CJK); (None, 0.0) without CJK."""
-    if not _ANY_CJK.search(text):
-        return None, 0.0
-    han, kana, hangul = (_count(r, text) for r in (_HAN, _KANA, _HANGUL))
+@lru_cache(maxsize=1)
+def _classes() -> np.ndarray:
+    table = np.zeros(0x10000, dtype=np.uint8)
+    bmp = "".join(map(chr, range(0x10000)))
+    for pattern, cls in ((_HAN, _HAN_CLASS), (_KANA, _KANA_CLASS), (_HANGUL, _HANGUL_CLASS)):
+        table[[m.start() for m in pattern.finditer(bmp)]] = cls
+    table[[m.start() for m in _LETTER.finditer(bmp)]] |= _LETTER_BIT
+    return table
+
+
+def script_counts(texts: Sequence[str]) -> np.ndarray:
+    """(len(texts), 4) int64: Han, kana, Hangul and letter characters of each text, in one vectorised pass."""
+    n = len(texts)
+    lens = np.fromiter(map(len, texts), dtype=np.int64, count=n)
+    code = np.frombuffer("".join(texts).encode("utf-32-le", "surrogatepass"), dtype="<u4")
+    astral = np.flatnonzero(code >= 0x10000)
+    cls = _classes()[code & 0xFFFF if len(astral) else code]
+    if len(astral):  # rare: never CJK; letters by the regex itself
+        cls[astral] = [_LETTER_BIT if _LETTER.match(chr(c)) else 0 for c in code[astral]]
+    by_doc = np.bincount(np.repeat(np.arange(n, dtype=np.int64) * 8, lens) + cls, minlength=8 * n).reshape(n, 8)
+    kinds = [by_doc[:, k] + by_doc[:, k | _LETTER_BIT] for k in (_HAN_CLASS, _KANA_CLASS, _HANGUL_CLASS)]
+    return np.stack([*kinds, by_doc[:, _LETTER_BIT:].sum(axis=1)], axis=1)
+
+
+def _decide_script(han: int, kana: int, hangul: int, letters: int) -> tuple[str | None, float]:
     cjk = han + kana + hangul
     if not cjk:
         return None, 0.0
-    share = cjk / max(_count(_LETTER, text), cjk)
+    share = cjk / max(letters, cjk)
     if hangul >= KOREAN_HANGUL_SHARE * cjk:
         return "ko", share
     if kana >= JAPANESE_KANA_SHARE * (han + kana):
         return "ja", share
     return "zh", share
+
+
+def cjk_by_script(text: str) -> tuple[str | None, float]:
+    """(zh, ja or ko from the characters alone, share of the letters that are CJK); (None, 0.0) without CJK."""
+    return _decide_script(*map(int, script_counts([text])[0]))
 
 
 def default_model_path() -> str:
@@ -125,9 +151,9 @@ class LanguageIdentifier:
         # fasttext 0.9.3 under numpy 2 fails on a single string: always pass a list.
         labels, probs = self._model().predict(heads, k=1)
         out = LidResult()
-        for head, label, prob in zip(heads, labels, probs):
+        for head, label, prob, counts in zip(heads, labels, probs, script_counts(heads).tolist()):
             lang, score, method = normalise(label[0]), min(float(prob[0]), 1.0), "fasttext"
-            by_script, share = cjk_by_script(head) if lang in _CJK or _ANY_CJK.search(head) else (None, 0.0)
+            by_script, share = _decide_script(*counts)
             if by_script and (lang in _CJK or share >= CJK_DOMINANT_SHARE):
                 agreed = score if by_script == lang else 0.0
                 if share > agreed:
