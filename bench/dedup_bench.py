@@ -99,6 +99,14 @@ class P(Progress):
     def start(self, total, done, dashboard): print("@@start", time.time(), file=sys.stderr, flush=True)
     def phase(self, name, tasks): print("@@phase", name, tasks, time.time(), file=sys.stderr, flush=True)
     def task(self, result): print("@@task", time.time(), file=sys.stderr, flush=True)
+import pipeline.runner as _runner
+if hasattr(_runner, "Job") and hasattr(_runner.Job, "_verify"):  # count duplicate rows among the verified pairs
+    _verify = _runner.Job._verify
+    def _counted(self, candidates, exact):
+        res = _verify(self, candidates, exact)
+        print("@@verified", res[0].height, res[0].unique().height, file=sys.stderr, flush=True)
+        return res
+    _runner.Job._verify = _counted
 cfg = load_config(sys.argv[1], {"input": sys.argv[2], "output": sys.argv[3], "workers": int(sys.argv[4])})
 stats = run(cfg, force=True, progress=P())
 print("@@end", time.time(), file=sys.stderr, flush=True)
@@ -201,6 +209,7 @@ def run_pipeline(stages: list[dict], input_dir: Path, out_dir: Path, workers: in
     sampler.start()
     events: list[tuple[float, str]] = []
     err_tail: list[str] = []
+    verified: dict[str, int] = {}  # rows / distinct (a, b) of the runner's verified pairs (driver only)
 
     def read_err() -> None:
         for line in proc.stderr:
@@ -209,6 +218,8 @@ def run_pipeline(stages: list[dict], input_dir: Path, out_dir: Path, workers: in
                 events.append((float(parts[3]), parts[1]))
             elif parts and parts[0] in ("@@task", "@@start", "@@end"):
                 events.append((float(parts[1]), parts[0][2:]))
+            elif parts and parts[0] == "@@verified":
+                verified.update(rows=int(parts[1]), unique=int(parts[2]))
             else:
                 err_tail.append(line)
                 del err_tail[:-40]
@@ -229,6 +240,8 @@ def run_pipeline(stages: list[dict], input_dir: Path, out_dir: Path, workers: in
     clusters = {k: v for k, v in sections.get("clusters", {}).get("all", {}).items()
                 if k in ("candidate_pairs", "verified_pairs", "exact_pairs", "cpu_seconds")}
     clusters["members"] = sections.get("clusters", {}).get("all", {}).get("members", {}).get("rows")
+    if verified:
+        clusters["verified_pairs_unique"] = verified["unique"]
     phase_peaks = _phase_peaks(sampler.samples, events)
     hwm = _hwm_jumps(sampler.status, events)
     dedup = next((s for s in stats["stages"] if s["stage"] == "dedup"), None)
@@ -549,8 +562,6 @@ def explain(out_dir: Path, truth: Truth, missed, fps, t: float, verify: str = "s
 
 
 def accuracy_section(args, sources: Sources, results: dict) -> None:
-    import polars as pl
-
     shingler = Shingler()
     plan = AccuracyPlan()
     if args.quick:
@@ -619,8 +630,6 @@ def accuracy_section(args, sources: Sources, results: dict) -> None:
 # ==============================================================================================================
 
 def bbc_section(args, sources: Sources, results: dict) -> None:
-    import polars as pl
-
     pairs = sources.bbc_pairs()
     if pairs is None:
         results["bbc"] = {"skipped": "neardup/bbc_dup_pairs.tsv not available (no ../shared/data)"}
@@ -694,7 +703,6 @@ def speed_section(args, sources: Sources, results: dict) -> None:
     mh = MinHasher(P, seed, scheme)
     sh = [shingles(t, s) for t, s in zip(texts, segs)]
     n_sh = sum(map(len, sh))
-    sh_bytes = [[s.encode("utf-8") for s in doc] for doc in sh]
     df = pl.DataFrame({"_row": pl.Series(range(len(texts)), dtype=pl.UInt32), "id": [str(i) for i in range(len(texts))],
                        "text": texts, "seg": pl.Series(segs, dtype=pl.String)})
     stage = DedupStage(DedupConfig())
@@ -752,15 +760,13 @@ def speed_section(args, sources: Sources, results: dict) -> None:
 
 # One measurement per fresh process (clean ru_maxrss): argv = run dir, what.
 PROFILE = r"""
-import cProfile, json, os, pstats, resource, sys, time
-import polars as pl
-from pipeline.dedup import candidate_pairs, reduce_candidates, verify_pairs
-from pipeline.shard_io import is_intact, read_checked, write_checked
-from pipeline.stages.dedup import DOC, DedupConfig
+import json, os, resource, sys, time
+from pipeline.dedup import reduce_candidates
+from pipeline.shard_io import is_intact, read_checked
+from pipeline.stages.dedup import DOC
 run_dir, what = sys.argv[1], sys.argv[2]
 maps = json.load(open(os.path.join(run_dir, "_manifest.json")))["sections"]["map"]
 records = [maps[k]["index"] for k in sorted(maps, key=lambda k: maps[k]["shard_number"])]
-index = {maps[k]["shard_number"]: maps[k]["index"] for k in maps}
 rss = lambda: resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 out = {"what": what, "docs": sum(r["rows"] for r in records), "shards": len(records)}
 if what.startswith("reduce:"):
@@ -781,56 +787,17 @@ elif what == "reads":
             fn(r)
         out[name] = round((time.process_time() - c0) / n * 1e3, 2)
     out["index_file_mb"] = round(records[0]["bytes"] / 1e6, 2)
-elif what == "verify":
-    bands = [c for c in pl.read_parquet(records[0]["path"], n_rows=1).columns if c.startswith("band_")]
-    last = max(index)
-    keys = pl.concat([pl.read_parquet(r["path"], columns=[DOC] + bands) for r in records])
-    pairs = pl.concat([candidate_pairs(keys.select(DOC, b), b) for b in bands]).unique()
-    pairs = pairs.filter((pl.col("a") // (1 << 32)) == last)
-    pairs.write_parquet(os.path.join(sys.argv[3], "verify-pairs.parquet"))
-    print("@@" + json.dumps({"what": "verify-prepare", "pairs": pairs.height}))
-    sys.exit(0)
-elif what == "pre-prepare":
-    # Stand-ins for the run's intermediates (deleted at clean-up): each input shard's rows with _row and text, as
-    # the exact verification reads them.
-    sources = {}
-    for k, entry in maps.items():
-        df = pl.read_parquet(entry["path"], columns=["text"]).with_row_index("_row")
-        sources[entry["shard_number"]] = {"pre": write_checked(df, os.path.join(sys.argv[3], "pre", k + ".parquet")),
-                                          "has_seg": False}
-    json.dump({str(n): v for n, v in sources.items()}, open(os.path.join(sys.argv[3], "pre.json"), "w"))
-    print("@@" + json.dumps({"what": what, "files": len(sources)}))
-    sys.exit(0)
-elif what in ("verify-run", "verify-exact-run"):
-    pairs = pl.read_parquet(os.path.join(sys.argv[3], "verify-pairs.parquet"))
-    last = max(index)
-    needed = {int(n) for n in pl.concat([pairs["a"], pairs["b"]]).unique().to_numpy() >> 32} | {last}
-    exact = what == "verify-exact-run"
-    sources = {int(n): v for n, v in json.load(open(os.path.join(sys.argv[3], "pre.json"))).items()} if exact else {}
-    out["rss_before_mb"] = round(rss(), 1)
-    prof = cProfile.Profile()
-    c0 = time.process_time()
-    prof.enable()
-    verify_pairs(pairs, DedupConfig(verify="exact" if exact else "signature"), {n: index[n] for n in needed},
-                 {n: sources[n] for n in needed} if exact else {})
-    prof.disable()
-    total = time.process_time() - c0
-    st = pstats.Stats(prof).stats
-    reads = sum(v[3] for k, v in st.items() if k[2] == "read_checked")
-    total_prof = sum(v[3] for k, v in st.items() if k[2] == "verify_pairs")
-    out.update(pairs=pairs.height, needed_shards=len(needed), cpu_s=round(total, 3), peak_mb=round(rss(), 1),
-               read_checked_share=round(reads / max(total_prof, 1e-9), 3))
 print("@@" + json.dumps(out))
 """
 
 
 def profile_tasks(run_dir: Path, work: Path) -> dict:
-    """Memory and time of one reduce task (partitions 1, 4, 10) and of the last shard's verify task, and the cost
-    of one index-file read, on a finished run's index files; each in a fresh process."""
+    """Memory and time of one reduce task (partitions 1, 4, 10) and the cost of one index-file read, on a finished
+    run's index files; each in a fresh process. (The verify task is not profiled here: it is now a per-shard gather
+    plus worker-to-worker payloads inside the runner, see ``pipeline.runner.Job._verify``.)"""
     work.mkdir(parents=True, exist_ok=True)
     prof = {}
-    for what in ("reduce:1", "reduce:4", "reduce:10", "reads", "verify", "verify-run", "pre-prepare",
-                 "verify-exact-run"):
+    for what in ("reduce:1", "reduce:4", "reduce:10", "reads"):
         log(f"memory: profiling {what} on {run_dir} ...")
         res = subprocess.run([sys.executable, "-c", PROFILE, str(run_dir), what, str(work)], cwd=REPO,
                              capture_output=True, text=True)
@@ -904,6 +871,7 @@ def memory_section(args, sources: Sources, results: dict) -> None:
             "sampled_worker_max_mb": max(x["sampled"]["worker_max_mb"] for x in runs),
             "candidate_pairs": runs[0]["clusters"].get("candidate_pairs"),
             "verified_pairs": runs[0]["clusters"].get("verified_pairs"),
+            "verified_pairs_unique": runs[0]["clusters"].get("verified_pairs_unique"),
             "exact_pairs": runs[0]["clusters"].get("exact_pairs"),
             "cluster_members": runs[0]["clusters"].get("members"),
             "dedup_cpu_per_doc_ms": round(1e3 * med(lambda x: x["dedup"]["cpu_seconds"] / x["dedup"]["docs_in"]), 3),
@@ -1073,7 +1041,9 @@ def render(results: dict) -> str:
         rows = [[f"{r['docs']:,}", r["shards"], r["runs"], r["wall_seconds_median"], f"{r['docs_per_s']:,.0f}",
                  r["driver_peak_rss_mb"], r["worker_peak_rss_mb"], before_report(r),
                  f"{r['sampled_driver_max_mb']} / {r['sampled_worker_max_mb']}", f"{r['candidate_pairs']:,}",
-                 f"{r['verified_pairs']:,}", f"{r['exact_pairs']:,}", f"{r['cluster_members'] or 0:,}"]
+                 f"{r['verified_pairs']:,}" + (f" ({r['verified_pairs_unique']:,} distinct)"
+                                               if r.get("verified_pairs_unique") not in (None, r["verified_pairs"])
+                                               else ""), f"{r['exact_pairs']:,}", f"{r['cluster_members'] or 0:,}"]
                 for r in mem["rows"]]
         out += [md_table(head, rows), ""]
         seen = [p for p in PHASES if any(p in r["run_details"][0]["sampled"]["phases"] for r in mem["rows"])]
@@ -1090,14 +1060,6 @@ def render(results: dict) -> str:
             prow = [[f"reduce task, partitions {k.split(':')[1]} (all partitions of band_000 in turn)",
                      f"{prof[k]['rss_before_mb']} -> {prof[k]['peak_mb']}", prof[k]["cpu_s"]]
                     for k in ("reduce:1", "reduce:4", "reduce:10") if "peak_mb" in prof.get(k, {})]
-            for key, what in (("verify-run", "verify signature: reads the `sig` column of"),
-                              ("verify-exact-run", "verify exact: reads the text of")):
-                v = prof.get(key, {})
-                if "cpu_s" in v:
-                    prow.append([f"{what.split(':')[0]} task of the last shard ({v['pairs']:,} candidate pairs; "
-                                 f"{what.split(': ')[1]} {v['needed_shards']} shards; read_checked = "
-                                 f"{100 * v['read_checked_share']:.0f} % of its time)",
-                                 f"{v['rss_before_mb']} -> {v['peak_mb']}", v["cpu_s"]])
             rd = prof.get("reads", {})
             reads = ", ".join(f"{k} {v} ms" for k, v in rd.items() if k not in ("what", "docs", "shards",
                                                                                   "index_file_mb"))
@@ -1160,7 +1122,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--keep-outputs", action="store_true")
     ap.add_argument("--render-only", action="store_true", help="rewrite the Markdown from the JSON results")
     ap.add_argument("--profile-run", type=Path, default=None,
-                    help="only profile the reduce / verify tasks on this finished run directory (kept memory run)")
+                    help="only profile the reduce tasks and index reads on this finished run directory "
+                         "(kept memory run)")
     args = ap.parse_args(argv)
     sources = Sources(args.data_dir)
     if args.sweep is not None:

@@ -507,11 +507,14 @@ def signature_jaccard(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def shingle_sets(docs_shingles: Sequence[Sequence[str]]) -> list[np.ndarray]:
-    """Each document's shingles as a sorted array of distinct 32-bit hashes (datasketch's ``sha1_hash32``): the
-    compact form exact verification intersects. Two different shingles of a pair collide with probability about
-    |A|·|B| / 2^32 (2e-4 for two 1,000-shingle documents), moving their Jaccard by one shingle in ~1,000."""
+    """Each document's shingles as a sorted array of distinct 64-bit hashes (the first 8 bytes of each shingle's
+    SHA-1): the compact form exact verification intersects. 64 bits, not the signatures' 32: LSH hands
+    verification exactly the pairs whose 32-bit hashes collide (two one-shingle documents with colliding hashes
+    have equal signatures), so those bits cannot tell them apart; the other 32 bits can."""
     lens = np.fromiter(map(len, docs_shingles), dtype=np.int64, count=len(docs_shingles))
-    hv = _sha1_hash32(docs_shingles).astype(np.uint32)
+    sha1 = hashlib.sha1
+    digests = b"".join([sha1(s.encode()).digest() for doc in docs_shingles for s in doc])
+    hv = np.frombuffer(digests, dtype=np.uint8).reshape(-1, 20)[:, :8].copy().view("<u8").ravel()
     return [np.unique(part) for part in np.split(hv, np.cumsum(lens)[:-1])] if len(lens) else []
 
 

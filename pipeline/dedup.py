@@ -83,7 +83,7 @@ def with_payload(docs: pl.DataFrame, config: DedupConfig) -> pl.DataFrame:
         segs = docs["seg"].to_list() if "seg" in docs.columns else [None] * docs.height
         sets = shingle_sets([shingles(t, s, config.ngram, config.ngram_zh) for t, s in zip(docs["text"], segs)])
         offsets = np.concatenate([[0], np.cumsum([len(x) for x in sets], dtype=np.int64)])
-        values = np.concatenate(sets) if sets else np.array([], dtype=np.uint32)
+        values = np.concatenate(sets) if sets else np.array([], dtype=np.uint64)
         return docs.select(DOC, "id").with_columns(
             payload=pl.from_arrow(pa.LargeListArray.from_arrays(offsets, values)))
     if config.verify == "signature":

@@ -256,8 +256,8 @@ class Job:
         cfg, sources = self.plan.global_, self._sources()
         shard = (pl.col("doc") // (1 << 32)).cast(pl.Int64)
         nodes = pl.concat([candidates["a"], candidates["b"], exact["a"], exact["b"]]).unique().to_frame("doc")
-        dests = pl.concat([candidates.select(doc="a", dest="a"), candidates.select(doc="b", dest="a")]).unique() \
-            .with_columns(dest=(pl.col("dest") // (1 << 32)).cast(pl.Int64))
+        dests = pl.concat([candidates.select(doc="a", dest="a"), candidates.select(doc="b", dest="a")]) \
+            .with_columns(dest=(pl.col("dest") // (1 << 32)).cast(pl.Int64)).unique()
         dests_by = dests.rename({"doc": DOC}).with_columns(shard=(pl.col(DOC) // (1 << 32)).cast(pl.Int64)) \
             .partition_by("shard", as_dict=True, include_key=False)
         gathered = {s: self.client.submit(gather_docs, docs["doc"].to_numpy(), dests_by.get((s,), EMPTY_DESTS),

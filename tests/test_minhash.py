@@ -397,3 +397,22 @@ def test_signature_jaccard_estimates_jaccard():
         b = set(shared[:common]) | {f"z{i}" for i in range(1000 - common)}
         sig = mh.signatures([sorted(a), sorted(b)])
         assert abs(signature_jaccard(sig[0], sig[1]) - jaccard(a, b)) < 0.1
+
+
+def test_exact_verification_tells_apart_shingles_whose_32_bit_hashes_collide():
+    """Two one-shingle documents whose datasketch hashes collide have equal signatures, so LSH always pairs them;
+    the 64-bit shingle sets exact verification compares must still find them different."""
+    from filters.minhash import _sha1_hash32, set_jaccard, shingle_sets
+
+    seen: dict[int, str] = {}
+    for i in range(1_000_000):
+        word = f"w{i}"
+        h = int(_sha1_hash32([[word]])[0])
+        if h in seen:
+            a, b = seen[h], word
+            break
+        seen[h] = word
+    sig = MinHasher(num_perm=16, seed=1, scheme="affine32").signatures([[a], [b]])
+    assert (sig[0] == sig[1]).all()
+    sa, sb = shingle_sets([shingles(a, None), shingles(b, None)])
+    assert set_jaccard(sa, sb) == 0.0 and set_jaccard(sa, sa) == 1.0
