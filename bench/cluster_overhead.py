@@ -37,6 +37,7 @@ RESULTS = REPO / "bench" / "results"
 
 
 def start_cluster(root: Path, workers: int) -> tuple[list[subprocess.Popen], str]:
+    root.mkdir(parents=True)
     scheduler_file = root / "scheduler.json"
     dask = [sys.executable, "-m", "dask"]
     procs = [subprocess.Popen([*dask, "scheduler", "--host", "127.0.0.1", "--port", "0", "--dashboard-address",

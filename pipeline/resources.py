@@ -66,8 +66,20 @@ def _pieces(text: str) -> list[str]:
     return [*pieces, text[start:]]
 
 
+def _count(encode, text: str) -> int:
+    """Tokens of one text below the character limit. bpe-openai also refuses a text of more than 200,000 tokens
+    (repetitive text reaches that well under 500,000 characters), but only after counting them: the count it
+    reports is the answer."""
+    from bpe_openai.errors import TokenLimitError
+
+    try:
+        return len(encode(text))
+    except TokenLimitError as exc:
+        return exc.token_count
+
+
 def count_tokens(texts: list[str | None]) -> list[int]:
     """o200k_base token count per text (special-token strings count as plain text; None counts 0)."""
     encode = tokenizer().encode_ordinary
-    return [0 if not t else len(encode(t)) if len(t) < TOKENIZER_PIECE else sum(len(encode(p)) for p in _pieces(t))
+    return [0 if not t else _count(encode, t) if len(t) < TOKENIZER_PIECE else sum(_count(encode, p) for p in _pieces(t))
             for t in texts]

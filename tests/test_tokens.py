@@ -13,3 +13,9 @@ def test_long_document_counted_in_pieces():
     assert len(text) >= 1_000_000
     halves = count_tokens([unit * (n // 2), unit * (n - n // 2)])
     assert abs(count_tokens([text])[0] - sum(halves)) <= 3
+
+
+def test_document_over_the_tokenizers_token_limit_is_counted():
+    """Repetitive text passes bpe-openai's 200,000-token limit well under its character limit."""
+    text = "1 2 3 4 5 6 7 8 9 " * 20_000  # 360,000 characters, 360,000 tokens
+    assert count_tokens([text]) == [2 * sum(count_tokens([text[:180_000]]))]
