@@ -198,10 +198,11 @@ class Job:
         cfg = self.plan.global_
         columns = (["exact"] if cfg.exact else []) + ([f"band_{b:03d}" for b in range(cfg.bands)] if cfg.near else [])
         records = [self._index()[n] for n in sorted(self._index())]
-        tasks = {f"{c}-{p}": (c, p) for c in columns for p in range(cfg.partitions)}
+        partitions = cfg.reduce_partitions(sum(r["rows"] for r in records))
+        tasks = {f"{c}-{p}": (c, p) for c in columns for p in range(partitions)}
         done = {t: e for t in tasks if (e := self.manifest.get("reduce", t)) and e.get("fp") == fp
                 and self.manifest.intact("reduce", t, "pairs")}
-        futures = [self.client.submit(reduce_candidates, t, records, c, p, cfg.partitions,
+        futures = [self.client.submit(reduce_candidates, t, records, c, p, partitions,
                                       storage.join(self.work, "candidates", f"{t}.parquet"), pure=False)
                    for t, (c, p) in tasks.items() if t not in done]
         for result in self._each("reduce", futures):

@@ -121,6 +121,7 @@ def test_against_needs_same_dedup_settings(tmp_path, corpus):
     ({"kind": "dedup", "bands": 20, "rows": 8}, "bands x rows = 160 exceeds num_perm = 112"),
     ({"kind": "dedup", "threshold": 1.5}, "stages[2].threshold"),
     ({"kind": "dedup", "verify": "maybe"}, "stages[2].verify"),
+    ({"kind": "dedup", "partitions": 0}, "stages[2].partitions"),
 ])
 def test_dedup_config_errors(tmp_path, dedup, message):
     with pytest.raises(ConfigError) as err:
@@ -133,6 +134,22 @@ def test_bands_from_threshold(tmp_path):
                                                                        "choose_bands_from_threshold": True}]))
     dedup = cfg.stages[1]
     assert dedup.bands * dedup.rows <= 112 and (dedup.bands, dedup.rows) != (14, 8)
+
+
+def test_partitioned_reduce_finds_the_same_duplicates(tmp_path, corpus):
+    _write(tmp_path / "input", SHARDS, corpus)
+    run(load_config(write_config(tmp_path, stages=STAGES)))
+    split = [*STAGES[:2], {"kind": "dedup", "partitions": 3}]
+    run(load_config(write_config(tmp_path, stages=split, output="out3")))
+    assert _decisions(tmp_path / "out3") == _decisions(tmp_path / "out")
+
+
+def test_reduce_partitions_grow_with_the_corpus(tmp_path):
+    from pipeline.stages.dedup import DOCS_PER_REDUCE_TASK, DedupConfig
+
+    auto = DedupConfig()
+    assert [auto.reduce_partitions(n) for n in (0, 10, DOCS_PER_REDUCE_TASK, DOCS_PER_REDUCE_TASK + 1)] == [1, 1, 1, 2]
+    assert DedupConfig(partitions=3).reduce_partitions(10) == 3
 
 
 def test_a_later_document_never_changes_an_earlier_decision():

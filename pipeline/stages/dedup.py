@@ -7,7 +7,7 @@ file; *reduce*, *verify* and *cluster* (``pipeline.dedup``) find the duplicate p
 """
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 import numpy as np
 import polars as pl
@@ -16,6 +16,7 @@ from pydantic import Field, model_validator
 from filters.minhash import DEFAULT_N, DEFAULT_N_ZH, MinHasher, band_keys, choose_bands, exact_hashes, shingles
 from pipeline.stages.base import Stage, StageConfig
 
+DOCS_PER_REDUCE_TASK = 2_000_000
 DOC = "_doc"  # document key: global shard number << 32 | row; orders documents by arrival
 
 
@@ -54,7 +55,15 @@ class DedupConfig(StageConfig):
     # through (precision 0.93) and drops some of 0.80-0.85 (recall 0.95), for 28% less dedup CPU.
     verify: Literal["signature", "exact", "none"] = Field(
         "exact", description="check candidate pairs by exact shingle Jaccard, or estimated from signatures")
-    partitions: int = Field(1, ge=1, description="reduce tasks per band (key ranges), to bound reduce memory")
+    # auto: one reduce task per band and per DOCS_PER_REDUCE_TASK documents, so a task's memory stays bounded
+    # (a band task holds 16 bytes per document plus polars' working copies: ~300 MB at 1M documents, measured in
+    # bench/results/dedup.md) however large the corpus grows.
+    partitions: Annotated[int, Field(ge=1)] | Literal["auto"] = Field(
+        "auto", description="reduce tasks per band (key ranges), to bound reduce memory; auto: 1 per 2M documents")
+
+    def reduce_partitions(self, docs: int) -> int:
+        """Reduce tasks per key column for a corpus of ``docs`` indexed documents."""
+        return self.partitions if self.partitions != "auto" else max(1, -(-docs // DOCS_PER_REDUCE_TASK))
 
     @model_validator(mode="after")
     def _bands(self) -> "DedupConfig":
