@@ -59,33 +59,29 @@ def basename(path: str) -> str:
     return posixpath.basename(path.rstrip("/"))
 
 
-def exists(path: str) -> bool:
+def _either(path: str, local: Callable, method: str):
+    """``local(path)`` for a local path, else the fsspec filesystem's ``method`` on the URL's path."""
     if not is_url(path):
-        return os.path.exists(path)
+        return local(path)
     fs, p = _fs(path)
-    return fs.exists(p)
+    return getattr(fs, method)(p)
+
+
+def exists(path: str) -> bool:
+    return _either(path, os.path.exists, "exists")
 
 
 def isdir(path: str) -> bool:
-    if not is_url(path):
-        return os.path.isdir(path)
-    fs, p = _fs(path)
-    return fs.isdir(p)
+    return _either(path, os.path.isdir, "isdir")
 
 
 def isfile(path: str) -> bool:
-    if not is_url(path):
-        return os.path.isfile(path)
-    fs, p = _fs(path)
-    return fs.isfile(p)
+    return _either(path, os.path.isfile, "isfile")
 
 
 def size(path: str) -> int:
     """Bytes of a file (``OSError``, e.g. ``FileNotFoundError``, when it is not there)."""
-    if not is_url(path):
-        return os.path.getsize(path)
-    fs, p = _fs(path)
-    return fs.size(p)
+    return _either(path, os.path.getsize, "size")
 
 
 def glob(pattern: str) -> list[str]:
@@ -120,24 +116,24 @@ def makedirs(directory: str) -> None:
     # object stores have no directories: a key's prefix exists once a key is written under it
 
 
-def remove(path: str) -> None:
+def _delete(path: str, local: Callable, recursive: bool) -> None:
     if not is_url(path):
-        if os.path.exists(path):
-            os.unlink(path)
+        if os.path.lexists(path):
+            local(path)
         return
     fs, p = _fs(path)
     if fs.exists(p):
-        fs.rm(p)
+        fs.rm(p, recursive=recursive)
+
+
+def remove(path: str) -> None:
+    """Delete a file if it is there."""
+    _delete(path, os.unlink, recursive=False)
 
 
 def rmtree(directory: str) -> None:
-    if not is_url(directory):
-        if os.path.isdir(directory):
-            shutil.rmtree(directory)
-        return
-    fs, p = _fs(directory)
-    if fs.exists(p):
-        fs.rm(p, recursive=True)
+    """Delete a directory and everything under it, if it is there."""
+    _delete(directory, shutil.rmtree, recursive=True)
 
 
 def open_read(path: str) -> IO[bytes]:
