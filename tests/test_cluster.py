@@ -4,6 +4,7 @@ and output on S3 (moto's server on 127.0.0.1, through s3fs). Output must equal t
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -43,15 +44,19 @@ def _wait(condition, timeout: float, what: str) -> None:
 
 
 class ExternalCluster:
-    """``dask scheduler`` and ``dask worker`` processes; stopped by :meth:`close`."""
+    """``dask scheduler`` and ``dask worker`` processes; stopped by :meth:`close`. ``hosts``: the address each binds
+    to, scheduler first (default 127.0.0.1); ``prefixes``: a command prefix per process (e.g. ``ip netns exec``)."""
 
-    def __init__(self, root: Path, workers: int, env: dict[str, str]):
+    def __init__(self, root: Path, workers: int, env: dict[str, str], hosts: list[str] | None = None,
+                 prefixes: list[list[str]] | None = None):
         root.mkdir(parents=True, exist_ok=True)
+        hosts = hosts or ["127.0.0.1"] * (workers + 1)
+        prefixes = prefixes or [[]] * (workers + 1)
         scheduler_file = root / "scheduler.json"
         dask = [sys.executable, "-m", "dask"]
         self.scheduler = subprocess.Popen(
-            [*dask, "scheduler", "--host", "127.0.0.1", "--port", "0", "--dashboard-address", "127.0.0.1:0",
-             "--scheduler-file", str(scheduler_file)], env=env, cwd=root, stdout=subprocess.DEVNULL,
+            [*prefixes[0], *dask, "scheduler", "--host", hosts[0], "--port", "0", "--dashboard-address",
+             f"{hosts[0]}:0", "--scheduler-file", str(scheduler_file)], env=env, cwd=root, stdout=subprocess.DEVNULL,
             stderr=open(root / "scheduler.log", "w"))
         _wait(scheduler_file.exists, 60, "the scheduler did not start")
         self.workers = []
@@ -59,12 +64,13 @@ class ExternalCluster:
             home = root / f"worker-{i}"
             home.mkdir()
             self.workers.append(subprocess.Popen(
-                [*dask, "worker", "--scheduler-file", str(scheduler_file), "--nworkers", "1", "--nthreads", "1",
-                 "--host", "127.0.0.1", "--no-dashboard", "--local-directory", str(home)],
+                [*prefixes[i + 1], *dask, "worker", "--scheduler-file", str(scheduler_file), "--nworkers", "1",
+                 "--nthreads", "1", "--host", hosts[i + 1], "--no-dashboard", "--local-directory", str(home)],
                 env=env, cwd=home, stdout=subprocess.DEVNULL, stderr=open(home / "worker.log", "w")))
         with Client(scheduler_file=str(scheduler_file), timeout=60) as client:
             client.wait_for_workers(workers, timeout=180)
             self.address = client.scheduler.address
+            self.worker_addresses = sorted(client.scheduler_info()["workers"])
 
     def worker_processes(self, i: int) -> list[psutil.Process]:
         """The Worker process a ``dask worker`` nanny started (the nanny restarts it when it dies)."""
@@ -203,3 +209,68 @@ def test_object_store_publish_leaves_nothing_when_the_write_fails():
     storage.write_parquet(pl.DataFrame({"x": [1, 2, 3]}), target)
     assert storage.read_parquet(target)["x"].to_list() == [1, 2, 3]
     assert storage.listdir(storage.dirname(target)) == ["s0.parquet"]
+
+
+class Namespaces:
+    """Network namespaces joined by a bridge in this one (10.203.0.1): each of ``names`` gets its own address and
+    its own loopback, so nothing can reach another process through a shared localhost."""
+
+    SUBNET = "10.203.0"
+
+    def __init__(self, names: list[str]):
+        tag = f"cs{os.getpid() % 100000}"
+        self.bridge, self.netns = f"{tag}br", [f"{tag}{n}" for n in names]
+        self.addresses = [f"{self.SUBNET}.{i + 2}" for i in range(len(names))]
+        self._ip("link", "add", self.bridge, "type", "bridge")
+        self._ip("addr", "add", f"{self.SUBNET}.1/24", "dev", self.bridge)
+        self._ip("link", "set", self.bridge, "up")
+        for i, (ns, address) in enumerate(zip(self.netns, self.addresses)):
+            outside, inside = f"{tag}v{i}a", f"{tag}v{i}b"
+            self._ip("netns", "add", ns)
+            self._ip("link", "add", outside, "type", "veth", "peer", "name", inside)
+            self._ip("link", "set", inside, "netns", ns)
+            self._ip("link", "set", outside, "master", self.bridge)
+            self._ip("link", "set", outside, "up")
+            for args in (("link", "set", "lo", "up"), ("addr", "add", f"{address}/24", "dev", inside),
+                         ("link", "set", inside, "up")):
+                self._ip("netns", "exec", ns, "ip", *args)
+
+    @staticmethod
+    def _ip(*args: str) -> None:
+        subprocess.run(["ip", *args], check=True, capture_output=True, timeout=30)
+
+    def prefix(self, i: int) -> list[str]:
+        return ["ip", "netns", "exec", self.netns[i]]
+
+    def close(self) -> None:
+        for ns in self.netns:
+            subprocess.run(["ip", "netns", "del", ns], capture_output=True, timeout=30)
+        subprocess.run(["ip", "link", "del", self.bridge], capture_output=True, timeout=30)
+
+
+def _namespaces_or_skip(names: list[str]) -> Namespaces:
+    if os.geteuid() != 0 or shutil.which("ip") is None:
+        pytest.skip("network namespaces need root and iproute2")
+    try:
+        return Namespaces(names)
+    except (subprocess.CalledProcessError, OSError) as exc:
+        pytest.skip(f"network namespaces unavailable here: {exc}")
+
+
+def test_scheduler_and_workers_in_separate_network_namespaces(reference, tmp_path):
+    root, _ = reference
+    spaces = _namespaces_or_skip(["s", "w0", "w1"])
+    try:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+        external = ExternalCluster(tmp_path / "dask", 2, env, hosts=spaces.addresses,
+                                   prefixes=[spaces.prefix(i) for i in range(3)])
+        try:
+            assert external.address.startswith(f"tcp://{spaces.addresses[0]}:")
+            assert [a.split(":")[1].strip("/") for a in external.worker_addresses] == spaces.addresses[1:]
+            out = tmp_path / "out"
+            run(load_config(root / "config.yaml", overrides={"output": str(out)}), scheduler=external.address)
+        finally:
+            external.close()
+    finally:
+        spaces.close()
+    assert output_bytes(out) == output_bytes(root / "out")
