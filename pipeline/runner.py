@@ -343,6 +343,7 @@ def run(config: RunConfig, scheduler: str | None = None, force: bool = False, pr
             else:
                 job.run_global()
                 job.clean_up()
+        remove_temporaries(config.output)  # a worker killed mid-write leaves its temporary; its task ran again
     results = [manifest.get("shards", s.stem) or {"status": "missing", "shard": s.stem, "path": s.path,
                                                    "error": "not processed"} for s in shards]
     worker_peaks = [u["peak_rss_mb"] for section in manifest.sections.values() for u in section.values()

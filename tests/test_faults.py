@@ -70,6 +70,7 @@ def test_worker_killed_mid_run(reference, tmp_path):
     assert killed is not None, "no worker was killed"
     assert proc.returncode == 0, err[-2000:]
     assert output_bytes(out) == output_bytes(root / "out")
+    assert not list(out.rglob("*.tmp")), "a killed worker's temporary file was left behind"
 
 
 def _write(path, table: pa.Table) -> None:
