@@ -33,7 +33,9 @@ BENCH = Path(__file__).resolve().parent
 REPO = BENCH.parent
 PACKAGES = ["polars", "pyarrow", "dask", "distributed", "numpy", "fasttext", "jieba", "datasketch", "bpe-openai"]
 # results name -> the bench script that writes it (others are found by name or by their docstring)
-SCRIPTS = {"datatrove": "datatrove_compare.py", "stages": "stage_throughput.py", "dedup": "dedup_bench.py",
+SCRIPTS = {"datatrove": "datatrove_compare.py", "stages": "stage_throughput.py", "stages-20k": "stage_throughput.py",
+           "stages-shared-8k": "stage_throughput.py",
+           "dedup": "dedup_bench.py",
            "faults": "faults.py", "marginal_curve": "marginal_curve.py", "quality_rules": "quality_rules.py",
            "dryrun_vs_run": "dryrun_vs_run.py"}
 NA = "n/a"
@@ -181,6 +183,26 @@ def render_stages(h: dict) -> list[str]:
                    fmt(e["ratio_cpu_without_startup_vs_bare"], "ratio"), fmt(e["ratio_tree_vs_bare"], "ratio")]],
                  align="rrrrr")
     return out
+
+
+def extract_stages_subdir(d: dict) -> dict:
+    """stage_throughput.py run on another corpus (``--out-dir bench/results/<name>``): the same headline numbers
+    as ``stages``, plus the data it ran on."""
+    spec = get(d, "data_spec", default={}) or {}
+    sources = get(spec, "source", default=[]) or []
+    data = get(d, "data")
+    if isinstance(sources, list) and len(sources) > 1 and num(get(spec, "docs")) is not None:
+        folders = sorted({os.path.dirname(s) for s in sources})
+        data = (f"{get(spec, 'docs'):,} docs from {len(sources)} files in {', '.join(folders)} (zh share "
+                f"{get(spec, 'zh_share')}, chars {get(spec, 'chars')}, batches of {get(spec, 'batch_docs')})")
+    return {"data": data, "data_note": get(d, "note"), **extract_stages(d)}
+
+
+def render_stages_subdir(h: dict) -> list[str]:
+    out = [f"Data: {fmt(h['data'])}.", ""]
+    if h.get("data_note"):
+        out += [f"Note: {h['data_note']}", ""]
+    return out + render_stages(h)
 
 
 def extract_dedup(d: dict) -> dict:
@@ -402,8 +424,14 @@ KNOWN = {
     "marginal_curve": ("Marginal-yield curve", extract_marginal_curve, render_marginal_curve),
     "quality_rules": ("Quality rules", extract_quality_rules, render_quality_rules),
     "cluster": ("External Dask cluster against LocalCluster", extract_cluster, render_cluster),
+    "stages-20k": ("Stage throughput on a 20k-document corpus (model loading amortised)", extract_stages_subdir,
+                   render_stages_subdir),
+    "stages-shared-8k": ("Stage throughput on 8.2k real documents of ../shared/data/corpus", extract_stages_subdir,
+                         render_stages_subdir),
 }
-OPTIONAL = {"cluster"}  # known, but not always produced: listed under "Other results files" when absent
+# results written into a subdirectory of --results-dir (name -> path without extension, relative to it)
+SUBDIRS = {"stages-20k": "stages-20k/stages", "stages-shared-8k": "stages-shared-8k/stages"}
+OPTIONAL = {"cluster", "stages-20k", "stages-shared-8k"}  # known, but not always produced: listed under "Other results files" when absent
 
 
 # ==============================================================================================================
@@ -548,6 +576,7 @@ def collect(results_dir: Path, out_dir: Path) -> tuple[dict, str, list[str]]:
     generated = _dt.datetime.now(_dt.timezone.utc).astimezone().isoformat(timespec="seconds")
     mach = machine()
     names = sorted({p.stem for p in results_dir.glob("*.json")} | {p.stem for p in results_dir.glob("*.md")})
+    names += [n for n, sub in SUBDIRS.items() if (results_dir / f"{sub}.json").exists() and n not in names]
     # known ones always (a missing one is reported), except optional ones not produced
     order = [n for n in KNOWN if n in names or n not in OPTIONAL] + [n for n in names if n not in KNOWN]
     results: dict = {}
@@ -561,7 +590,8 @@ def collect(results_dir: Path, out_dir: Path) -> tuple[dict, str, list[str]]:
     md += render_machine(mach)
     others = []
     for name in order:
-        jpath, mpath = results_dir / f"{name}.json", results_dir / f"{name}.md"
+        stem = SUBDIRS.get(name, name)
+        jpath, mpath = results_dir / f"{stem}.json", results_dir / f"{stem}.md"
         md_text = mpath.read_text(encoding="utf-8") if mpath.exists() else None
         entry: dict = {}
         d = None
@@ -629,6 +659,9 @@ def collect(results_dir: Path, out_dir: Path) -> tuple[dict, str, list[str]]:
         md += table(["name", "status", "files", "recorded", "code", "regenerate"], rows, align="llllll")
     if problems:
         md += ["", "## Not summarised", ""] + [f"- {p}" for p in problems]
+    choices = BENCH / "choices.md"  # the speed choices and their numbers, written by hand from the results
+    if choices.exists():
+        md += ["", *choices.read_text(encoding="utf-8").rstrip().splitlines()]
     data = {"generated": generated, "machine": mach, "results": results}
     return data, "\n".join(md) + "\n", problems
 
