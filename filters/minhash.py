@@ -221,17 +221,22 @@ def _fmix32(h: np.ndarray) -> np.ndarray:
     return h
 
 
-def _sha1_hash32(docs: Sequence[Sequence[str]]) -> np.ndarray:
-    """datasketch.hashfunc.sha1_hash32 of the UTF-8 bytes of every shingle of
-    ``docs``, flattened in order, as uint64.
+def _sha1_prefixes(docs: Sequence[Sequence[str]], dtype: str) -> np.ndarray:
+    """The first bytes of the SHA-1 digest of the UTF-8 bytes of every shingle of ``docs``, flattened in order, as
+    ``dtype`` (``"<u4"``: datasketch's ``sha1_hash32``; ``"<u8"``: 64 bits).
 
     One SHA-1 per shingle is unavoidable (it is datasketch's hash); joining the
-    20-byte digests and reading every fifth little-endian uint32 avoids building
-    a Python int per shingle, the fastest pure-Python route measured.
+    20-byte digests and reading them with a 20-byte stride avoids building a
+    Python int per shingle, the fastest pure-Python route measured.
     """
     sha1 = hashlib.sha1
     digests = b"".join([sha1(s.encode()).digest() for doc in docs for s in doc])
-    return np.frombuffer(digests, dtype="<u4")[::5].astype(np.uint64)
+    return np.ndarray((len(digests) // 20,), dtype=dtype, buffer=digests, strides=(20,))
+
+
+def _sha1_hash32(docs: Sequence[Sequence[str]]) -> np.ndarray:
+    """datasketch.hashfunc.sha1_hash32 of every shingle of ``docs``, flattened in order, as uint64."""
+    return _sha1_prefixes(docs, "<u4").astype(np.uint64)
 
 
 class MinHasher:
@@ -512,9 +517,7 @@ def shingle_sets(docs_shingles: Sequence[Sequence[str]]) -> list[np.ndarray]:
     verification exactly the pairs whose 32-bit hashes collide (two one-shingle documents with colliding hashes
     have equal signatures), so those bits cannot tell them apart; the other 32 bits can."""
     lens = np.fromiter(map(len, docs_shingles), dtype=np.int64, count=len(docs_shingles))
-    sha1 = hashlib.sha1
-    digests = b"".join([sha1(s.encode()).digest() for doc in docs_shingles for s in doc])
-    hv = np.frombuffer(digests, dtype=np.uint8).reshape(-1, 20)[:, :8].copy().view("<u8").ravel()
+    hv = _sha1_prefixes(docs_shingles, "<u8")
     return [np.unique(part) for part in np.split(hv, np.cumsum(lens)[:-1])] if len(lens) else []
 
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -29,13 +28,13 @@ from pipeline.report import write_report
 from pipeline.shard_io import Shard, discover_shards, read_checked, remove_temporaries, write_atomic, write_checked
 from pipeline.stages import STAGES
 from pipeline.stages.base import StageConfig
-from pipeline.stages.dedup import DOC
+from pipeline.stages.dedup import DOC, shard_expr, shard_of
 from pipeline.stats import build_stats
 from pipeline.worker import apply_shard, map_shard, peak_rss_mb, process_shard
 
 
-CONFIG_FILE = "config.json"
-EMPTY_DESTS = pl.DataFrame(schema={DOC: pl.UInt64, "dest": pl.Int64})  # the validated config of the run, for ``corpusslim report``
+CONFIG_FILE = "config.json"  # the validated config of the run, for ``corpusslim report``
+EMPTY_DESTS = pl.DataFrame(schema={DOC: pl.UInt64, "dest": pl.Int64})  # a gathered shard no verify task needs
 
 
 class Progress:
@@ -255,20 +254,18 @@ class Job:
         One gather task per shard with paired documents reads its files once; each verify task receives, worker
         to worker, only the payloads of its own pairs."""
         cfg, sources = self.plan.global_, self._sources()
-        shard = (pl.col("doc") // (1 << 32)).cast(pl.Int64)
-        nodes = pl.concat([candidates["a"], candidates["b"], exact["a"], exact["b"]]).unique().to_frame("doc")
-        dests = pl.concat([candidates.select(doc="a", dest="a"), candidates.select(doc="b", dest="a")]) \
-            .with_columns(dest=(pl.col("dest") // (1 << 32)).cast(pl.Int64)).unique()
-        dests_by = dests.rename({"doc": DOC}).with_columns(shard=(pl.col(DOC) // (1 << 32)).cast(pl.Int64)) \
-            .partition_by("shard", as_dict=True, include_key=False)
-        gathered = {s: self.client.submit(gather_docs, docs["doc"].to_numpy(), dests_by.get((s,), EMPTY_DESTS),
-                                          sources[s], cfg, pure=False)
-                    for (s,), docs in nodes.with_columns(shard=shard).partition_by("shard", as_dict=True).items()}
+        nodes = pl.concat([candidates["a"], candidates["b"], exact["a"], exact["b"]]).unique().to_frame(DOC)
+        dests = pl.concat([candidates.select(pl.col(side).alias(DOC), dest=shard_expr("a")) for side in ("a", "b")])
+        dests_by = dests.unique().with_columns(shard=shard_expr(DOC)).partition_by("shard", as_dict=True,
+                                                                                    include_key=False)
+        by_shard = nodes.with_columns(shard=shard_expr(DOC)).partition_by("shard", as_dict=True, include_key=False)
+        gathered = {s: self.client.submit(gather_docs, docs[DOC].to_numpy(), dests_by.get((s,), EMPTY_DESTS),
+                                          sources[s], cfg, pure=False) for (s,), docs in by_shard.items()}
         futures = []
         if cfg.verify != "none":
-            for (t,), pairs in candidates.with_columns(shard=(pl.col("a") // (1 << 32)).cast(pl.Int64)).partition_by(
+            for (t,), pairs in candidates.with_columns(shard=shard_expr("a")).partition_by(
                     "shard", as_dict=True, include_key=False).items():
-                needed = sorted(set((pairs["b"].to_numpy() >> 32).astype(int).tolist()) | {t})
+                needed = sorted({t, *shard_of(pairs["b"].to_numpy()).tolist()})
                 parts = [self.client.submit(part_of, gathered[s], t, pure=False) for s in needed]
                 futures.append(self.client.submit(verify_shard, pairs, cfg, *parts, pure=False))
         kept_ids = [self.client.submit(ids_of, g, pure=False) for g in gathered.values()]
@@ -284,7 +281,7 @@ class Job:
                                "peak_rss_mb": max((r["peak_rss_mb"] for r in both), default=0.0)}
 
     def _apply(self, pending: list[Shard], members: pl.DataFrame, fp: str) -> None:
-        members = members.with_columns(shard=(pl.col("doc") // (1 << 32)).cast(pl.Int64))
+        members = members.with_columns(shard=shard_expr("doc"))
         by_shard = members.partition_by("shard", as_dict=True, include_key=False)
         global_cpu = self.manifest.get("clusters", "all")["cpu_seconds"]
         indexed = sum(self.manifest.get("map", s.stem)["docs_indexed"] for s in self._mapped()) or 1
@@ -320,7 +317,7 @@ def run(config: RunConfig, scheduler: str | None = None, force: bool = False, pr
     shards = discover_shards(config.input)
     if against and plan.global_ is None:
         raise ConfigError("--against needs a dedup stage in the config")
-    prior = load_prior(against if storage.is_url(against) else os.path.abspath(against), plan.global_) if against else Prior()
+    prior = load_prior(storage.absolute(against), plan.global_) if against else Prior()
     meta = {"against": prior.runs, "shard_offset": prior.shards}
     if plan.global_ is not None:
         meta["dedup"] = _dedup_signature(plan.global_)

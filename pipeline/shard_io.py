@@ -12,7 +12,6 @@ from dataclasses import dataclass
 
 import polars as pl
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 from pipeline import storage
 from pipeline.errors import ConfigError, OutputError, ShardInputError, TornFileError
@@ -100,8 +99,7 @@ def read_shard(shard: Shard, rows: Sequence[int] | None = None) -> pl.DataFrame:
     string ``id`` (derived ``<stem>:<row>`` where absent), ``text`` and the internal row number."""
     try:
         if rows is None:
-            with storage.open_read(shard.path) as f:
-                table = pq.read_table(f)
+            table = storage.parquet_file(shard.path).read()
             numbers = pa.array(range(table.num_rows), pa.uint32())
         else:
             table, numbers = _read_rows(shard.path, sorted(rows))

@@ -47,6 +47,10 @@ def _url(fs, path: str) -> str:
     return fs.unstrip_protocol(path)
 
 
+def absolute(path: str) -> str:
+    return path if is_url(path) else os.path.abspath(path)
+
+
 def join(base: str, *parts: str) -> str:
     return posixpath.join(base, *parts) if is_url(base) else os.path.join(base, *parts)
 

@@ -30,6 +30,21 @@ def output_bytes(out: Path) -> dict[str, bytes]:
     return {str(p.relative_to(out)): p.read_bytes() for d in ("kept", "rejected") for p in sorted((out / d).glob("*"))}
 
 
+def run_cli_quarantining(directory: Path):
+    """``corpusslim run`` on ``write_config(directory)``, expected to finish: (CLI result, stats.json, the
+    quarantine errors by shard)."""
+    import json
+
+    from click.testing import CliRunner
+
+    from pipeline.cli import main
+
+    result = CliRunner().invoke(main, ["run", str(write_config(directory))])
+    assert result.exit_code == 0, result.output
+    stats = json.loads((directory / "out/stats.json").read_text())
+    return result, stats, {q["shard"]: q["error"] for q in stats["quarantined"]}
+
+
 def read_dir(directory: Path) -> pl.DataFrame:
     return pl.concat([pl.read_parquet(p) for p in sorted(directory.glob("*.parquet"))], how="diagonal_relaxed")
 

@@ -2,7 +2,6 @@
 and malformed input. In every fault case the output equals the uninterrupted run's and nothing is lost."""
 from __future__ import annotations
 
-import json
 import os
 import resource
 import signal
@@ -14,13 +13,12 @@ import polars as pl
 import psutil
 import pyarrow as pa
 import pyarrow.parquet as pq
-import pytest
 from click.testing import CliRunner
 
 from pipeline.cli import main
 from pipeline.cluster import dask_client
 from pipeline.manifest import read_manifest
-from tests.conftest import output_bytes, read_dir, write_config
+from tests.conftest import output_bytes, read_dir, run_cli_quarantining, write_config
 
 
 def _limit_file_size(limit: int):
@@ -94,10 +92,7 @@ def test_malformed_and_hostile_input(sample_input, tmp_path):
     taken = pl.read_parquet(sample_input / "shard-000.parquet")["id"][0]
     pl.DataFrame({"id": [taken], "text": ["A repeated id from another shard."]}) \
         .write_parquet(sample_input / "shard-001e.parquet")
-    result = CliRunner().invoke(main, ["run", str(write_config(tmp_path))])
-    assert result.exit_code == 0, result.output
-    stats = json.loads((tmp_path / "out/stats.json").read_text())
-    errors = {q["shard"]: q["error"] for q in stats["quarantined"]}
+    result, stats, errors = run_cli_quarantining(tmp_path)
     assert set(errors) == {"shard-001a", "shard-001b", "shard-001f"}
     assert "column 'tags' is not valid" in errors["shard-001f"]
     assert "'text' must be a string column, found int64" in errors["shard-001a"]

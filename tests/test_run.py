@@ -14,10 +14,10 @@ from click.testing import CliRunner
 
 from pipeline.cli import main
 from pipeline.config import load_config
-from pipeline.errors import OutputConflictError, ShardInputError
+from pipeline.errors import OutputConflictError
 from pipeline.runner import run
 from pipeline.stages import all_reasons
-from tests.conftest import read_dir, output_bytes, write_config
+from tests.conftest import output_bytes, read_dir, run_cli_quarantining, write_config
 
 
 def test_conservation(reference):
@@ -167,10 +167,7 @@ def _add_bad_shards(input_dir):
 
 def test_bad_shards_quarantined_rest_completes(sample_input, tmp_path):
     _add_bad_shards(sample_input)
-    result = CliRunner().invoke(main, ["run", str(write_config(tmp_path))])
-    assert result.exit_code == 0, result.output
-    stats = json.loads((tmp_path / "out/stats.json").read_text())
-    bad = {q["shard"]: q["error"] for q in stats["quarantined"]}
+    result, stats, bad = run_cli_quarantining(tmp_path)
     assert set(bad) == {"shard-002a", "shard-002b", "shard-002c"}
     assert "shard-002a.parquet: not a readable Parquet file" in bad["shard-002a"]
     assert "no 'text' column (columns: id, body)" in bad["shard-002b"]

@@ -28,6 +28,11 @@ def shard_of(keys: np.ndarray) -> np.ndarray:
     return (keys >> np.uint64(32)).astype(np.int64)
 
 
+def shard_expr(column: str) -> pl.Expr:
+    """The shard number a document-key column encodes, as a polars expression (``shard_of`` for frames)."""
+    return (pl.col(column) // (1 << 32)).cast(pl.Int64)
+
+
 def row_of(keys: np.ndarray) -> np.ndarray:
     return (keys & np.uint64(0xFFFFFFFF)).astype(np.int64)
 
