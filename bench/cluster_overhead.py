@@ -70,7 +70,7 @@ def restart(address: str, workers: int) -> None:
 
 
 def run_job(config: Path, out: Path, scheduler: str | None) -> float:
-    cmd = [sys.executable, "-m", "pipeline.cli", "run", str(config), "--output", str(out)]
+    cmd = [sys.executable, "-m", "corpusslim.cli", "run", str(config), "--output", str(out)]
     if scheduler:
         cmd += ["--scheduler", scheduler]
     start = time.perf_counter()

@@ -289,7 +289,7 @@ def extract_faults(d: dict) -> dict:
 
 
 def render_faults(h: dict) -> list[str]:
-    out = [f"Each case runs `python -m pipeline.cli run` ({fmt(h['reference_docs'], 'int')} documents of sample_data, "
+    out = [f"Each case runs `python -m corpusslim.cli run` ({fmt(h['reference_docs'], 'int')} documents of sample_data, "
            f"2 workers) under one fault, then reruns it; whole bench {fmt(h['wall_seconds'], 'int')} s.", ""]
     out += table(["cases run", "passed", "documents lost", "documents duplicated",
                   "output byte-identical to reference"],
@@ -573,7 +573,7 @@ def link(md: Path, out_dir: Path) -> str:
 
 
 def collect(results_dir: Path, out_dir: Path) -> tuple[dict, str, list[str]]:
-    generated = _dt.datetime.now(_dt.timezone.utc).astimezone().isoformat(timespec="seconds")
+    generated = _dt.datetime.now(_dt.UTC).astimezone().isoformat(timespec="seconds")
     mach = machine()
     names = sorted({p.stem for p in results_dir.glob("*.json")} | {p.stem for p in results_dir.glob("*.md")})
     names += [n for n, sub in SUBDIRS.items() if (results_dir / f"{sub}.json").exists() and n not in names]

@@ -23,7 +23,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from filters.minhash import DEFAULT_N, DEFAULT_N_ZH, jaccard, shingles
+from corpusslim.filters.minhash import DEFAULT_N, DEFAULT_N_ZH, jaccard, shingles
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"
@@ -87,7 +87,7 @@ class Shingler:
     stage's default) for Chinese, None otherwise."""
 
     def __init__(self, n: int = DEFAULT_N, n_zh: int = DEFAULT_N_ZH):
-        from filters.segment import Segmenter
+        from corpusslim.filters.segment import Segmenter
 
         self.n, self.n_zh = n, n_zh
         self.segmenter = Segmenter(hmm=False)

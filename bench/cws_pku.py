@@ -1,4 +1,4 @@
-"""Score and time filters.segment.Segmenter on the SIGHAN 2005 PKU test set.
+"""Score and time corpusslim.filters.segment.Segmenter on the SIGHAN 2005 PKU test set.
 
     python bench/cws_pku.py [--data-dir DIR] [--runs 3]
 
@@ -16,13 +16,12 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import sys
 import time
 from pathlib import Path
 
 import jieba
 
-from filters.segment import Segmenter, sighan_score
+from corpusslim.filters.segment import Segmenter, sighan_score
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_DATA_DIR = REPO.parent / "shared/data/cws"

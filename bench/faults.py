@@ -5,7 +5,7 @@
     python bench/faults.py --quick             # a few cases per section (a few minutes)
     python bench/faults.py --only kill,torn    # sections: kill, worker, disk, torn, input, insert
 
-Every case runs the real command, ``python -m pipeline.cli run CONFIG --output DIR --workers 2``, as a separate
+Every case runs the real command, ``python -m corpusslim.cli run CONFIG --output DIR --workers 2``, as a separate
 process in its own session, over a copy of ``sample_data/`` (6 shards) with the stages of ``configs/sample.yaml``
 (lid, segment, dedup, quality). Generated data and run directories: ``--work-dir`` (/tmp/corpusslim-bench/faults).
 
@@ -48,7 +48,6 @@ import json
 import os
 import platform
 import random
-import re
 import resource
 import shutil
 import signal
@@ -56,9 +55,9 @@ import subprocess
 import sys
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import polars as pl
 import psutil
@@ -266,7 +265,7 @@ def noise_note(text: str) -> str:
 
 
 def command(config: Path, out: Path, workers: int, *extra: str) -> list[str]:
-    return [sys.executable, "-m", "pipeline.cli", "run", str(config), "--output", str(out), "--workers",
+    return [sys.executable, "-m", "corpusslim.cli", "run", str(config), "--output", str(out), "--workers",
             str(workers), *extra]
 
 
@@ -1193,7 +1192,7 @@ class Bench:
                  f"at start {env['load_average_at_start']} · code: {env['commit']} · {env['workers']} workers · "
                  f"whole bench {env['wall_seconds']:.0f} s", "",
                  "Corpus: a copy of sample_data/ (6 shards, 4,845 documents), stages of configs/sample.yaml (lid, "
-                 "segment, dedup, quality). Every case runs `python -m pipeline.cli run CONFIG --output DIR "
+                 "segment, dedup, quality). Every case runs `python -m corpusslim.cli run CONFIG --output DIR "
                  "--workers 2` as a separate process group; *identical* = kept/ + rejected/ byte-identical to the "
                  "uninterrupted reference run; *lost* / *duplicated* = input ids missing from / repeated in kept + "
                  "rejected of their shard.", ""]

@@ -14,7 +14,7 @@ import time
 from collections import Counter
 from pathlib import Path
 
-from filters.langid import LanguageIdentifier, normalise
+from corpusslim.filters.langid import LanguageIdentifier, normalise
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = REPO.parent / "shared/data/lid/lid_dev_9lang.jsonl"

@@ -41,12 +41,12 @@ Measurements
 1. The run's own report: fitted model, gamma (power-law exponent, whichever model was chosen), dU/dR at the last
    batch with its 90 % band, dU/dC, stopping point and recommendation, under the ``value:`` scenario below; the
    same ledger is also priced under a few other scenarios (the value section does not change the run).
-2. Prefix fits: ``pipeline.curve.fit_yield_curve`` on the first 6, 9, 12, ... batches; dU/dR at each prefix's
+2. Prefix fits: ``corpusslim.curve.fit_yield_curve`` on the first 6, 9, 12, ... batches; dU/dR at each prefix's
    last R, next to the batch's observed yield (new unique tokens / raw tokens of that batch and the mean over the
    prefix's last 3 batches) and the ground truth: the share of the batch's raw tokens in fresh documents
    (before quality filtering) and in fresh documents the pipeline kept (what a perfect dedup would add).
 3. Extrapolation: fit on the first half of the batches; predict cumulative U for the second half
-   (a) with ``pipeline.curve.extrapolate`` and the first half's mean raw tokens and cost per batch (a true
+   (a) with ``corpusslim.curve.extrapolate`` and the first half's mean raw tokens and cost per batch (a true
    forecast: nothing of the second half is used), (b) with the fitted curve evaluated at the second half's
    *actual* R, anchored like ``extrapolate`` (U_h + f(R_i) - f(R_h)): the curve's error alone. Errors are
    relative, (predicted - actual) / actual, on cumulative U per batch and at the end, and on the second half's
@@ -76,8 +76,9 @@ sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "bench"))
 
 from corpus import EN_SOURCES, ZH_SOURCES, Shingler, Sources, _edit, _editable, _expected_amount, _tokens  # noqa: E402
-from filters.minhash import DEFAULT_N, jaccard  # noqa: E402
-from pipeline.curve import MODELS, _curve, _derivative, as_dict, extrapolate, fit_yield_curve  # noqa: E402
+
+from corpusslim.curve import MODELS, _curve, _derivative, extrapolate, fit_yield_curve  # noqa: E402
+from corpusslim.filters.minhash import DEFAULT_N, jaccard  # noqa: E402
 
 RESULTS = REPO / "bench" / "results"
 DEFAULT_WORK = Path("/tmp/corpusslim-bench/marginal")
@@ -282,7 +283,7 @@ def run_pipeline(config: Path, run_dir: Path, log) -> dict:
         shutil.rmtree(run_dir)
     cmd = [str(Path(sys.executable).with_name("corpusslim")), "run", str(config)]
     if not Path(cmd[0]).exists():
-        cmd = [sys.executable, "-m", "pipeline.cli", "run", str(config)]
+        cmd = [sys.executable, "-m", "corpusslim.cli", "run", str(config)]
     log(f"  $ {' '.join(cmd)}")
     started = time.perf_counter()
     proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True)
@@ -460,9 +461,9 @@ def extrapolation_check(R, U, C) -> dict:
 def value_scenarios(run_dir: Path, scenarios: list[dict]) -> list[dict]:
     """The run's summary re-priced under other ``value:`` settings (the value section is not part of the config
     hash: same run, other answer)."""
-    from pipeline.config import parse_config
-    from pipeline.report import summarise
-    from pipeline.scaling import TrainingPrice, usd_per_flop
+    from corpusslim.config import parse_config
+    from corpusslim.report import summarise
+    from corpusslim.scaling import TrainingPrice, usd_per_flop
 
     cfg_json = json.loads((run_dir / "config.json").read_text())
     ledger = pl.read_parquet(run_dir / "ledger.parquet")
@@ -636,7 +637,7 @@ def render(results: dict) -> str:
 
 def notes(results: dict) -> list[str]:
     """Findings computed from the runs: value estimates above the whole training bill, and start-up cost."""
-    from pipeline.scaling import MUENNIGHOFF, batch_value, get_law, marginal_loss_per_flop, params_for_tokens
+    from corpusslim.scaling import MUENNIGHOFF, batch_value, get_law, marginal_loss_per_flop, params_for_tokens
 
     out = []
     worst = None
@@ -658,7 +659,7 @@ def notes(results: dict) -> list[str]:
         rd = law.rd_star or MUENNIGHOFF.rd_star
         un = params_for_tokens(law, u0)
         out.append(
-            f"`pipeline.scaling.batch_value` prices early batches above the whole training run: {name} batch 1 "
+            f"`corpusslim.scaling.batch_value` prices early batches above the whole training run: {name} batch 1 "
             f"under `{json.dumps(sc['value'])}` is worth ${sc['value_batch_1']:.3g}, {ratio:.2g}x the ${sc['training_cost_usd']:.3g} "
             f"of training the model at all. Cause: equivalent_flops = loss_gain / marginal_loss_per_flop, "
             f"first order at (N, D0, U0 = {u0:,.0f}): with D/U0 - 1 = {epochs:,.0f} repeated epochs, "
@@ -768,7 +769,7 @@ def main() -> None:
         "Training at $2/GPU-hour, 40 % MFU, H100 dense BF16 peak; cleaning at $0.0425 per CPU-hour (c5.24xlarge "
         "on-demand vCPU). At this scale a batch's cleaning (~$2.5e-5) is a sizeable fraction of the whole "
         "training bill (6ND FLOPs = $1.7e-4), so the stopping point comes early whatever the duplicates do; the "
-        "scenario table re-prices the same ledger (`pipeline.report.summarise`) under other models and budgets.",
+        "scenario table re-prices the same ledger (`corpusslim.report.summarise`) under other models and budgets.",
         "Cost per batch is the CPU seconds measured on the workers (process time): less sensitive to other jobs "
         "than wall time but not immune (a few % between repeated runs on the shared machine), and a stopping point "
         "where value and cost cross slowly can move by a batch between runs; the first batch each worker runs also "

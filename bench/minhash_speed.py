@@ -1,10 +1,10 @@
-"""Speed of MinHash signatures: datasketch vs filters.minhash.MinHasher.
+"""Speed of MinHash signatures: datasketch vs corpusslim.filters.minhash.MinHasher.
 
     python bench/minhash_speed.py [--data-dir DIR] [--docs 2000] [--runs 3]
     python bench/minhash_speed.py --shingle-study      # the n_zh measurement
 
 Speed: the first ``--docs`` documents of en_bbc_news.jsonl are shingled once
-(word 5-grams, ``filters.minhash.shingles``); every method then turns the same
+(word 5-grams, ``corpusslim.filters.minhash.shingles``); every method then turns the same
 shingles into signatures of ``--num-perm`` permutations:
 
 (a) ``datasketch.MinHash.update`` once per shingle (a new MinHash per document);
@@ -41,7 +41,7 @@ from pathlib import Path
 
 import numpy as np
 
-from filters.minhash import DEFAULT_NUM_PERM, MinHasher, jaccard, normalise_text, shingles
+from corpusslim.filters.minhash import DEFAULT_NUM_PERM, MinHasher, jaccard, normalise_text, shingles
 
 DEFAULT_DATA_DIR = Path(__file__).resolve().parents[1].parent / "shared/data/corpus"
 BBC = "en_bbc_news.jsonl"
@@ -238,7 +238,7 @@ def shingle_study(args: argparse.Namespace) -> None:
         print(f"| {n} | {mean(zh_reseg[n]):.3f} | {mean(zh_noreseg[n]):.3f} | {mean(zh_chars[n]):.3f} "
               f"| {mean(en_j[n]):.3f} "
               f"| {mean(zh_un[n]):.4f} / {max(zh_un[n]):.3f} | {mean(en_un[n]):.4f} / {max(en_un[n]):.3f} |")
-    print(f"\nexpected for independent edits: (1-f)^n / (2 - (1-f)^n) = "
+    print("\nexpected for independent edits: (1-f)^n / (2 - (1-f)^n) = "
           + ", ".join(f"{(1 - frac) ** n / (2 - (1 - frac) ** n):.3f}" for n in ns))
 
 

@@ -5,7 +5,7 @@
 
 Reads ``kept/`` and ``rejected/`` of a finished run. Only documents that reached the quality stage count: every
 kept document and every rejected one with ``reject_stage == "quality"``. The ``quality`` struct column holds every
-statistic of each document, so nothing is recomputed: ``filters.quality.all_failures`` on the stored statistics
+statistic of each document, so nothing is recomputed: ``corpusslim.filters.quality.all_failures`` on the stored statistics
 with the run's quality config (the ``quality`` stage of ``--config``) gives every rule a document fails.
 
 Per rule (reason code, in rule order), documents and o200k tokens (``n_tokens``):
@@ -30,7 +30,7 @@ import subprocess
 import sys
 import tempfile
 from collections import Counter
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import polars as pl
@@ -38,8 +38,8 @@ import polars as pl
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from filters.quality import RULES, all_failures, is_chinese  # noqa: E402
-from pipeline.config import load_config  # noqa: E402
+from corpusslim.config import load_config  # noqa: E402
+from corpusslim.filters.quality import RULES, all_failures, is_chinese  # noqa: E402
 
 DEFAULT_CONFIG = REPO / "configs" / "sample.yaml"
 DEFAULT_OUT = REPO / "bench" / "results"
@@ -176,7 +176,7 @@ def main() -> None:
     finally:
         if tmp and not args.keep:
             shutil.rmtree(tmp, ignore_errors=True)
-    res.update({"date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"), "command": command,
+    res.update({"date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"), "command": command,
                 "config": os.path.relpath(args.config, REPO),
                 "data": os.path.relpath(run_cfg.input, REPO) if not run_cfg.input.startswith("..") else run_cfg.input})
     args.out_dir.mkdir(parents=True, exist_ok=True)

@@ -18,7 +18,7 @@ tokenizer loaded), the same batches of documents go through
           before timing;
   segment ``jieba.lcut(t, HMM=False)`` on the Chinese documents only;
   dedup   ``MinHasher.signatures`` on shingles built before timing (the kernel), and, as rows of their own,
-          shingling (``filters.minhash.shingles``) and ``exact_hashes``;
+          shingling (``corpusslim.filters.minhash.shingles``) and ``exact_hashes``;
   quality ``document_stats`` + ``first_failure`` per document (the statistics loop alone).
 
 Timing: CPU seconds (``time.process_time``; wall clock in the JSON), summed over the batches. Each of ``--runs``
@@ -61,26 +61,26 @@ import subprocess  # noqa: E402
 import sys  # noqa: E402
 import tempfile  # noqa: E402
 import time  # noqa: E402
+from collections.abc import Callable  # noqa: E402
 from dataclasses import dataclass, field  # noqa: E402
-from datetime import datetime, timezone  # noqa: E402
+from datetime import UTC, datetime  # noqa: E402
 from pathlib import Path  # noqa: E402
-from typing import Callable  # noqa: E402
 
 import polars as pl  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from filters.langid import cjk_by_script  # noqa: E402
-from filters.minhash import MinHasher, exact_hashes, shingles  # noqa: E402
-from filters.quality import document_stats, first_failure  # noqa: E402
-from pipeline.resources import language_identifier, tokenizer  # noqa: E402
-from pipeline.shard_io import ROW, Shard, read_shard  # noqa: E402
-from pipeline.stages.dedup import DedupConfig, DedupStage  # noqa: E402
-from pipeline.stages.lid import LidConfig, LidStage  # noqa: E402
-from pipeline.stages.quality import QualityStage, QualityStageConfig  # noqa: E402
-from pipeline.stages.segment import SegmentConfig, SegmentStage  # noqa: E402
-from pipeline.worker import input_step  # noqa: E402
+from corpusslim.filters.langid import cjk_by_script  # noqa: E402
+from corpusslim.filters.minhash import MinHasher, exact_hashes, shingles  # noqa: E402
+from corpusslim.filters.quality import document_stats, first_failure  # noqa: E402
+from corpusslim.resources import language_identifier, tokenizer  # noqa: E402
+from corpusslim.shard_io import ROW, Shard, read_shard  # noqa: E402
+from corpusslim.stages.dedup import DedupConfig, DedupStage  # noqa: E402
+from corpusslim.stages.lid import LidConfig, LidStage  # noqa: E402
+from corpusslim.stages.quality import QualityStage, QualityStageConfig  # noqa: E402
+from corpusslim.stages.segment import SegmentConfig, SegmentStage  # noqa: E402
+from corpusslim.worker import input_step  # noqa: E402
 
 DEFAULT_CONFIG = REPO / "configs" / "sample.yaml"
 DEFAULT_OUT = REPO / "bench" / "results"
@@ -535,7 +535,7 @@ def main() -> None:
 
     libs = ", ".join(f"{p} {version(p)}" for p in ("fasttext", "langdetect", "jieba", "bpe-openai", "polars", "numpy"))
     res = {
-        "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}; {libs}",
         "load_avg_start": [round(x, 2) for x in os.getloadavg()],
         "data": data, "data_spec": data_desc, "runs": args.runs,

@@ -5,7 +5,7 @@ import sys
 
 import click
 
-from pipeline.errors import CorpusSlimError
+from corpusslim.errors import CorpusSlimError
 
 
 class ConsoleProgress:
@@ -61,9 +61,9 @@ def main() -> None:
 def run_cmd(config: str, input_: str | None, output: str | None, workers: int | None, scheduler: str | None,
             force: bool, against: str | None) -> None:
     """Run the batch job of CONFIG (resumes an interrupted run of the same config)."""
-    from pipeline.config import load_config
-    from pipeline.runner import run
-    from pipeline.stats import format_summary
+    from corpusslim.config import load_config
+    from corpusslim.runner import run
+    from corpusslim.stats import format_summary
 
     progress = ConsoleProgress()
     try:
@@ -86,10 +86,10 @@ def report_cmd(run_dir: str) -> None:
     """Rebuild the marginal-benefit report of RUN_DIR (report/index.html, summary.json, summary.md)."""
     import json
 
-    from pipeline import storage
-    from pipeline.config import parse_config
-    from pipeline.report import write_report
-    from pipeline.runner import CONFIG_FILE
+    from corpusslim import storage
+    from corpusslim.config import parse_config
+    from corpusslim.report import write_report
+    from corpusslim.runner import CONFIG_FILE
 
     path = storage.join(run_dir, CONFIG_FILE)
     try:
@@ -117,8 +117,9 @@ def stage_cmd(name: str, config: str, dry_run: bool, sample: int, seed: int, inp
     """Dry run of stage NAME: what it would remove on a sample, why, and what the full run would cost."""
     import json
 
-    from pipeline.config import load_config
-    from pipeline.dryrun import dry_run as run_dry, format_dry_run
+    from corpusslim.config import load_config
+    from corpusslim.dryrun import dry_run as run_dry
+    from corpusslim.dryrun import format_dry_run
 
     try:
         report = run_dry(load_config(config, {"input": input_}), name, sample, seed, workers)
@@ -137,8 +138,8 @@ def plan_cmd(config: str, sample: int, seed: int, write: str | None, as_json: bo
     """Propose the stage order (and a cheap pre-filter) that minimises CPU per kept token, checked on a sample."""
     import json
 
-    from pipeline.config import load_config
-    from pipeline.plan import format_plan, plan, prefilter_bound, reordered_yaml
+    from corpusslim.config import load_config
+    from corpusslim.plan import format_plan, plan, prefilter_bound, reordered_yaml
 
     try:
         cfg = load_config(config)
@@ -158,8 +159,8 @@ def stages_cmd(as_json: bool) -> None:
     """List the stages, their reason codes and their config keys with defaults."""
     import json
 
-    from pipeline.shard_io import INPUT_REASONS
-    from pipeline.stages import describe_stages
+    from corpusslim.shard_io import INPUT_REASONS
+    from corpusslim.stages import describe_stages
 
     stages = describe_stages()
     if as_json:
@@ -187,7 +188,7 @@ def value_cmd(law: str, params: float, tokens: float, unique: float | None, as_j
     """What-if without a run: predicted loss, effective data, compute-optimal split, marginal value of unique data."""
     import json
 
-    from pipeline.scaling import format_value_report, value_report
+    from corpusslim.scaling import format_value_report, value_report
 
     try:
         report = value_report(law, params, tokens, unique)

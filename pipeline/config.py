@@ -9,20 +9,20 @@ import hashlib
 import json
 import os
 from pathlib import Path
-from typing import Annotated, Literal, Union
+from typing import Annotated, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from pipeline.errors import ConfigError
-from pipeline.stages import STAGES
-from pipeline.stages.dedup import DedupConfig
-from pipeline.stages.lid import LidConfig
-from pipeline.stages.prefilter import PrefilterConfig
-from pipeline.stages.quality import QualityStageConfig
-from pipeline.stages.segment import SegmentConfig
+from corpusslim.errors import ConfigError
+from corpusslim.stages import STAGES
+from corpusslim.stages.dedup import DedupConfig
+from corpusslim.stages.lid import LidConfig
+from corpusslim.stages.prefilter import PrefilterConfig
+from corpusslim.stages.quality import QualityStageConfig
+from corpusslim.stages.segment import SegmentConfig
 
-StageConfigs = Annotated[Union[PrefilterConfig, LidConfig, SegmentConfig, DedupConfig, QualityStageConfig],
+StageConfigs = Annotated[PrefilterConfig | LidConfig | SegmentConfig | DedupConfig | QualityStageConfig,
                          Field(discriminator="kind")]
 
 
@@ -68,7 +68,7 @@ class RunConfig(Strict):
     stages: list[StageConfigs] = Field(min_length=1)
 
     @model_validator(mode="after")
-    def _stage_order(self) -> "RunConfig":
+    def _stage_order(self) -> RunConfig:
         seen: list[str] = []
         kinds = [s.kind for s in self.stages]
         for i, stage in enumerate(self.stages):

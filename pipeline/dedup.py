@@ -19,11 +19,11 @@ import numpy as np
 import polars as pl
 import pyarrow as pa
 
-from filters.minhash import set_jaccard, shingle_sets, shingles
-from pipeline import storage
-from pipeline.shard_io import ROW, read_checked, write_checked
-from pipeline.worker import peak_rss_mb
-from pipeline.stages.dedup import DOC, DedupConfig, DedupStage, row_of, shard_of
+from corpusslim import storage
+from corpusslim.filters.minhash import set_jaccard, shingle_sets, shingles
+from corpusslim.shard_io import ROW, read_checked, write_checked
+from corpusslim.stages.dedup import DOC, DedupConfig, DedupStage, row_of, shard_of
+from corpusslim.worker import peak_rss_mb
 
 PAIR_SCHEMA = {"a": pl.UInt64, "b": pl.UInt64}
 

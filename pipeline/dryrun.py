@@ -1,7 +1,7 @@
 """Per-stage dry runs: one stage on a sample, nothing written; what it would remove, why, and what the full run
 would cost.
 
-The sample is spread over every shard (``pipeline.sampling``). The stages configured before NAME run first
+The sample is spread over every shard (``corpusslim.sampling``). The stages configured before NAME run first
 (language ID before segmentation, segmentation before the Chinese quality rules; a global stage before NAME is
 skipped: a sample sees too few duplicates to matter), then NAME. Removal rates carry a 95% Wilson interval from
 the sample size, and are projected onto the input's totals read from the Parquet footers.
@@ -14,15 +14,15 @@ import time
 
 import polars as pl
 
-from pipeline.config import RunConfig
-from pipeline.resources import STARTUP
-from pipeline.errors import ConfigError
-from pipeline.sampling import draw_sample
-from pipeline.shard_io import discover_shards
-from pipeline.stages import STAGES, build_stage
-from pipeline.stages.base import Stage, StageConfig
-from pipeline.text import printable
-from pipeline.worker import input_step
+from corpusslim.config import RunConfig
+from corpusslim.errors import ConfigError
+from corpusslim.resources import STARTUP
+from corpusslim.sampling import draw_sample
+from corpusslim.shard_io import discover_shards
+from corpusslim.stages import STAGES, build_stage
+from corpusslim.stages.base import Stage, StageConfig
+from corpusslim.text import printable
+from corpusslim.worker import input_step
 
 Z95 = 1.959963984540054
 EXAMPLES = 3
@@ -70,7 +70,7 @@ def target_config(config: RunConfig, name: str) -> tuple[list[StageConfig], Stag
 def _run(stage: Stage, batch: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
     """(annotated, kept, rejected) of a stage on a batch; a global stage runs all its phases in memory."""
     if stage.is_global:
-        from pipeline.dedup import duplicates_in_memory
+        from corpusslim.dedup import duplicates_in_memory
 
         stage = build_stage(stage.config, duplicates=duplicates_in_memory(batch, stage.config))
     annotated = stage.annotate(batch)

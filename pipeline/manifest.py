@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import json
 
-from pipeline import storage
-from pipeline.errors import OutputConflictError, OutputError
-from pipeline.shard_io import is_intact, parquet_rows
+from corpusslim import storage
+from corpusslim.errors import OutputConflictError, OutputError
+from corpusslim.shard_io import is_intact, parquet_rows
 
 MANIFEST = "_manifest.json"
 OUTPUT_DIRS = ("kept", "rejected")
@@ -46,7 +46,7 @@ class Manifest:
         self.sections: dict[str, dict] = {}
 
     @classmethod
-    def open(cls, output: str, config_hash: str, meta: dict | None = None, force: bool = False) -> "Manifest":
+    def open(cls, output: str, config_hash: str, meta: dict | None = None, force: bool = False) -> Manifest:
         """Load the run's manifest, or start one; refuse a directory holding another config's run."""
         manifest = cls(output, config_hash, meta)
         stored = read_manifest(output)

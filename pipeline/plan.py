@@ -17,19 +17,19 @@ import time
 import polars as pl
 import yaml
 
-from pipeline.config import RunConfig
-from pipeline.dryrun import WARM_UP_DOCS
-from pipeline.sampling import draw_sample
-from pipeline.shard_io import discover_shards
-from pipeline.stages import STAGES, build_stage
-from pipeline.stages.base import Stage, StageConfig
-from pipeline.stages.prefilter import PrefilterConfig
-from pipeline.worker import input_step
+from corpusslim.config import RunConfig
+from corpusslim.dryrun import WARM_UP_DOCS
+from corpusslim.sampling import draw_sample
+from corpusslim.shard_io import discover_shards
+from corpusslim.stages import STAGES, build_stage
+from corpusslim.stages.base import Stage, StageConfig
+from corpusslim.stages.prefilter import PrefilterConfig
+from corpusslim.worker import input_step
 
 
 def _process(stage: Stage, batch: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
     if stage.is_global:
-        from pipeline.dedup import duplicates_in_memory
+        from corpusslim.dedup import duplicates_in_memory
 
         stage = build_stage(stage.config, duplicates=duplicates_in_memory(batch, stage.config))
     return stage.process(batch)

@@ -14,12 +14,12 @@ import math
 
 import polars as pl
 
-from pipeline import storage
-from pipeline.config import RunConfig
-from pipeline.text import printable
-from pipeline.curve import as_dict, extrapolate, fit_yield_curve
-from pipeline.manifest import write_json_atomic, write_text_atomic
-from pipeline.scaling import LAWS, TrainingPrice, batch_value, stopping_batch
+from corpusslim import storage
+from corpusslim.config import RunConfig
+from corpusslim.curve import as_dict, extrapolate, fit_yield_curve
+from corpusslim.manifest import write_json_atomic, write_text_atomic
+from corpusslim.scaling import LAWS, TrainingPrice, batch_value, stopping_batch
+from corpusslim.text import printable
 
 EXAMPLES_PER_REASON = 3
 EXAMPLE_CHARS = 300
@@ -129,7 +129,7 @@ def plots(summary: dict) -> dict[str, str]:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from pipeline.curve import CurveFit, predict
+    from corpusslim.curve import CurveFit, predict
 
     batches, future = summary["batches"], summary["extrapolation"]
     R = [b["cum_raw_tokens"] for b in batches]

@@ -8,8 +8,8 @@ from __future__ import annotations
 import functools
 import time
 
-from filters.langid import LanguageIdentifier
-from filters.segment import Segmenter
+from corpusslim.filters.langid import LanguageIdentifier
+from corpusslim.filters.segment import Segmenter
 
 STARTUP = {"cpu_seconds": 0.0}  # CPU this process spent loading models, cumulative
 

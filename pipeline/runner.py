@@ -16,22 +16,30 @@ from dataclasses import dataclass, field
 import polars as pl
 from distributed import Client, as_completed
 
-from pipeline import storage
-from pipeline.cluster import check_workers, dask_client
-from pipeline.config import RunConfig
-from pipeline.dedup import (PAIR_SCHEMA, cluster, duplicate_ids, gather_docs, ids_of, name_roots, part_of,
-                            reduce_candidates, verify_shard)
-from pipeline.errors import ConfigError, OutputError, ShardInputError
-from pipeline.manifest import Manifest, read_manifest, write_json_atomic
-from pipeline.ledger import build_ledger
-from pipeline.report import write_report
-from pipeline.shard_io import Shard, discover_shards, read_checked, remove_temporaries, write_atomic, write_checked
-from pipeline.stages import STAGES
-from pipeline.stages.base import StageConfig
-from pipeline.stages.dedup import DOC, shard_expr, shard_of
-from pipeline.stats import build_stats
-from pipeline.worker import apply_shard, map_shard, peak_rss_mb, process_shard
-
+from corpusslim import storage
+from corpusslim.cluster import check_workers, dask_client
+from corpusslim.config import RunConfig
+from corpusslim.dedup import (
+    PAIR_SCHEMA,
+    cluster,
+    duplicate_ids,
+    gather_docs,
+    ids_of,
+    name_roots,
+    part_of,
+    reduce_candidates,
+    verify_shard,
+)
+from corpusslim.errors import ConfigError, OutputError, ShardInputError
+from corpusslim.ledger import build_ledger
+from corpusslim.manifest import Manifest, read_manifest, write_json_atomic
+from corpusslim.report import write_report
+from corpusslim.shard_io import Shard, discover_shards, read_checked, remove_temporaries, write_atomic, write_checked
+from corpusslim.stages import STAGES
+from corpusslim.stages.base import StageConfig
+from corpusslim.stages.dedup import DOC, shard_expr, shard_of
+from corpusslim.stats import build_stats
+from corpusslim.worker import apply_shard, map_shard, peak_rss_mb, process_shard
 
 CONFIG_FILE = "config.json"  # the validated config of the run, for ``corpusslim report``
 EMPTY_DESTS = pl.DataFrame(schema={DOC: pl.UInt64, "dest": pl.Int64})  # a gathered shard no verify task needs
@@ -56,7 +64,7 @@ class Plan:
     after: list[StageConfig] = field(default_factory=list)
 
     @classmethod
-    def of(cls, stages: list[StageConfig]) -> "Plan":
+    def of(cls, stages: list[StageConfig]) -> Plan:
         for i, stage in enumerate(stages):
             if STAGES[stage.kind].is_global:
                 return cls(stages[:i], stage, stages[i + 1:])

@@ -7,9 +7,9 @@ from dataclasses import dataclass, field
 
 import polars as pl
 
-from pipeline import storage
-from pipeline.errors import ShardInputError
-from pipeline.shard_io import ROW, Shard, read_shard
+from corpusslim import storage
+from corpusslim.errors import ShardInputError
+from corpusslim.shard_io import ROW, Shard, read_shard
 
 
 @dataclass

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from pipeline.errors import CorpusSlimError
+from corpusslim.errors import CorpusSlimError
 
 #: Tokens in "per billion unique tokens".
 BILLION = 1e9

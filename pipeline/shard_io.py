@@ -13,8 +13,8 @@ from dataclasses import dataclass
 import polars as pl
 import pyarrow as pa
 
-from pipeline import storage
-from pipeline.errors import ConfigError, OutputError, ShardInputError, TornFileError
+from corpusslim import storage
+from corpusslim.errors import ConfigError, OutputError, ShardInputError, TornFileError
 
 INPUT_STAGE = "input"
 INPUT_REASONS = {
@@ -140,7 +140,7 @@ def input_rejects(df: pl.DataFrame, max_doc_chars: int) -> pl.Series:
 
 
 def write_atomic(df: pl.DataFrame, path: str) -> None:
-    """Publish a Parquet file atomically (``pipeline.storage.publish``); a failure is an ``OutputError``."""
+    """Publish a Parquet file atomically (``corpusslim.storage.publish``); a failure is an ``OutputError``."""
     try:
         storage.write_parquet(df, path)
     except (OSError, pl.exceptions.ComputeError) as exc:  # polars reports a failed write as a ComputeError

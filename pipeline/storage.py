@@ -9,7 +9,7 @@ each opens the URL itself. Publishing a file is atomic on both:
   readers see the old object or the whole new one, never part of it), delete the temporary key.
 
 Either way a file counts as output only once the manifest records it with its size and checksum or row count
-(``pipeline.manifest``): the manifest is the marker. A crashed attempt leaves at most a ``*.tmp`` key (removed by
+(``corpusslim.manifest``): the manifest is the marker. A crashed attempt leaves at most a ``*.tmp`` key (removed by
 the next run) or an unrecorded file (redone and overwritten).
 """
 from __future__ import annotations

@@ -13,13 +13,21 @@ from collections.abc import Sequence
 
 import polars as pl
 
-from pipeline import storage
-from pipeline.errors import ShardInputError
-from pipeline.resources import STARTUP, count_tokens
-from pipeline.shard_io import (INPUT_STAGE, ROW, Shard, input_rejects, read_checked, read_shard, write_atomic,
-                               write_checked)
-from pipeline.stages import build_stage
-from pipeline.stages.base import Stage, StageConfig
+from corpusslim import storage
+from corpusslim.errors import ShardInputError
+from corpusslim.resources import STARTUP, count_tokens
+from corpusslim.shard_io import (
+    INPUT_STAGE,
+    ROW,
+    Shard,
+    input_rejects,
+    read_checked,
+    read_shard,
+    write_atomic,
+    write_checked,
+)
+from corpusslim.stages import build_stage
+from corpusslim.stages.base import Stage, StageConfig
 
 REJECT_COLUMNS = ("reject_stage", "reject_reason")
 
@@ -152,7 +160,7 @@ def apply_shard(shard: Shard, map_entry: dict, duplicates: pl.DataFrame, global_
                 after: Sequence[StageConfig], output: str) -> dict:
     """The global stage's decision for this shard's rows (``duplicates``: doc, root, reason, root_id), then the
     stages after it; writes the shard's kept and rejected files."""
-    from pipeline.dedup import rows_to_reject
+    from corpusslim.dedup import rows_to_reject
 
     startup = STARTUP["cpu_seconds"]
     pre = read_checked(map_entry["pre"])

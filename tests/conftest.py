@@ -37,7 +37,7 @@ def run_cli_quarantining(directory: Path):
 
     from click.testing import CliRunner
 
-    from pipeline.cli import main
+    from corpusslim.cli import main
 
     result = CliRunner().invoke(main, ["run", str(write_config(directory))])
     assert result.exit_code == 0, result.output
@@ -63,8 +63,8 @@ def sample_input(tmp_path: Path) -> Path:
 def reference(tmp_path_factory):
     """One uninterrupted 2-worker run of every stage over a copy of sample_data, shared by the tests that compare
     against it: (root with input/, out/ and config.yaml, stats)."""
-    from pipeline.config import load_config
-    from pipeline.runner import run
+    from corpusslim.config import load_config
+    from corpusslim.runner import run
 
     root = tmp_path_factory.mktemp("reference")
     (root / "input").mkdir()

@@ -20,10 +20,10 @@ import pytest
 import yaml
 from distributed import Client
 
-from pipeline import storage
-from pipeline.config import load_config
-from pipeline.errors import ConfigError
-from pipeline.runner import run
+from corpusslim import storage
+from corpusslim.config import load_config
+from corpusslim.errors import ConfigError
+from corpusslim.runner import run
 from tests.conftest import FULL_STAGES, output_bytes
 
 S3_ENV = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1"}
@@ -151,7 +151,7 @@ def test_s3_input_and_output_with_a_worker_killed(reference, cluster, s3, tmp_pa
     fs, bucket = s3
     for shard in sorted((root / "input").glob("*.parquet")):
         fs.put(str(shard), f"{bucket}/input/{shard.name}")
-    cmd = [sys.executable, "-m", "pipeline.cli", "run", str(_s3_config(tmp_path, bucket)),
+    cmd = [sys.executable, "-m", "corpusslim.cli", "run", str(_s3_config(tmp_path, bucket)),
            "--scheduler", cluster.address]
     driver = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=os.environ)
     deadline, killed = time.monotonic() + 300, None

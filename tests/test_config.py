@@ -3,9 +3,9 @@ from __future__ import annotations
 
 import pytest
 
-from pipeline.config import load_config
-from pipeline.errors import ConfigError
-from pipeline.runner import run
+from corpusslim.config import load_config
+from corpusslim.errors import ConfigError
+from corpusslim.runner import run
 from tests.conftest import REPO, write_config
 
 

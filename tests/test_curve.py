@@ -8,7 +8,7 @@ import math
 import numpy as np
 import pytest
 
-from pipeline.curve import MODELS, CurveFit, as_dict, extrapolate, fit_yield_curve, heaps_gamma, predict
+from corpusslim.curve import MODELS, CurveFit, as_dict, extrapolate, fit_yield_curve, heaps_gamma, predict
 
 BATCH_RAW = 1e9          # raw tokens per synthetic batch
 BATCH_COST = 2.0         # dollars per synthetic batch -> dR/dC = 5e8 raw tokens per dollar

@@ -5,11 +5,11 @@ from __future__ import annotations
 import polars as pl
 import pytest
 
-from filters.minhash import DEFAULT_N, DEFAULT_N_ZH, jaccard, shingles
-from filters.segment import Segmenter
-from pipeline.config import load_config
-from pipeline.errors import ConfigError
-from pipeline.runner import run
+from corpusslim.config import load_config
+from corpusslim.errors import ConfigError
+from corpusslim.filters.minhash import DEFAULT_N, DEFAULT_N_ZH, jaccard, shingles
+from corpusslim.filters.segment import Segmenter
+from corpusslim.runner import run
 from tests.conftest import SAMPLE, read_dir, write_config
 
 STAGES = [{"kind": "lid"}, {"kind": "segment"}, {"kind": "dedup"}]
@@ -145,7 +145,7 @@ def test_partitioned_reduce_finds_the_same_duplicates(tmp_path, corpus):
 
 
 def test_reduce_partitions_grow_with_the_corpus(tmp_path):
-    from pipeline.stages.dedup import DOCS_PER_REDUCE_TASK, DedupConfig
+    from corpusslim.stages.dedup import DOCS_PER_REDUCE_TASK, DedupConfig
 
     auto = DedupConfig()
     assert [auto.reduce_partitions(n) for n in (0, 10, DOCS_PER_REDUCE_TASK, DOCS_PER_REDUCE_TASK + 1)] == [1, 1, 1, 2]
@@ -155,7 +155,7 @@ def test_reduce_partitions_grow_with_the_corpus(tmp_path):
 def test_a_later_document_never_changes_an_earlier_decision():
     """C is a near duplicate of both A and B, which are not duplicates of each other: C goes, A and B stay
     (union-find over all edges would also remove B, an earlier document, because of a later one)."""
-    from pipeline.dedup import PAIR_SCHEMA, cluster
+    from corpusslim.dedup import PAIR_SCHEMA, cluster
 
     a, b, c, d = 1, 2, 3, 4
     near = pl.DataFrame({"a": [c, c], "b": [a, b]}, schema=PAIR_SCHEMA)

@@ -8,17 +8,17 @@ import os
 import pytest
 from click.testing import CliRunner
 
-from pipeline.cli import main
-from pipeline.config import load_config
-from pipeline.dryrun import dry_run, wilson
-from pipeline.plan import plan, run_chain
-from pipeline.sampling import allocate, draw_sample
-from pipeline.shard_io import discover_shards
-from pipeline.stages import STAGES, all_reasons
-from pipeline.stages.lid import LidConfig
-from pipeline.stages.prefilter import PrefilterConfig
-from pipeline.stages.quality import QualityStageConfig
-from pipeline.stages.segment import SegmentConfig
+from corpusslim.cli import main
+from corpusslim.config import load_config
+from corpusslim.dryrun import dry_run, wilson
+from corpusslim.plan import plan, run_chain
+from corpusslim.sampling import allocate, draw_sample
+from corpusslim.shard_io import discover_shards
+from corpusslim.stages import STAGES, all_reasons
+from corpusslim.stages.lid import LidConfig
+from corpusslim.stages.prefilter import PrefilterConfig
+from corpusslim.stages.quality import QualityStageConfig
+from corpusslim.stages.segment import SegmentConfig
 from tests.conftest import SAMPLE, write_config
 
 REPORT_KEYS = {"stage", "config", "sample", "removed", "unseen_reasons", "kept", "thresholds", "cpu", "projection",

@@ -15,9 +15,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from click.testing import CliRunner
 
-from pipeline.cli import main
-from pipeline.cluster import dask_client
-from pipeline.manifest import read_manifest
+from corpusslim.cli import main
+from corpusslim.cluster import dask_client
+from corpusslim.manifest import read_manifest
 from tests.conftest import output_bytes, read_dir, run_cli_quarantining, write_config
 
 
@@ -32,7 +32,7 @@ def _limit_file_size(limit: int):
 def test_disk_full_is_a_clear_error_and_rerun_completes(reference, tmp_path):
     root, _ = reference
     out = tmp_path / "full"
-    cmd = [sys.executable, "-m", "pipeline.cli", "run", str(write_config(root)), "--output", str(out)]
+    cmd = [sys.executable, "-m", "corpusslim.cli", "run", str(write_config(root)), "--output", str(out)]
     failed = subprocess.run(cmd, capture_output=True, text=True, timeout=300, preexec_fn=_limit_file_size(150_000))
     assert failed.returncode != 0
     message = failed.stderr.strip().splitlines()[-1]
@@ -55,7 +55,7 @@ def _workers_of(pid: int) -> list[psutil.Process]:
 def test_worker_killed_mid_run(reference, tmp_path):
     root, _ = reference
     out = tmp_path / "worker-killed"
-    cmd = [sys.executable, "-m", "pipeline.cli", "run", str(write_config(root)), "--output", str(out)]
+    cmd = [sys.executable, "-m", "corpusslim.cli", "run", str(write_config(root)), "--output", str(out)]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     deadline, killed = time.monotonic() + 240, None
     while killed is None and proc.poll() is None and time.monotonic() < deadline:

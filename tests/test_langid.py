@@ -7,8 +7,8 @@ from collections import Counter
 import polars as pl
 import pytest
 
-from filters.langid import LanguageIdentifier, cjk_by_script, normalise
-from pipeline.stages.lid import LidConfig, LidStage
+from corpusslim.filters.langid import LanguageIdentifier, cjk_by_script, normalise
+from corpusslim.stages.lid import LidConfig, LidStage
 from tests.conftest import FIXTURES
 
 LANGS = ["ar", "de", "en", "es", "fr", "ja", "ko", "ru", "zh"]

@@ -1,4 +1,4 @@
-"""Tests for filters.minhash (normalisation, shingles, MinHash signatures, LSH bands).
+"""Tests for corpusslim.filters.minhash (normalisation, shingles, MinHash signatures, LSH bands).
 
 Offline: uses only tests/fixtures/minhash/docs.jsonl (10 BBC articles with two
 real near-duplicate pairs, 6 zh_wiki paragraphs with their jieba segmentation;
@@ -19,8 +19,8 @@ import numpy as np
 import pytest
 from datasketch import MinHash
 
-import filters.minhash as fm
-from filters.minhash import (
+import corpusslim.filters.minhash as fm
+from corpusslim.filters.minhash import (
     MAX_HASH,
     MinHasher,
     band_keys,
@@ -402,7 +402,7 @@ def test_signature_jaccard_estimates_jaccard():
 def test_exact_verification_tells_apart_shingles_whose_32_bit_hashes_collide():
     """Two one-shingle documents whose datasketch hashes collide have equal signatures, so LSH always pairs them;
     the 64-bit shingle sets exact verification compares must still find them different."""
-    from filters.minhash import _sha1_hash32, set_jaccard, shingle_sets
+    from corpusslim.filters.minhash import _sha1_hash32, set_jaccard, shingle_sets
 
     seen: dict[int, str] = {}
     for i in range(1_000_000):

@@ -18,7 +18,7 @@ from pathlib import Path
 import pydantic
 import pytest
 
-from filters.quality import (
+from corpusslim.filters.quality import (
     RULES,
     STAT_NAMES,
     WORD_STRIP,
@@ -462,7 +462,7 @@ CASES = {
 }
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def built(case: str):
     """(text, lang, seg, config overrides) of a case, built once per test session."""
     return CASES[case]()

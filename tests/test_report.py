@@ -7,9 +7,7 @@ import re
 import polars as pl
 from click.testing import CliRunner
 
-from pipeline.cli import main
-from pipeline.config import load_config
-from pipeline.runner import run
+from corpusslim.cli import main
 from tests.conftest import write_config
 
 HOSTILE = "<script>alert('x')</script> \x1b[31mred\x1b[0m"

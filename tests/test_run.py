@@ -12,11 +12,11 @@ import polars as pl
 import pytest
 from click.testing import CliRunner
 
-from pipeline.cli import main
-from pipeline.config import load_config
-from pipeline.errors import OutputConflictError
-from pipeline.runner import run
-from pipeline.stages import all_reasons
+from corpusslim.cli import main
+from corpusslim.config import load_config
+from corpusslim.errors import OutputConflictError
+from corpusslim.runner import run
+from corpusslim.stages import all_reasons
 from tests.conftest import output_bytes, read_dir, run_cli_quarantining, write_config
 
 
@@ -121,7 +121,7 @@ def test_sigkill_then_rerun_gives_same_output(reference, tmp_path, section):
     root, _ = reference
     config = write_config(root)
     out = tmp_path / "killed"
-    cmd = [sys.executable, "-m", "pipeline.cli", "run", str(config), "--output", str(out), "--workers", "1"]
+    cmd = [sys.executable, "-m", "corpusslim.cli", "run", str(config), "--output", str(out), "--workers", "1"]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     deadline = time.monotonic() + 300
     while _recorded(out, section) == 0 and proc.poll() is None and time.monotonic() < deadline:
@@ -220,7 +220,7 @@ def test_cli_help_and_exit_status(tmp_path):
 
 
 def test_temporaries_of_a_killed_run_are_removed(tmp_path):
-    from pipeline.shard_io import remove_temporaries
+    from corpusslim.shard_io import remove_temporaries
 
     for rel in ("_manifest.json.ab12.tmp", "kept/.shard-000.parquet.cd34.tmp", "_work/pre/.x.parquet.ef.tmp",
                 "kept/shard-000.parquet"):

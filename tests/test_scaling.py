@@ -5,9 +5,9 @@ import math
 
 import pytest
 
-from pipeline import scaling
-from pipeline.errors import CorpusSlimError
-from pipeline.scaling import (
+from corpusslim import scaling
+from corpusslim.errors import CorpusSlimError
+from corpusslim.scaling import (
     LAWS,
     TrainingPrice,
     UnknownLawError,

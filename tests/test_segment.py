@@ -1,4 +1,4 @@
-"""Tests for filters.segment (jieba word segmentation and SIGHAN scoring).
+"""Tests for corpusslim.filters.segment (jieba word segmentation and SIGHAN scoring).
 
 Offline: uses only tests/fixtures/cws (first 80 lines of the SIGHAN 2005 PKU
 test set and its gold segmentation; see the README there).
@@ -12,8 +12,8 @@ from pathlib import Path
 import jieba
 import pytest
 
+from corpusslim.filters.segment import Segmenter, sighan_score
 from filters import segment
-from filters.segment import Segmenter, sighan_score
 
 ROOT = Path(__file__).resolve().parents[1]
 FIXTURES = ROOT / "tests" / "fixtures" / "cws"

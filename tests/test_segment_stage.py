@@ -4,9 +4,9 @@ from __future__ import annotations
 import polars as pl
 import pytest
 
-from pipeline.config import load_config
-from pipeline.errors import ConfigError
-from pipeline.stages.segment import SegmentConfig, SegmentStage
+from corpusslim.config import load_config
+from corpusslim.errors import ConfigError
+from corpusslim.stages.segment import SegmentConfig, SegmentStage
 from tests.conftest import write_config
 
 

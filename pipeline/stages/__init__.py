@@ -3,12 +3,12 @@ from __future__ import annotations
 
 from pydantic import BaseModel
 
-from pipeline.stages.base import Stage, StageConfig
-from pipeline.stages.lid import LidStage
-from pipeline.stages.dedup import DedupStage
-from pipeline.stages.prefilter import PrefilterStage
-from pipeline.stages.quality import QualityStage
-from pipeline.stages.segment import SegmentStage
+from corpusslim.stages.base import Stage, StageConfig
+from corpusslim.stages.dedup import DedupStage
+from corpusslim.stages.lid import LidStage
+from corpusslim.stages.prefilter import PrefilterStage
+from corpusslim.stages.quality import QualityStage
+from corpusslim.stages.segment import SegmentStage
 
 STAGES: dict[str, type[Stage]] = {cls.kind: cls for cls in (PrefilterStage, LidStage, SegmentStage, DedupStage,
                                                             QualityStage)}
@@ -21,7 +21,7 @@ def build_stage(config: StageConfig, **bound) -> Stage:
 
 def all_reasons() -> dict[str, str]:
     """Every reject reason code of every stage, with its meaning (input checks included)."""
-    from pipeline.shard_io import INPUT_REASONS
+    from corpusslim.shard_io import INPUT_REASONS
 
     codes = dict(INPUT_REASONS)
     for cls in STAGES.values():

@@ -12,7 +12,7 @@ from typing import Annotated, ClassVar
 import polars as pl
 from pydantic import AfterValidator, BaseModel, ConfigDict, ValidationInfo
 
-from filters.langid import normalise
+from corpusslim.filters.langid import normalise
 
 
 def _existing_file(value: str, info: ValidationInfo) -> str:

@@ -2,7 +2,7 @@
 
 The phases (DESIGN.md section 3) are driven by the runner: *map* (``DedupStage.index``, per shard, on the workers)
 turns each surviving document into compact keys (exact hash, MinHash signature, LSH band keys) written as an index
-file; *reduce*, *verify* and *cluster* (``pipeline.dedup``) find the duplicate pairs across all shards; *apply*
+file; *reduce*, *verify* and *cluster* (``corpusslim.dedup``) find the duplicate pairs across all shards; *apply*
 (``DedupStage.process`` with the shard's duplicates bound) rejects every document but the earliest of its cluster.
 """
 from __future__ import annotations
@@ -13,8 +13,16 @@ import numpy as np
 import polars as pl
 from pydantic import Field, model_validator
 
-from filters.minhash import DEFAULT_N, DEFAULT_N_ZH, MinHasher, band_keys, choose_bands, exact_hashes, shingles
-from pipeline.stages.base import Stage, StageConfig
+from corpusslim.filters.minhash import (
+    DEFAULT_N,
+    DEFAULT_N_ZH,
+    MinHasher,
+    band_keys,
+    choose_bands,
+    exact_hashes,
+    shingles,
+)
+from corpusslim.stages.base import Stage, StageConfig
 
 DOCS_PER_REDUCE_TASK = 2_000_000
 DOC = "_doc"  # document key: global shard number << 32 | row; orders documents by arrival
@@ -71,7 +79,7 @@ class DedupConfig(StageConfig):
         return self.partitions if self.partitions != "auto" else max(1, -(-docs // DOCS_PER_REDUCE_TASK))
 
     @model_validator(mode="after")
-    def _bands(self) -> "DedupConfig":
+    def _bands(self) -> DedupConfig:
         if self.bands is None or self.rows is None:
             b, r = choose_bands(self.threshold, self.num_perm) if self.choose_bands_from_threshold else (14, 8)
             object.__setattr__(self, "bands", self.bands or b)

@@ -6,8 +6,8 @@ from typing import Literal
 import polars as pl
 from pydantic import Field
 
-from pipeline.resources import language_identifier
-from pipeline.stages.base import ConfigFile, Languages, Stage, StageConfig
+from corpusslim.resources import language_identifier
+from corpusslim.stages.base import ConfigFile, Languages, Stage, StageConfig
 
 
 class LidConfig(StageConfig):

@@ -9,7 +9,7 @@ from typing import Literal
 import polars as pl
 from pydantic import Field
 
-from pipeline.stages.base import Stage, StageConfig
+from corpusslim.stages.base import Stage, StageConfig
 
 
 class PrefilterConfig(StageConfig):

@@ -1,4 +1,4 @@
-"""Quality stage: Gopher, C4 and FineWeb rules for space-delimited text, Chinese rules for Chinese (``filters.quality``).
+"""Quality stage: Gopher, C4 and FineWeb rules for space-delimited text, Chinese rules for Chinese (``corpusslim.filters.quality``).
 
 ``annotate`` stores every statistic in one struct column ``quality`` (so thresholds can be re-tuned and a dry run
 can show distributions without recomputing) and the first failing rule in ``quality_reason``.
@@ -10,15 +10,22 @@ from typing import Literal
 import polars as pl
 from pydantic import ConfigDict
 
-from filters.quality import STAT_NAMES, QualityConfig, active_rules, document_stats, first_failure, is_chinese, \
-    reason_codes
-from pipeline.stages.base import Stage
+from corpusslim.filters.quality import (
+    STAT_NAMES,
+    QualityConfig,
+    active_rules,
+    document_stats,
+    first_failure,
+    is_chinese,
+    reason_codes,
+)
+from corpusslim.stages.base import Stage
 
 QUALITY_STRUCT = pl.Struct({name: pl.Float64 for name in STAT_NAMES})
 
 
 class QualityStageConfig(QualityConfig):
-    """The rule sets of ``filters.quality.QualityConfig`` (each with ``enabled`` and its thresholds)."""
+    """The rule sets of ``corpusslim.filters.quality.QualityConfig`` (each with ``enabled`` and its thresholds)."""
 
     model_config = ConfigDict(extra="forbid", strict=False, frozen=True)
     kind: Literal["quality"] = "quality"

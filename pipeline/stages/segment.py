@@ -7,8 +7,8 @@ from typing import Literal
 import polars as pl
 from pydantic import Field
 
-from pipeline.resources import segmenter
-from pipeline.stages.base import ConfigFile, Languages, Stage, StageConfig
+from corpusslim.resources import segmenter
+from corpusslim.stages.base import ConfigFile, Languages, Stage, StageConfig
 
 
 class SegmentConfig(StageConfig):
