@@ -180,21 +180,29 @@ def stages_cmd(as_json: bool) -> None:
 @main.command("value")
 @click.option("--law", type=click.Choice(["chinchilla", "besiroglu", "muennighoff"]), default="muennighoff",
               show_default=True, help="Parametric scaling law.")
-@click.option("--params", type=float, required=True, help="Model size N (parameters), e.g. 7e9.")
-@click.option("--tokens", type=float, required=True, help="Training token budget D, e.g. 1.4e12.")
-@click.option("--unique", type=float, help="Unique tokens U available (D > U means repeated tokens).")
+@click.option("--plan", type=click.Choice(["fixed", "fixed-params", "compute-optimal"]),
+              help="Training plan; default: compute-optimal with --compute, else fixed.")
+@click.option("--params", type=float, help="Model size N (parameters), e.g. 7e9 (fixed, fixed-params).")
+@click.option("--tokens", type=float, help="Training token budget D, e.g. 1.4e12 (fixed, fixed-params).")
+@click.option("--compute", type=float, help="Training compute C in FLOPs, e.g. 5.88e22 (compute-optimal).")
+@click.option("--unique", type=float, help="Unique tokens U in the pool; default: the tokens the plan wants.")
+@click.option("--add", type=float, default=1e9, show_default=True, help="Unique tokens the batch adds.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
-def value_cmd(law: str, params: float, tokens: float, unique: float | None, as_json: bool) -> None:
-    """What-if without a run: predicted loss, effective data, compute-optimal split, marginal value of unique data."""
+def value_cmd(law: str, plan: str | None, params: float | None, tokens: float | None, compute: float | None,
+              unique: float | None, add: float, as_json: bool) -> None:
+    """What-if without a run: loss, compute-optimal split, and what ADD more unique tokens are worth to the plan."""
     import json
 
-    from corpusslim.scaling import format_value_report, value_report
+    from corpusslim.value import format_value_report, value_config_from_flags, value_report
 
     try:
-        report = value_report(law, params, tokens, unique)
-    except (CorpusSlimError, ValueError) as exc:
-        raise click.ClickException(str(exc)) from None
-    click.echo(json.dumps(report) if as_json else format_value_report(report, law_name=law))
+        value = value_config_from_flags(law, plan, params=params, tokens=tokens, compute=compute, unique=unique,
+                                        add=add)
+    except ValueError as exc:
+        click.echo(f"Error: {exc}", err=True)
+        sys.exit(2)
+    report = value_report(value, unique, add)
+    click.echo(json.dumps(report) if as_json else format_value_report(report))
 
 
 if __name__ == "__main__":

@@ -37,13 +37,27 @@ class CostConfig(Strict):
 
 
 class ValueConfig(Strict):
-    """What a unique token is worth: the model a user trains and the price of training compute."""
+    """What a unique token is worth: the training plan, the scaling law and the price of training compute
+    (pipeline/value.py)."""
 
     law: Literal["chinchilla", "besiroglu", "muennighoff"] = Field(
         "muennighoff", description="scaling law (pipeline/scaling.py); muennighoff accounts for repeated tokens")
+    plan: Literal["fixed", "fixed-params", "compute-optimal"] = Field(
+        "fixed", description="fixed: params and tokens as given; fixed-params: params fixed, only longer training "
+        "substitutes for data; compute-optimal: the best split of `compute` for every pool size")
     params: float = Field(1e9, gt=0, description="target model size N (parameters)")
     # 20 tokens per parameter: the compute-optimal ratio of Hoffmann et al. 2022.
     tokens: float = Field(20e9, gt=0, description="training token budget D")
+    compute: float | None = Field(None, gt=0, description="training compute C in FLOPs (compute-optimal plan); "
+                                  "default 6 * params * tokens")
+    training_runs: int = Field(1, ge=1, description="training runs that will use this data; value is per run x this")
+    # Muennighoff et al. 2023: up to ~4 epochs of repeated data cost little loss against unique data.
+    epochs: float = Field(4, ge=1, description="epochs over the unique pool accepted when sizing the target pool")
+    sample_fraction: float = Field(1.0, gt=0, le=1, description="fraction of the raw pool this run's input is; "
+                                   "values and the target pool are at pool scale")
+    # o200k_base, the tokenizer the pipeline counts tokens with (pipeline/resources.py): n_vocab = 200,019.
+    vocab_size: int = Field(200_019, ge=2, description="tokenizer vocabulary; a predicted loss above ln(vocab_size) "
+                            "is worse than a uniform guess, outside the law")
     usd_per_gpu_hour: float = Field(2.0, gt=0, description="price of one GPU-hour")
     mfu: float = Field(0.4, gt=0, le=1, description="model FLOP utilisation of training")
     # NVIDIA H100 SXM dense BF16 peak, 989 TFLOP/s (H100 datasheet).

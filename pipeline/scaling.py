@@ -1,16 +1,19 @@
-"""Scaling laws that turn unique tokens into loss, compute and dollars (DESIGN.md section 4, issue 5).
+"""Scaling laws that turn parameters, training tokens and unique tokens into loss and compute (DESIGN.md section 4).
 
-Pure math: no Dask, no I/O, no dependency beyond the standard library and numpy.
+Pure math: no Dask, no I/O, no dependency beyond the standard library and numpy.  The training plans and dollar
+prices built on it are in :mod:`corpusslim.value`.
 
 The parametric form of every preset is Hoffmann et al.'s
 
     L(N, D) = E + A / N'^alpha + B / D'^beta
 
-with N parameters and D training tokens.  When the unique pool U is smaller than D, D is replaced by
-Muennighoff et al.'s effective data D' (repeated tokens are worth less than fresh ones); the
-``muennighoff`` preset also replaces N by its effective parameters N' (parameters beyond the
-compute-optimal size for U are worth less).  Without repetition D' = D and N' = N (except for the
-excess-parameter term of ``muennighoff``, see :func:`effective_params`).
+with N parameters and D training tokens drawn from a pool of U unique tokens.
+
+* ``muennighoff`` replaces D and N by Muennighoff et al.'s effective data D' and effective parameters N'
+  (repeated tokens, and parameters beyond what the unique data can feed, are worth less): exactly the
+  datablations ``scaling_law(N, D, U)``.
+* ``chinchilla`` and ``besiroglu`` were fitted on runs that never repeated data and have no repetition term.  A
+  plan under them trains on at most U tokens (one epoch): D' = min(D, U), N' = N.
 
 References
 ----------
@@ -24,7 +27,7 @@ References
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -34,18 +37,33 @@ from corpusslim.errors import CorpusSlimError
 #: Tokens in "per billion unique tokens".
 BILLION = 1e9
 
+#: How far beyond its fitted range a law is still trusted.  Hoffmann et al. 2022 themselves applied their fit
+#: 4.4x beyond its largest model (Chinchilla, 70B parameters, from runs up to 16B) and 2.8x beyond its longest
+#: run (1.4T tokens, from runs up to 500B); we allow one order of magnitude either side.
+EXTRAPOLATION = 10.0
+
 
 class UnknownLawError(CorpusSlimError, ValueError):
     """A scaling-law name that is not one of :data:`LAWS`."""
 
 
 @dataclass(frozen=True)
+class FittedRange:
+    """The runs a law was fitted on: parameters, training tokens and unique tokens (low, high), and where that
+    is stated.  ``None`` as a bound means the source states none that matters for the law."""
+
+    params: tuple[float, float]
+    tokens: tuple[float, float]
+    unique: tuple[float, float | None]
+    source: str
+
+
+@dataclass(frozen=True)
 class ScalingLaw:
     """A parametric fit L = E + A/N'^alpha + B/D'^beta.
 
-    ``rd_star`` (R*_D) and ``rn_star`` (R*_N) are Muennighoff et al.'s decay constants for repeated
-    data and excess parameters; ``None`` means the fit has none of its own (see :func:`effective_tokens`
-    for what is used instead).
+    ``rd_star`` (R*_D) and ``rn_star`` (R*_N) are Muennighoff et al.'s decay constants for repeated data and
+    excess parameters; ``None`` means the law has no repetition term (at most one epoch over the pool).
     """
 
     name: str
@@ -54,21 +72,36 @@ class ScalingLaw:
     B: float
     alpha: float
     beta: float
+    fitted: FittedRange
     rd_star: float | None = None
     rn_star: float | None = None
 
+    @property
+    def repeats(self) -> bool:
+        """Whether the law models repeated data (and so training on more tokens than the pool holds)."""
+        return self.rd_star is not None
+
+
+# Hoffmann et al. 2022, abstract: "over 400 language models ranging from 70 million to over 16 billion parameters
+# on 5 to 500 billion tokens"; every run saw each token at most once (section 3), so U >= D on all of them.
+CHINCHILLA_RUNS = FittedRange(params=(7e7, 1.6e10), tokens=(5e9, 5e11), unique=(5e9, None),
+                              source="Hoffmann et al. 2022: 70M-16B parameters, 5B-500B tokens, no repeated data")
 
 # Hoffmann et al. 2022 (Chinchilla), Eq. 10, the rounded constants printed in the paper.
-CHINCHILLA = ScalingLaw("chinchilla", E=1.69, A=406.4, B=410.7, alpha=0.34, beta=0.28)
+CHINCHILLA = ScalingLaw("chinchilla", E=1.69, A=406.4, B=410.7, alpha=0.34, beta=0.28, fitted=CHINCHILLA_RUNS)
 
 # Besiroglu et al. 2024, "Chinchilla Scaling: A replication attempt" (arXiv:2404.10102), their refit of
-# Hoffmann et al.'s approach 3 on the data reconstructed from the Chinchilla paper's Figure 4.
-BESIROGLU = ScalingLaw("besiroglu", E=1.8172, A=482.01, B=2085.43, alpha=0.3478, beta=0.3658)
+# Hoffmann et al.'s approach 3 on the data reconstructed from the Chinchilla paper's Figure 4: the same runs.
+BESIROGLU = ScalingLaw("besiroglu", E=1.8172, A=482.01, B=2085.43, alpha=0.3478, beta=0.3658, fitted=FittedRange(
+    CHINCHILLA_RUNS.params, CHINCHILLA_RUNS.tokens, CHINCHILLA_RUNS.unique,
+    source="Besiroglu et al. 2024 refit Hoffmann et al. 2022's runs: 70M-16B parameters, 5B-500B tokens"))
 
 # Muennighoff et al. 2023, "Scaling Data-Constrained Language Models" (arXiv:2305.16264), data-constrained
 # fit as published in the datablations README ("Parametric Fit"): the fit is in log space,
 # a = ln A = 6.255414, b = ln B = 7.3049974, e = ln E = 0.6254804, alpha = beta = 0.3526596,
 # R*_D = 15.387756, R*_N = 5.309743.
+# Fitted range: "up to 900 billion training tokens and 9 billion parameter models" (abstract); the smallest runs
+# named in the datablations README train 146M parameters (146m14b400m) and use 100M unique tokens (1b12b8100m).
 MUENNIGHOFF = ScalingLaw(
     "muennighoff",
     E=math.exp(0.6254804),
@@ -76,12 +109,11 @@ MUENNIGHOFF = ScalingLaw(
     B=math.exp(7.3049974),
     alpha=0.3526596,
     beta=0.3526596,
+    fitted=FittedRange(params=(1.46e8, 9e9), tokens=(1e8, 9e11), unique=(1e8, 9e11),
+                       source="Muennighoff et al. 2023: 146M-9B parameters, up to 900B tokens, 100M+ unique tokens"),
     rd_star=15.387756,
     rn_star=5.309743,
 )
-
-#: R*_D used for laws that have no repeated-data constant of their own (Muennighoff et al. 2023).
-DEFAULT_RD_STAR = MUENNIGHOFF.rd_star
 
 LAWS: dict[str, ScalingLaw] = {law.name: law for law in (CHINCHILLA, BESIROGLU, MUENNIGHOFF)}
 
@@ -119,6 +151,13 @@ def frontier_coefficient(law: ScalingLaw | str) -> float:
     return (law.alpha * law.A / (law.beta * law.B)) ** (1.0 / (law.alpha + law.beta))
 
 
+def closed_form_optimum(law: ScalingLaw | str, compute: float) -> tuple[float, float]:
+    """(N_opt, D_opt) at ``compute`` FLOPs with unlimited unique data (:func:`frontier_coefficient`)."""
+    law = get_law(law)
+    n = frontier_coefficient(law) * (_positive("compute", compute) / 6.0) ** (law.beta / (law.alpha + law.beta))
+    return n, compute / (6.0 * n)
+
+
 def params_for_tokens(law: ScalingLaw | str, tokens: float) -> float:
     """The compute-optimal parameter count for ``tokens`` training tokens: N = G*(G*D)^(beta/alpha).
 
@@ -134,28 +173,43 @@ def params_for_tokens(law: ScalingLaw | str, tokens: float) -> float:
 # Effective data and parameters, loss
 # --------------------------------------------------------------------------------------------------
 
-def _rd_star(law: ScalingLaw) -> float:
-    return law.rd_star if law.rd_star is not None else DEFAULT_RD_STAR
+def _decayed(base, excess, r_star: float):
+    """base + base*R*(1 - exp(-excess/R*)): Muennighoff et al.'s value of ``excess`` repeats of ``base``."""
+    return base + base * r_star * (1.0 - np.exp(-excess / r_star))
+
+
+def _effective_arrays(law: ScalingLaw, n, d, u):
+    """(D', N') for arrays (or floats) of params ``n``, training tokens ``d`` and unique pool ``u``."""
+    u_d = np.minimum(u, d)
+    if not law.repeats:
+        return u_d, n
+    d_eff = _decayed(u_d, d / u_d - 1.0, law.rd_star)
+    u_n = np.minimum(n, params_for_tokens(law, u_d))
+    return d_eff, _decayed(u_n, n / u_n - 1.0, law.rn_star)
+
+
+def _loss_arrays(law: ScalingLaw, n, d, u):
+    d_eff, n_eff = _effective_arrays(law, n, d, u)
+    return law.E + law.A / n_eff ** law.alpha + law.B / d_eff ** law.beta
+
+
+def _checked(law: ScalingLaw | str, params: float, tokens: float, unique: float | None):
+    law = get_law(law)
+    n, d = _positive("params", params), _positive("tokens", tokens)
+    return law, n, d, d if unique is None else _positive("unique", unique)
 
 
 def effective_tokens(law: ScalingLaw | str, tokens: float, unique: float | None) -> float:
-    """Muennighoff et al.'s effective data D' for ``tokens`` training tokens drawn from ``unique`` ones.
+    """The effective data D' of ``tokens`` training tokens drawn from ``unique`` ones.
 
-    D' = U_D + U_D*R*_D*(1 - exp(-R_D/R*_D)),  U_D = min(unique, tokens),  R_D = tokens/U_D - 1
-    (the number of *repeated* epochs).  So D' = tokens without repetition (unique >= tokens or
-    unique is None), D' <= tokens always, and D' -> U_D*(1 + R*_D) as the repeats grow without bound.
+    * muennighoff: D' = U_D + U_D*R*_D*(1 - exp(-R_D/R*_D)), U_D = min(unique, tokens), R_D = tokens/U_D - 1
+      (the repeated epochs); D' <= tokens, and D' -> U_D*(1 + R*_D) as the repeats grow without bound.
+    * chinchilla, besiroglu (no repetition term): D' = min(tokens, unique), one epoch over the pool.
 
-    R*_D is the law's own ``rd_star``; laws without one (chinchilla, besiroglu) use Muennighoff et al.'s
-    R*_D = 15.387756 -- the simplest honest choice, since neither paper models repeated data.
+    ``unique`` None means every training token is unique (D' = tokens).
     """
-    law = get_law(law)
-    tokens = _positive("tokens", tokens)
-    if unique is None:
-        return tokens
-    u = min(_positive("unique", unique), tokens)
-    r_star = _rd_star(law)
-    repeats = tokens / u - 1.0
-    return u + u * r_star * (1.0 - math.exp(-repeats / r_star))
+    law, _, d, u = _checked(law, 1.0, tokens, unique)
+    return float(_effective_arrays(law, 1.0, d, u)[0])
 
 
 def effective_params(law: ScalingLaw | str, params: float, unique: float | None) -> float:
@@ -166,51 +220,160 @@ def effective_params(law: ScalingLaw | str, params: float, unique: float | None)
 
     as in the datablations ``scaling_law``: U_N is the compute-optimal parameter count for the unique
     tokens U_D, and parameters beyond it decay in value like repeated epochs do.  ``unique`` here is U_D
-    (callers pass min(unique, tokens)); ``None`` means the data has no unique pool to speak of and
-    returns ``params``.
+    (callers pass min(unique, tokens)); ``None`` returns ``params``.
     """
     law = get_law(law)
     params = _positive("params", params)
-    if law.rn_star is None or unique is None:
+    if not law.repeats or unique is None:
         return params
-    u_n = min(params, params_for_tokens(law, _positive("unique", unique)))
-    excess = params / u_n - 1.0
-    return u_n + u_n * law.rn_star * (1.0 - math.exp(-excess / law.rn_star))
-
-
-def _effective(law: ScalingLaw | str, params: float, tokens: float, unique: float | None):
-    """Checked inputs and the effective quantities at U_D = min(unique, tokens): (law, N, D, U_D, D', N')."""
-    law = get_law(law)
-    n = _positive("params", params)
-    d = _positive("tokens", tokens)
-    u_d = d if unique is None else min(_positive("unique", unique), d)
-    return law, n, d, u_d, effective_tokens(law, d, u_d), effective_params(law, n, u_d)
+    u = _positive("unique", unique)
+    return float(_effective_arrays(law, params, u, u)[1])
 
 
 def loss(law: ScalingLaw | str, params: float, tokens: float, unique: float | None = None) -> float:
     """Predicted loss of a model of ``params`` parameters trained on ``tokens`` tokens from ``unique`` unique.
 
     L = E + A/N'^alpha + B/D'^beta with D' = :func:`effective_tokens` and N' = :func:`effective_params`
-    evaluated at U_D = min(unique, tokens).
+    evaluated at U_D = min(unique, tokens); ``unique`` None means every training token is unique.
 
-    * ``unique`` None means every training token is unique (U_D = tokens).
-    * chinchilla / besiroglu: N' = N (no excess-parameter term); with ``unique < tokens`` the data term
-      uses D' with Muennighoff's R*_D (see :func:`effective_tokens`).
-    * muennighoff: exactly the datablations ``scaling_law(N, D, U)``, including its excess-parameter
-      term, which applies even without repetition when N exceeds the compute-optimal size for U_D.
-      ``loss("muennighoff", 6.34e9, 242e9, 25e9)`` = 2.2256440889984477 (datablations README).
+    muennighoff is exactly the datablations ``scaling_law(N, D, U)``, including its excess-parameter term:
+    ``loss("muennighoff", 6.34e9, 242e9, 25e9)`` = 2.2256440889984477 (datablations README).
     """
-    law, _, _, _, d_eff, n_eff = _effective(law, params, tokens, unique)
-    return law.E + law.A / n_eff ** law.alpha + law.B / d_eff ** law.beta
+    law, n, d, u = _checked(law, params, tokens, unique)
+    return float(_loss_arrays(law, n, d, u))
+
+
+def loss_floor(law: ScalingLaw | str, unique: float, params: float | None = None) -> float:
+    """The lowest loss any amount of compute reaches with a pool of ``unique`` tokens (an infimum).
+
+    Over D (and N too when ``params`` is None):
+
+    * muennighoff: E + A/N'^alpha + B/(U*(1 + R*_D))^beta, with N' -> U_N*(1 + R*_N) for free N (U_N the
+      parameters U can feed, :func:`params_for_tokens`) or N' = :func:`effective_params` (N, U) for fixed N;
+    * chinchilla, besiroglu: E + B/U^beta for free N, E + A/N^alpha + B/U^beta for fixed N (one epoch).
+    """
+    law = get_law(law)
+    u = _positive("unique", unique)
+    if law.repeats:
+        data = law.B / (u * (1.0 + law.rd_star)) ** law.beta
+        n_eff = params_for_tokens(law, u) * (1.0 + law.rn_star) if params is None \
+            else effective_params(law, params, u)
+    else:
+        data = law.B / u ** law.beta
+        n_eff = math.inf if params is None else _positive("params", params)
+    return law.E + law.A / n_eff ** law.alpha + data
 
 
 # --------------------------------------------------------------------------------------------------
-# Compute-optimal allocation
+# Numerical search: golden-section minimum, bracketed root
 # --------------------------------------------------------------------------------------------------
 
-def _closed_form_optimum(law: ScalingLaw, compute: float) -> tuple[float, float]:
-    n = frontier_coefficient(law) * (compute / 6.0) ** (law.beta / (law.alpha + law.beta))
-    return n, compute / (6.0 * n)
+_GOLDEN = (math.sqrt(5.0) - 1.0) / 2.0
+
+
+def _golden_min(f: Callable[[float], float], lo: float, hi: float, tol: float = 1e-10) -> float:
+    """The x in [lo, hi] minimising a unimodal ``f`` to within ``tol``."""
+    a, b = hi - _GOLDEN * (hi - lo), lo + _GOLDEN * (hi - lo)
+    fa, fb = f(a), f(b)
+    while hi - lo > tol:
+        if fa < fb:
+            hi, b, fb = b, a, fa
+            a = hi - _GOLDEN * (hi - lo)
+            fa = f(a)
+        else:
+            lo, a, fa = a, b, fb
+            b = lo + _GOLDEN * (hi - lo)
+            fb = f(b)
+    return (lo + hi) / 2.0
+
+
+def _falling_root(f: Callable[[float], float], lo: float, hi: float, tol: float = 1e-12) -> float:
+    """The least x with f(x) <= 0 for a non-increasing ``f``, given f(lo) > 0 >= f(hi), to within ``tol``:
+    Illinois regula falsi, with a bisection step whenever a step fails to halve the bracket."""
+    f_lo, f_hi = f(lo), f(hi)
+    side = 0
+    while hi - lo > tol:
+        width = hi - lo
+        x = hi - f_hi * (hi - lo) / (f_hi - f_lo) if f_lo != f_hi else (lo + hi) / 2.0
+        if not lo < x < hi:
+            x = (lo + hi) / 2.0
+        fx = f(x)
+        if fx > 0:
+            lo, f_lo = x, fx
+            f_hi, side = (f_hi / 2.0 if side == 1 else f_hi), 1
+        else:
+            hi, f_hi = x, fx
+            f_lo, side = (f_lo / 2.0 if side == -1 else f_lo), -1
+        if hi - lo > width / 2.0:  # slow progress: one bisection step
+            mid = (lo + hi) / 2.0
+            fm = f(mid)
+            lo, f_lo, hi, f_hi = (mid, fm, hi, f_hi) if fm > 0 else (lo, f_lo, mid, fm)
+    return hi
+
+
+# --------------------------------------------------------------------------------------------------
+# Best loss for a compute budget, least compute for a loss
+# --------------------------------------------------------------------------------------------------
+
+#: Grid step in ln N of the iso-FLOP scan before golden-section refinement.
+_SCAN_STEP = 0.05
+
+
+def best_allocation(law: ScalingLaw | str, compute: float, unique: float | None = None) -> tuple[float, float, float]:
+    """(loss, N, D): the lowest loss at ``compute`` = 6*N*D FLOPs with a pool of ``unique`` tokens, N and D free.
+
+    A scan of ln N over every split with N >= 1 and D >= 1 (step 0.05), refined by golden-section search to
+    1e-10 in ln N.  Along the iso-FLOP line the loss falls with N, then rises (for chinchilla/besiroglu splits
+    with D > U waste compute: D' stays at U).  ``unique`` None: unlimited unique data, the closed form.
+    """
+    law = get_law(law)
+    c6 = _positive("compute", compute) / 6.0
+    if unique is None:
+        n, d = closed_form_optimum(law, compute)
+        return loss(law, n, d), n, d
+    u = _positive("unique", unique)
+    top = math.log(c6)
+    xs = np.linspace(0.0, top, max(int(top / _SCAN_STEP), 2) + 1)
+    ns = np.exp(xs)
+    i = int(np.argmin(_loss_arrays(law, ns, c6 / ns, u)))
+
+    def along(x: float) -> float:
+        n = math.exp(x)
+        return float(_loss_arrays(law, n, c6 / n, u))
+
+    x = _golden_min(along, float(xs[max(i - 1, 0)]), float(xs[min(i + 1, len(xs) - 1)]))
+    n = math.exp(x)
+    return along(x), n, c6 / n
+
+
+def least_compute(law: ScalingLaw | str, target: float, unique: float, params: float | None = None) -> float:
+    """C*(L; U): the least training compute 6*N*D that reaches loss ``target`` with a pool of ``unique`` tokens.
+
+    N and D are free, or only D when ``params`` is given (a model size fixed by inference cost, say).  Solved
+    numerically to 1e-12 in ln C: a bracketed root of best-loss(C) - target, best-loss being
+    :func:`best_allocation` (or :func:`loss` at D = C/(6N) for fixed N), which never rises with C.
+    ``math.inf`` when no compute reaches ``target`` (it is at or below :func:`loss_floor`).
+    """
+    law = get_law(law)
+    u = _positive("unique", unique)
+    floor_n = None if params is None else _positive("params", params)
+    if not target >= loss_floor(law, u, floor_n):
+        return math.inf
+
+    def excess(log_c: float) -> float:
+        c = math.exp(log_c)
+        best = best_allocation(law, c, u)[0] if floor_n is None else loss(law, floor_n, c / (6.0 * floor_n), u)
+        return best - target
+
+    lo = math.log(6.0 * (floor_n or 1.0))  # one parameter (or the fixed N) on one token
+    if excess(lo) <= 0:
+        return math.exp(lo)
+    hi = lo + 8.0
+    while excess(hi) > 0:
+        hi += 8.0
+        if hi > math.log(1e100):  # only approached, never reached: the floor is an infimum
+            return math.inf
+    return math.exp(_falling_root(excess, lo, hi))
 
 
 def optimal_allocation(law: ScalingLaw | str, compute: float, unique: float | None = None,
@@ -218,127 +381,33 @@ def optimal_allocation(law: ScalingLaw | str, compute: float, unique: float | No
     """(params, tokens) minimising :func:`loss` at ``compute`` FLOPs, with C = 6*N*D.
 
     Without a unique-data limit (``unique`` None, or at least the unconstrained optimal token count) it is
-    the closed form N_opt = G*(C/6)^(beta/(alpha+beta)), D_opt = C/(6*N_opt)
-    (:func:`frontier_coefficient`); with the repetition penalty the loss only grows, so that point stays
-    optimal.  Chinchilla at C = 5.76e23 gives N_opt = 32.19e9.
+    the closed form :func:`closed_form_optimum`; Chinchilla at C = 5.76e23 gives N_opt = 32.19e9.  With scarce
+    unique data the optimum moves towards fewer parameters and more epochs; ``method`` says how it is found:
 
-    With scarce unique data the optimum moves towards fewer parameters and more epochs; ``method`` says
-    how it is found along the iso-FLOP line N*D = C/6, trying U_D = min(unique, D) at each point:
-
-    * ``"grid"`` (default): Muennighoff et al.'s reference search (datablations README, "Parametric
-      Fit"): from the unconstrained optimum (N0, D0), the 1000 points (N0/k, D0*k) and (N0*k, D0/k) for
-      the 500 values k = linspace(1.0001, 3, 500), keeping the lowest loss.  It reproduces the published
-      figure: muennighoff at C = 1e22 with 25e9 unique tokens gives 7022364735.88 parameters and
-      237336955477.55 tokens.  Its resolution is about 0.4 % in k and it cannot move more than 3x away
-      from (N0, D0).
-    * ``"exact"``: a log-spaced scan over a factor 1000 either side of (N0, D0), refined by golden-section
-      search to about 1e-9 in log N.
+    * ``"grid"`` (default): Muennighoff et al.'s reference search (datablations README, "Parametric Fit"):
+      from the unconstrained optimum (N0, D0), the 1000 points (N0/k, D0*k) and (N0*k, D0/k) for the 500 values
+      k = linspace(1.0001, 3, 500), keeping the lowest loss.  It reproduces the published figure: muennighoff at
+      C = 1e22 with 25e9 unique tokens gives 7022364735.88 parameters and 237336955477.55 tokens.  Its
+      resolution is about 0.4 % in k and it cannot move more than 3x away from (N0, D0).
+    * ``"exact"``: :func:`best_allocation`.
     """
     law = get_law(law)
-    compute = _positive("compute", compute)
-    n0, d0 = _closed_form_optimum(law, compute)
-    if unique is None or unique >= d0:
-        if unique is not None:
-            _positive("unique", unique)
+    n0, d0 = closed_form_optimum(law, compute)
+    if unique is None or _positive("unique", unique) >= d0:
         return n0, d0
-    unique = _positive("unique", unique)
-
-    def at(n: float, d: float) -> float:
-        return loss(law, n, d, min(unique, d))
-
-    if method == "grid":
-        best = (math.inf, n0, d0)
-        for k in np.linspace(1.0001, 3.0, 500):
-            k = float(k)
-            for n, d in ((n0 / k, d0 * k), (n0 * k, d0 / k)):
-                value = at(n, d)
-                if value < best[0]:
-                    best = (value, n, d)
-        return best[1], best[2]
     if method == "exact":
-        def along(x: float) -> float:  # x = ln(N/N0); D = D0/e^x keeps 6*N*D = C
-            return at(n0 * math.exp(x), d0 * math.exp(-x))
-
-        xs = np.linspace(-math.log(1000.0), math.log(1000.0), 4001)
-        values = [along(float(x)) for x in xs]
-        i = int(np.argmin(values))
-        lo, hi = float(xs[max(i - 1, 0)]), float(xs[min(i + 1, len(xs) - 1)])
-        ratio = (math.sqrt(5.0) - 1.0) / 2.0
-        a, b = hi - ratio * (hi - lo), lo + ratio * (hi - lo)
-        fa, fb = along(a), along(b)
-        while hi - lo > 1e-9:
-            if fa < fb:
-                hi, b, fb = b, a, fa
-                a = hi - ratio * (hi - lo)
-                fa = along(a)
-            else:
-                lo, a, fa = a, b, fb
-                b = lo + ratio * (hi - lo)
-                fb = along(b)
-        x = (lo + hi) / 2.0
-        return n0 * math.exp(x), d0 * math.exp(-x)
-    raise ValueError(f"unknown optimal_allocation method {method!r}; use 'grid' or 'exact'")
+        return best_allocation(law, compute, unique)[1:]
+    if method != "grid":
+        raise ValueError(f"unknown optimal_allocation method {method!r}; use 'grid' or 'exact'")
+    ks = np.linspace(1.0001, 3.0, 500)
+    ns = np.concatenate([n0 / ks, n0 * ks])
+    ds = np.concatenate([d0 * ks, d0 / ks])
+    i = int(np.argmin(_loss_arrays(law, ns, ds, unique)))
+    return float(ns[i]), float(ds[i])
 
 
 # --------------------------------------------------------------------------------------------------
-# Marginal value of unique tokens
-# --------------------------------------------------------------------------------------------------
-
-def training_tokens(tokens: float, unique: float | None) -> float:
-    """The tokens actually trained on: the budget ``tokens``, or one epoch over the pool if that is larger.
-
-    D = max(tokens, unique).  Below the budget, more unique tokens replace repeats at a fixed D; above
-    it, every unique token is seen once, so the budget grows with the pool.
-    """
-    return tokens if unique is None else max(tokens, unique)
-
-
-def dloss_per_billion_unique(law: ScalingLaw | str, params: float, tokens: float,
-                             unique: float | None = None) -> float:
-    """Loss reduction (positive = better) from 1e9 more unique tokens, at ``params`` fixed.
-
-    loss(N, D0, U) - loss(N, D1, U + 1e9) with D0 = max(tokens, U), D1 = max(tokens, U + 1e9)
-    (:func:`training_tokens`); ``unique`` None means U = tokens (no repetition, so the extra billion is
-    trained on once and D grows by 1e9).  A finite difference over exactly one billion tokens, not a
-    derivative.
-    """
-    law = get_law(law)
-    params = _positive("params", params)
-    tokens = _positive("tokens", tokens)
-    u0 = tokens if unique is None else _positive("unique", unique)
-    u1 = u0 + BILLION
-    return (loss(law, params, training_tokens(tokens, u0), u0)
-            - loss(law, params, training_tokens(tokens, u1), u1))
-
-
-def marginal_loss_per_flop(law: ScalingLaw | str, params: float, tokens: float,
-                           unique: float | None = None) -> float:
-    """The loss a marginal training FLOP buys with the data in hand: the shadow price of loss in FLOPs.
-
-    With the unique pool fixed, extra compute can go into training longer on it (dC = 6*N*dD, more
-    repeats) or into a larger model (dC = 6*D*dN); the price is the better of the two,
-
-        lambda = max(-dL/dD / (6*N), -dL/dN / (6*D))   [loss per FLOP],
-
-    from the analytic derivatives of :func:`loss` at (params, tokens, U_D = min(unique, tokens)):
-    dD'/dD = exp(-R_D/R*_D) when repeating (1 otherwise) and dN'/dN = exp(-R_N/R*_N) beyond U_N (1
-    otherwise).  Always positive.
-    """
-    law, n, d, u_d, d_eff, n_eff = _effective(law, params, tokens, unique)
-    r_star = _rd_star(law)
-    dd_eff = math.exp(-(d / u_d - 1.0) / r_star) if d > u_d else 1.0
-    dn_eff = 1.0
-    if law.rn_star is not None:
-        u_n = params_for_tokens(law, u_d)
-        if n > u_n:
-            dn_eff = math.exp(-(n / u_n - 1.0) / law.rn_star)
-    gain_per_token = law.beta * law.B * d_eff ** (-law.beta - 1.0) * dd_eff
-    gain_per_param = law.alpha * law.A * n_eff ** (-law.alpha - 1.0) * dn_eff
-    return max(gain_per_token / (6.0 * n), gain_per_param / (6.0 * d))
-
-
-# --------------------------------------------------------------------------------------------------
-# Dollars
+# Dollars per FLOP
 # --------------------------------------------------------------------------------------------------
 
 @dataclass
@@ -355,9 +424,10 @@ class TrainingPrice:
     peak_flops: float = 989e12
 
 
-def usd_per_flop(price: TrainingPrice) -> float:
+def usd_per_flop(price) -> float:
     """Dollars per useful training FLOP: usd_per_gpu_hour / (3600 * mfu * peak_flops).
 
+    ``price`` is anything with those three attributes (:class:`TrainingPrice`, the run config's ``value``).
     With the defaults, 2 / (3600 * 0.4 * 989e12) = 1.404e-18 $/FLOP.
     """
     usd = float(price.usd_per_gpu_hour)
@@ -369,55 +439,47 @@ def usd_per_flop(price: TrainingPrice) -> float:
     return usd / (3600.0 * mfu * _positive("peak_flops", price.peak_flops))
 
 
+# --------------------------------------------------------------------------------------------------
+# Legacy first-order pricing: used by report.py until it moves to corpusslim.value.price_batch (issue 13)
+# --------------------------------------------------------------------------------------------------
+
+def training_tokens(tokens: float, unique: float | None) -> float:
+    """The tokens trained on under the legacy pricing: D = max(tokens, unique) (one epoch over a larger pool)."""
+    return tokens if unique is None else max(tokens, unique)
+
+
+def marginal_loss_per_flop(law: ScalingLaw | str, params: float, tokens: float,
+                           unique: float | None = None) -> float:
+    """The loss a marginal training FLOP buys with the data in hand, the better of longer training
+    (-dL/dD / 6N) and a larger model (-dL/dN / 6D), from central differences of :func:`loss` in ln D and ln N."""
+    law, n, d, u = _checked(law, params, tokens, unique)
+    h = 1e-6
+    by_tokens = (loss(law, n, d * (1 - h), u) - loss(law, n, d * (1 + h), u)) / (6.0 * n * 2 * h * d)
+    by_params = (loss(law, n * (1 - h), d, u) - loss(law, n * (1 + h), d, u)) / (6.0 * d * 2 * h * n)
+    return max(by_tokens, by_params)
+
+
 def batch_value(law: ScalingLaw | str, params: float, tokens: float, unique_before: float,
                 new_unique: float, price: TrainingPrice | None = None) -> dict:
-    """What a batch of ``new_unique`` unique tokens is worth to a model of ``params`` parameters.
+    """Legacy first-order value of ``new_unique`` unique tokens (superseded by :func:`corpusslim.value.price_batch`).
 
-    The plan trains on D = max(tokens, U) tokens (:func:`training_tokens`): while the pool U is below the
-    budget ``tokens``, new unique tokens replace repeats at fixed compute; beyond it they are trained on
-    once, which costs extra compute.
-
-    * ``loss_before`` = loss(N, D0, U0), ``loss_after`` = loss(N, D1, U0 + new_unique),
-      ``loss_gain`` = loss_before - loss_after (>= 0).
-    * ``equivalent_flops``: the extra training compute that would buy the same gain without the batch,
-      to first order: loss_gain / :func:`marginal_loss_per_flop` at (N, D0, U0), i.e. spending it on
-      the better of longer training on the existing pool or a larger model.  Linear in the gain and so a
-      lower bound for large gains (compute has diminishing returns).
-    * ``extra_training_flops`` = 6*N*(D1 - D0), the compute the plan must add to use the batch (zero
-      below the budget).
-    * ``value_usd`` = max(0, equivalent_flops - extra_training_flops) * :func:`usd_per_flop`; never
-      negative because a batch can always be left out.  Below the budget it is the whole equivalent
-      compute; once the pool covers the budget, using a batch costs about what it buys, so its value
-      drops to about zero -- the pool is then large enough for that training budget.
+    loss gain / :func:`marginal_loss_per_flop`, minus the extra compute 6*N*(D1 - D0) of training on a
+    larger pool, in dollars; ``inf`` past the whole run's compute 6*N*D0.
     """
-    law = get_law(law)
-    params = _positive("params", params)
-    tokens = _positive("tokens", tokens)
-    u0 = _positive("unique_before", unique_before)
-    new_unique = float(new_unique)
-    if not new_unique >= 0 or math.isinf(new_unique):
-        raise ValueError(f"new_unique must be a non-negative finite number, got {new_unique!r}")
+    law, n, d, u0 = _checked(law, params, tokens, unique_before)
     price = TrainingPrice() if price is None else price
-    u1 = u0 + new_unique
-    d0, d1 = training_tokens(tokens, u0), training_tokens(tokens, u1)
-    before = loss(law, params, d0, u0)
-    after = loss(law, params, d1, u1)
+    u1 = u0 + float(new_unique)
+    d0, d1 = training_tokens(d, u0), training_tokens(d, u1)
+    before, after = loss(law, n, d0, u0), loss(law, n, d1, u1)
     gain = max(before - after, 0.0)
-    shadow = marginal_loss_per_flop(law, params, d0, u0)
+    shadow = marginal_loss_per_flop(law, n, d0, u0)
     equivalent = gain / shadow if shadow > 0 else (math.inf if gain > 0 else 0.0)
-    # Past the whole training run's compute the first-order substitute means nothing (deep in repetition more
-    # compute buys almost no loss): compute cannot replace the batch, whose value is then unbounded.
-    if equivalent > 6.0 * params * d0:
+    if equivalent > 6.0 * n * d0:
         equivalent = math.inf
-    extra = 6.0 * params * (d1 - d0)
-    return {
-        "loss_before": before,
-        "loss_after": after,
-        "loss_gain": gain,
-        "equivalent_flops": equivalent,
-        "extra_training_flops": extra,
-        "value_usd": max(equivalent - extra, 0.0) * usd_per_flop(price) if equivalent > extra else 0.0,
-    }
+    extra = 6.0 * n * (d1 - d0)
+    return {"loss_before": before, "loss_after": after, "loss_gain": gain, "equivalent_flops": equivalent,
+            "extra_training_flops": extra,
+            "value_usd": (equivalent - extra) * usd_per_flop(price) if equivalent > extra else 0.0}
 
 
 def stopping_batch(values_usd: Sequence[float], costs_usd: Sequence[float]) -> int | None:
@@ -428,54 +490,3 @@ def stopping_batch(values_usd: Sequence[float], costs_usd: Sequence[float]) -> i
         if value < cost:
             return i
     return None
-
-
-# --------------------------------------------------------------------------------------------------
-# CLI-facing
-# --------------------------------------------------------------------------------------------------
-
-def value_report(law_name: str, params: float, tokens: float, unique: float | None = None) -> dict:
-    """The what-if answers of ``corpusslim value``: exactly the keys ``loss``, ``effective_tokens``,
-    ``optimal_params``, ``optimal_tokens``, ``dloss_per_billion_unique``.
-
-    * ``loss`` = :func:`loss` (params, tokens, unique);
-    * ``effective_tokens`` = D' (= tokens without ``unique`` or with unique >= tokens);
-    * ``optimal_params`` / ``optimal_tokens``: :func:`optimal_allocation` at the implied compute
-      C = 6*params*tokens with the same ``unique`` limit as ``loss`` (for every law, so the optimum is
-      the minimum of the very loss reported; only muennighoff also trades off excess parameters), found
-      with the reference grid search;
-    * ``dloss_per_billion_unique`` = :func:`dloss_per_billion_unique`.
-    """
-    law = get_law(law_name)
-    params = _positive("params", params)
-    tokens = _positive("tokens", tokens)
-    if unique is not None:
-        unique = _positive("unique", unique)
-    n_opt, d_opt = optimal_allocation(law, 6.0 * params * tokens, unique)
-    return {
-        "loss": loss(law, params, tokens, unique),
-        "effective_tokens": effective_tokens(law, tokens, unique),
-        "optimal_params": n_opt,
-        "optimal_tokens": d_opt,
-        "dloss_per_billion_unique": dloss_per_billion_unique(law, params, tokens, unique),
-    }
-
-
-def _si(x: float) -> str:
-    for factor, suffix in ((1e12, "T"), (1e9, "B"), (1e6, "M"), (1e3, "k")):
-        if abs(x) >= factor:
-            return f"{x / factor:.4g}{suffix}"
-    return f"{x:.4g}"
-
-
-def format_value_report(d: dict, law_name: str | None = None) -> str:
-    """The human-readable form of :func:`value_report`'s dictionary."""
-    lines = [f"scaling law:                       {law_name}"] if law_name else []
-    lines += [
-        f"predicted loss:                    {d['loss']:.4f}",
-        f"effective data D':                 {_si(d['effective_tokens'])} tokens",
-        f"compute-optimal split:             {_si(d['optimal_params'])} parameters, "
-        f"{_si(d['optimal_tokens'])} tokens",
-        f"loss change per +1B unique tokens: {0.0 - d['dloss_per_billion_unique']:+.3g}",
-    ]
-    return "\n".join(lines)

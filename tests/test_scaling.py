@@ -1,4 +1,4 @@
-"""The scaling-law module reproduces published figures and behaves sanely (issue 5)."""
+"""The scaling-law module reproduces published figures and behaves sanely (issues 5 and 13)."""
 from __future__ import annotations
 
 import math
@@ -6,22 +6,18 @@ import math
 import pytest
 
 from corpusslim import scaling
-from corpusslim.errors import CorpusSlimError
 from corpusslim.scaling import (
     LAWS,
     TrainingPrice,
     UnknownLawError,
-    batch_value,
-    dloss_per_billion_unique,
+    best_allocation,
     effective_params,
     effective_tokens,
-    format_value_report,
+    least_compute,
     loss,
-    marginal_loss_per_flop,
+    loss_floor,
     optimal_allocation,
-    stopping_batch,
     usd_per_flop,
-    value_report,
 )
 
 
@@ -93,7 +89,8 @@ def test_scarce_unique_data_moves_the_optimum_to_more_epochs_and_fewer_params():
 @pytest.mark.parametrize("unique", [None, 30e9, 300e9])
 def test_loss_falls_with_params_and_tokens(name, unique):
     ns = [1e8, 1e9, 7e9, 7e10, 1e12]
-    ds = [1e10, 1e11, 1e12, 1e13]
+    # chinchilla and besiroglu train on at most one epoch: beyond U more tokens change nothing
+    ds = [d for d in (1e10, 1e11, 1e12, 1e13) if LAWS[name].repeats or unique is None or d <= unique]
     for d in ds:
         losses = [loss(name, n, d, unique) for n in ns]
         assert all(a > b for a, b in zip(losses, losses[1:]))
@@ -112,20 +109,22 @@ def test_loss_falls_with_unique_tokens_at_fixed_budget(name):
 
 @pytest.mark.parametrize("name", sorted(LAWS))
 def test_effective_tokens(name):
-    r_star = 15.387756
     u = 1e9
+    # no repetition: D' = D
+    assert effective_tokens(name, 1e12, 1e12) == 1e12
+    assert effective_tokens(name, 1e12, 5e12) == 1e12
+    assert effective_tokens(name, 1e12, None) == 1e12
+    if not LAWS[name].repeats:  # one epoch at most: D' = min(D, U)
+        assert [effective_tokens(name, d, u) for d in (5e8, 2e9, 1e12)] == [5e8, u, u]
+        return
     prev = 0.0
     for d in (1e9, 2e9, 1e10, 1e11, 1e12):
         eff = effective_tokens(name, d, u)
         assert prev < eff <= d
         prev = eff
     assert effective_tokens(name, 2e9, 1e9) < 2e9
-    # no repetition: D' = D
-    assert effective_tokens(name, 1e12, 1e12) == 1e12
-    assert effective_tokens(name, 1e12, 5e12) == 1e12
-    assert effective_tokens(name, 1e12, None) == 1e12
-    # endless repetition: D' -> U * (1 + R*_D)
-    assert effective_tokens(name, 1e9 * 1e6, u) == pytest.approx(u * (1 + r_star), rel=1e-9)
+    # endless repetition: D' -> U * (1 + R*_D), R*_D = 15.387756 (datablations README)
+    assert effective_tokens(name, 1e9 * 1e6, u) == pytest.approx(u * (1 + 15.387756), rel=1e-9)
 
 
 def test_effective_params():
@@ -141,17 +140,48 @@ def test_effective_params():
     assert scaling.params_for_tokens(law, d) == pytest.approx(n, rel=1e-12)
 
 
+# ---------------------------------------------------------------- best loss for a budget, least compute
+
 @pytest.mark.parametrize("name", sorted(LAWS))
-def test_marginal_loss_per_flop_matches_finite_differences(name):
-    n, d, u = 7e9, 1.4e12, 2e11
-    lam = marginal_loss_per_flop(name, n, d, u)
-    h = 1e-4
-    by_tokens = (loss(name, n, d * (1 - h), u) - loss(name, n, d * (1 + h), u)) / (6 * n * 2 * h * d)
-    by_params = (loss(name, n * (1 - h), d, u) - loss(name, n * (1 + h), d, u)) / (6 * d * 2 * h * n)
-    assert lam == pytest.approx(max(by_tokens, by_params), rel=1e-5)
+@pytest.mark.parametrize("unique", [5e9, 5e10, 1e12])
+def test_best_allocation_is_a_minimum_on_the_iso_flop_line(name, unique):
+    compute = 5.88e22
+    best, n, d = best_allocation(name, compute, unique)
+    assert 6 * n * d == pytest.approx(compute, rel=1e-12)
+    assert best == pytest.approx(loss(name, n, d, unique), rel=1e-15)
+    for k in (0.5, 0.9, 0.999, 1.001, 1.1, 2.0):
+        assert loss(name, n * k, d / k, unique) >= best - 1e-12
+    # never worse than the reference grid search
+    assert best <= loss(name, *optimal_allocation(name, compute, unique), unique) + 1e-15
 
 
-# ---------------------------------------------------------------- value
+def test_chinchilla_form_laws_never_repeat_in_the_optimum():
+    # with no repetition term a token beyond the pool buys nothing, so the optimum trains exactly one epoch
+    _, n, d = best_allocation("chinchilla", 1e24, 1e11)
+    assert d == pytest.approx(1e11, rel=1e-6)
+
+
+@pytest.mark.parametrize("name", sorted(LAWS))
+def test_least_compute_inverts_the_best_loss(name):
+    for compute in (1e20, 5.88e22, 1e24):
+        best = best_allocation(name, compute, 2e11)[0]
+        assert least_compute(name, best, 2e11) == pytest.approx(compute, rel=1e-9)
+        n = 7e9
+        fixed = loss(name, n, compute / (6 * n), 2e11)
+        assert least_compute(name, fixed, 2e11, params=n) == pytest.approx(min(compute, 6 * n * 2e11)
+                                                                           if not LAWS[name].repeats else compute,
+                                                                           rel=1e-9)
+
+
+@pytest.mark.parametrize("name", sorted(LAWS))
+@pytest.mark.parametrize("params", [None, 7e9])
+def test_least_compute_is_unbounded_below_the_floor(name, params):
+    floor = loss_floor(name, 1e11, params)
+    assert math.isinf(least_compute(name, floor * (1 - 1e-9), 1e11, params))
+    assert math.isfinite(least_compute(name, floor * (1 + 1e-6), 1e11, params))
+
+
+# ---------------------------------------------------------------- dollars and errors
 
 def test_usd_per_flop_defaults():
     assert usd_per_flop(TrainingPrice()) == pytest.approx(2.0 / (3600 * 0.4 * 989e12))
@@ -160,87 +190,9 @@ def test_usd_per_flop_defaults():
         usd_per_flop(TrainingPrice(mfu=0))
 
 
-@pytest.mark.parametrize("name", sorted(LAWS))
-def test_batch_value_positive_and_diminishing(name):
-    price = TrainingPrice()
-    values = []
-    for u in (1e10, 5e10, 1e11, 2e11, 4e11, 8e11, 1.2e12):
-        v = batch_value(name, 7e9, 1.4e12, u, 1e10, price)
-        assert set(v) >= {"loss_before", "loss_after", "loss_gain", "equivalent_flops", "value_usd"}
-        assert v["loss_gain"] == pytest.approx(v["loss_before"] - v["loss_after"])
-        assert v["loss_gain"] > 0 and v["equivalent_flops"] > 0 and v["value_usd"] > 0
-        assert v["value_usd"] == pytest.approx(v["equivalent_flops"] * usd_per_flop(price))
-        values.append(v["value_usd"])
-    assert all(a > b for a, b in zip(values, values[1:]))
-    # a bigger batch is worth more than a smaller one at the same point
-    assert batch_value(name, 7e9, 1.4e12, 1e11, 2e10)["value_usd"] > values[2]
-    # once the unique pool covers the training budget, using more data costs about what it buys
-    v = batch_value(name, 7e9, 1.4e12, 1.4e12, 1e10, price)
-    assert v["extra_training_flops"] == pytest.approx(6 * 7e9 * 1e10)
-    assert v["value_usd"] == 0.0
-    # nothing new, no value
-    assert batch_value(name, 7e9, 1.4e12, 1e11, 0.0)["value_usd"] == 0.0
-
-
-def test_batch_value_scales_with_price():
-    cheap = batch_value("muennighoff", 7e9, 1.4e12, 1e11, 1e10, TrainingPrice(usd_per_gpu_hour=1.0))
-    dear = batch_value("muennighoff", 7e9, 1.4e12, 1e11, 1e10, TrainingPrice(usd_per_gpu_hour=3.0))
-    assert dear["value_usd"] == pytest.approx(3 * cheap["value_usd"])
-    assert dear["equivalent_flops"] == cheap["equivalent_flops"]
-
-
-@pytest.mark.parametrize("name", sorted(LAWS))
-def test_dloss_per_billion_unique(name):
-    below = [dloss_per_billion_unique(name, 7e9, 1.4e12, u) for u in (1e10, 1e11, 1e12)]
-    assert all(x > 0 for x in below)
-    assert all(a > b for a, b in zip(below, below[1:]))
-    # without a unique count every token is fresh: the extra billion is trained on once more
-    fresh = dloss_per_billion_unique(name, 7e9, 1.4e12)
-    assert fresh == pytest.approx(loss(name, 7e9, 1.4e12) - loss(name, 7e9, 1.4e12 + 1e9))
-    assert fresh > 0
-
-
-def test_stopping_batch():
-    assert stopping_batch([10.0, 8.0, 5.0, 3.0, 1.0], [2.0, 2.0, 2.0, 4.0, 4.0]) == 3
-    assert stopping_batch([10.0, 8.0], [2.0, 2.0]) is None
-    assert stopping_batch([1.0, 8.0], [2.0, 2.0]) == 0
-    assert stopping_batch([], []) is None
-    assert stopping_batch([2.0], [2.0]) is None  # equal is not below
-    with pytest.raises(ValueError, match="one of each"):
-        stopping_batch([1.0, 2.0], [1.0])
-
-
-def test_stopping_batch_on_modelled_values():
-    values = [batch_value("muennighoff", 7e9, 1.4e12, u, 5e10)["value_usd"]
-              for u in (5e10 * (i + 1) for i in range(30))]
-    costs = [500.0] * len(values)
-    i = stopping_batch(values, costs)
-    assert i is not None and 0 < i < len(values)
-    assert values[i] < 500.0 <= values[i - 1]
-
-
-# ---------------------------------------------------------------- CLI-facing and errors
-
-@pytest.mark.parametrize("name", sorted(LAWS))
-@pytest.mark.parametrize("unique", [None, 2e11])
-def test_value_report(name, unique):
-    d = value_report(name, 7e9, 1.4e12, unique)
-    assert set(d) == {"loss", "effective_tokens", "optimal_params", "optimal_tokens",
-                      "dloss_per_billion_unique"}
-    assert all(isinstance(v, float) and math.isfinite(v) for v in d.values())
-    assert d["loss"] == loss(name, 7e9, 1.4e12, unique)
-    assert d["effective_tokens"] == effective_tokens(name, 1.4e12, unique)
-    assert 6 * d["optimal_params"] * d["optimal_tokens"] == pytest.approx(6 * 7e9 * 1.4e12, rel=1e-9)
-    assert loss(name, d["optimal_params"], d["optimal_tokens"], unique) <= d["loss"]
-    text = format_value_report(d, law_name=name)
-    assert name in text and "loss" in text
-
-
 def test_unknown_law_is_a_clear_error():
     with pytest.raises(UnknownLawError, match="unknown scaling law 'kaplan'.*besiroglu, chinchilla, muennighoff"):
         loss("kaplan", 1e9, 1e10)
-    with pytest.raises(CorpusSlimError):
-        value_report("gpt", 1e9, 1e10)
     with pytest.raises(ValueError):
         scaling.get_law("Chinchilla")
 
@@ -254,9 +206,3 @@ def test_bad_numbers_are_rejected():
         effective_tokens("chinchilla", 1e10, 0)
     with pytest.raises(ValueError, match="method"):
         optimal_allocation("muennighoff", 1e22, 25e9, method="newton")
-
-
-def test_batch_value_unbounded_deep_in_repetition():
-    """200 epochs over the unique pool: compute cannot replace new unique data, so its value is unbounded."""
-    v = batch_value("muennighoff", 1e7, 2e8, 1e6, 1e5)
-    assert math.isinf(v["value_usd"]) and v["loss_gain"] > 0
