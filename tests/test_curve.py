@@ -36,11 +36,11 @@ def test_exact_power_law_recovers_k_and_gamma():
     R, C = cumulative(24)
     fit = fit_yield_curve(R, 3.0 * R ** 0.7, C)
     assert fit.reason is None and fit.model == "power_law"
-    assert fit.params["K"] == pytest.approx(3.0, rel=1e-9)
-    assert fit.params["gamma"] == pytest.approx(0.7, abs=1e-12)
-    assert fit.gamma == pytest.approx(0.7, abs=1e-12)
-    assert fit.holdout_error["power_law"] == pytest.approx(0.0, abs=1e-12)
-    assert fit.marginal_yield == pytest.approx(3.0 * 0.7 * R[-1] ** -0.3, rel=1e-9)
+    assert fit.params["K"] == pytest.approx(3.0, rel=1e-5)
+    assert fit.params["gamma"] == pytest.approx(0.7, abs=1e-5)
+    assert fit.holdout_error["power_law"] < 1e-3 * min(fit.holdout_error["exponential"],
+                                                       fit.holdout_error["michaelis_menten"])
+    assert fit.marginal_yield == pytest.approx(3.0 * 0.7 * R[-1] ** -0.3, rel=1e-5)
 
 
 @pytest.mark.parametrize("model", ["exponential", "michaelis_menten"])
@@ -49,9 +49,9 @@ def test_exact_saturating_recovers_u_inf_and_r0(model):
     fit = fit_yield_curve(R, GENERATORS[model](R), C)
     assert fit.reason is None and fit.model == model
     u_inf = 2e10 if model == "exponential" else 3e10
-    assert fit.params["U_inf"] == pytest.approx(u_inf, rel=1e-7)
-    assert fit.params["R0"] == pytest.approx(1e10, rel=1e-7)
-    assert np.allclose(predict(fit, R), GENERATORS[model](R), rtol=1e-7)
+    assert fit.params["U_inf"] == pytest.approx(u_inf, rel=1e-4)
+    assert fit.params["R0"] == pytest.approx(1e10, rel=1e-4)
+    assert np.allclose(predict(fit, R), GENERATORS[model](R), rtol=1e-5)
 
 
 @pytest.mark.parametrize("model", MODELS)
@@ -106,14 +106,14 @@ def test_marginal_yield_falls_as_duplicates_rise():
     assert b.marginal_per_usd < a.marginal_per_usd
 
 
-def test_marginal_per_usd_is_marginal_yield_times_recent_raw_tokens_per_dollar():
+def test_marginal_per_usd_uses_raw_tokens_per_dollar_over_all_batches():
+    """One expensive batch moves dR/dC by its share of all batches, not by a window's."""
     n = 12
     R = np.cumsum(np.full(n, BATCH_RAW))
-    cost = np.r_[np.full(n - 3, 1.0), np.full(3, 4.0)]               # the last 3 batches cost 4 $ each
+    cost = np.r_[np.full(n - 1, 1.0), 12.0]                            # the last batch costs 12 $, the rest 1 $
     fit = fit_yield_curve(R, 3.0 * R ** 0.7, np.cumsum(cost))
-    assert fit.window == 3
-    assert fit.raw_per_usd == pytest.approx(BATCH_RAW / 4.0)
-    assert fit.marginal_per_usd == pytest.approx(fit.marginal_yield * BATCH_RAW / 4.0, rel=1e-12)
+    assert fit.raw_per_usd == pytest.approx(n * BATCH_RAW / 23.0)
+    assert fit.marginal_per_usd == pytest.approx(fit.marginal_yield * n * BATCH_RAW / 23.0, rel=1e-12)
 
 
 # ------------------------------------------------------------------------------------------------ bootstrap
@@ -209,11 +209,11 @@ def test_extrapolation_band_and_batch_size_override():
     ([], [], [], "at least 3 batches"),
     ([1e9, 2e9], [9e8, 1.7e9], [1, 2], "at least 3 batches"),
     ([0, 0, 0, 0], [0, 0, 0, 0], [0, 0, 0, 0], "no raw tokens"),
-    ([0, 0, 1e9, 2e9], [0, 0, 8e8, 1.5e9], [0, 1, 2, 3], "R > 0 and U > 0"),
+    ([0, 0, 1e9, 2e9], [0, 0, 8e8, 1.5e9], [0, 1, 2, 3], "brought raw tokens"),
     ([1e9, 2e9, math.nan], [1, 2, 3], [1, 2, 3], "NaN"),
     ([1e9, 3e9, 2e9], [1, 2, 3], [1, 2, 3], "cumulative"),
     ([1e9, 2e9, 3e9], [1, 2, -3], [1, 2, 3], "negative"),
-    ([5e9, 5e9, 5e9, 5e9], [1, 2, 3, 4], [1, 2, 3, 4], "single positive value"),
+    ([5e9, 5e9, 5e9, 5e9], [1, 2, 3, 4], [1, 2, 3, 4], "brought raw tokens"),
 ])
 def test_degenerate_inputs_give_a_reason_not_an_exception(R, U, C, words):
     fit = fit_yield_curve(R, U, C)
@@ -243,7 +243,7 @@ def test_leading_empty_batches_are_left_out_of_the_fit():
     zeros = np.zeros(3)
     fit = fit_yield_curve(np.r_[zeros, R], np.r_[zeros, U], np.r_[zeros, C])
     assert fit.reason is None and fit.n_batches == 15
-    assert fit.gamma == pytest.approx(0.7, abs=1e-9)
+    assert fit.gamma == pytest.approx(0.7, abs=1e-5)
 
 
 def test_no_cost_leaves_per_usd_undefined_but_serialisable():
@@ -268,7 +268,7 @@ def test_as_dict_is_json_and_keeps_every_model():
     summary = json.loads(json.dumps(as_dict(fit), allow_nan=False))
     assert summary["model"] == fit.model and set(summary["fits"]) == set(MODELS)
     assert summary["marginal_yield_band"] == list(fit.marginal_yield_band)
-    assert isinstance(fit, CurveFit) and "boot_params" not in summary
+    assert isinstance(fit, CurveFit) and "curves" not in summary
 
 
 # --------------------------------------------------------------------------------- FineWeb reference gammas
@@ -288,6 +288,6 @@ def test_fineweb_reference_gammas(raw, kept, gamma):
     R, U, C = r * i, r * i ** g, i * 1000.0
     assert U[-1] == pytest.approx(kept, rel=1e-12) and R[-1] == pytest.approx(raw)
     fit = fit_yield_curve(R, U, C, bootstrap=20)
-    assert fit.model == "power_law" and fit.gamma == pytest.approx(g, abs=1e-9)
+    assert fit.model == "power_law" and fit.gamma == pytest.approx(g, abs=1e-5)   # grid zoomed to 3e-6
     noisy = fit_yield_curve(R, with_noise(U, 0.05, seed=4), C, bootstrap=20)
     assert noisy.gamma == pytest.approx(gamma, abs=0.01)
