@@ -107,14 +107,6 @@ class P(Progress):
     def start(self, total, done, dashboard): print("@@start", time.time(), file=sys.stderr, flush=True)
     def phase(self, name, tasks): print("@@phase", name, tasks, time.time(), file=sys.stderr, flush=True)
     def task(self, result): print("@@task", time.time(), file=sys.stderr, flush=True)
-import corpusslim.runner as _runner
-if hasattr(_runner, "Job") and hasattr(_runner.Job, "_verify"):  # count duplicate rows among the verified pairs
-    _verify = _runner.Job._verify
-    def _counted(self, candidates, exact):
-        res = _verify(self, candidates, exact)
-        print("@@verified", res[0].height, res[0].unique().height, file=sys.stderr, flush=True)
-        return res
-    _runner.Job._verify = _counted
 cfg = load_config(sys.argv[1], {"input": sys.argv[2], "output": sys.argv[3], "workers": int(sys.argv[4])})
 stats = run(cfg, force=True, progress=P())
 print("@@end", time.time(), file=sys.stderr, flush=True)
@@ -217,7 +209,6 @@ def run_pipeline(stages: list[dict], input_dir: Path, out_dir: Path, workers: in
     sampler.start()
     events: list[tuple[float, str]] = []
     err_tail: list[str] = []
-    verified: dict[str, int] = {}  # rows / distinct (a, b) of the runner's verified pairs (driver only)
 
     def read_err() -> None:
         for line in proc.stderr:
@@ -226,8 +217,6 @@ def run_pipeline(stages: list[dict], input_dir: Path, out_dir: Path, workers: in
                 events.append((float(parts[3]), parts[1]))
             elif parts and parts[0] in ("@@task", "@@start", "@@end"):
                 events.append((float(parts[1]), parts[0][2:]))
-            elif parts and parts[0] == "@@verified":
-                verified.update(rows=int(parts[1]), unique=int(parts[2]))
             else:
                 err_tail.append(line)
                 del err_tail[:-40]
@@ -248,8 +237,6 @@ def run_pipeline(stages: list[dict], input_dir: Path, out_dir: Path, workers: in
     clusters = {k: v for k, v in sections.get("clusters", {}).get("all", {}).items()
                 if k in ("candidate_pairs", "verified_pairs", "exact_pairs", "cpu_seconds")}
     clusters["members"] = sections.get("clusters", {}).get("all", {}).get("members", {}).get("rows")
-    if verified:
-        clusters["verified_pairs_unique"] = verified["unique"]
     phase_peaks = _phase_peaks(sampler.samples, events)
     hwm = _hwm_jumps(sampler.status, events)
     dedup = next((s for s in stats["stages"] if s["stage"] == "dedup"), None)
@@ -693,8 +680,8 @@ def speed_section(args, sources: Sources, results: dict) -> None:
     import polars as pl
     from datasketch import MinHash
 
+    from corpusslim.dedup.stage import DedupConfig, DedupStage
     from corpusslim.filters.minhash import MinHasher, shingles
-    from corpusslim.stages.dedup import DedupConfig, DedupStage
 
     shingler = Shingler()
     n_docs = 300 if args.quick else args.speed_docs
@@ -769,9 +756,9 @@ def speed_section(args, sources: Sources, results: dict) -> None:
 # One measurement per fresh process (clean ru_maxrss): argv = run dir, what.
 PROFILE = r"""
 import json, os, resource, sys, time
-from corpusslim.dedup import reduce_candidates
+from corpusslim.dedup.tasks import reduce_candidates
 from corpusslim.shard_io import is_intact, read_checked
-from corpusslim.stages.dedup import DOC
+from corpusslim.keys import DOC
 run_dir, what = sys.argv[1], sys.argv[2]
 maps = json.load(open(os.path.join(run_dir, "_manifest.json")))["sections"]["map"]
 records = [maps[k]["index"] for k in sorted(maps, key=lambda k: maps[k]["shard_number"])]
@@ -802,7 +789,7 @@ print("@@" + json.dumps(out))
 def profile_tasks(run_dir: Path, work: Path) -> dict:
     """Memory and time of one reduce task (partitions 1, 4, 10) and the cost of one index-file read, on a finished
     run's index files; each in a fresh process. (The verify task is not profiled here: it is now a per-shard gather
-    plus worker-to-worker payloads inside the runner, see ``corpusslim.runner.Job._verify``.)"""
+    plus worker-to-worker payloads scheduled by ``corpusslim.dedup.driver.DedupLinker``.)"""
     work.mkdir(parents=True, exist_ok=True)
     prof = {}
     for what in ("reduce:1", "reduce:4", "reduce:10", "reads"):

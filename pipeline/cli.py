@@ -45,6 +45,7 @@ class ConsoleProgress:
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="corpusslim", message="%(prog)s %(version)s")
 def main() -> None:
     """CorpusSlim: clean pretraining data on Dask and price each batch by the unique tokens it adds."""
 
@@ -169,12 +170,14 @@ def stages_cmd(as_json: bool) -> None:
     click.echo("input (always first): " + ", ".join(f"{k} ({v})" for k, v in INPUT_REASONS.items()))
     for s in stages:
         extra = (" · global (all shards)" if s["global"] else "") + \
-            (f" · after {', '.join(s['requires'])}" if s["requires"] else "")
+            (f" · needs {', '.join(s['requires'])} earlier" if s["requires"] else "") + \
+            (f" · after {', '.join(s['after'])} when configured" if s["after"] else "")
         click.echo(f"\n{s['kind']}{extra} · adds {', '.join(s['columns'])}")
         for code, meaning in s["reasons"].items():
             click.echo(f"  reason {code}: {meaning}")
         for c in s["config"]:
-            click.echo(f"  {c['key']} = {c['default']!r}" + (f"  # {c['description']}" if c["description"] else ""))
+            value = "(required)" if c["required"] else f"= {c['default']!r}"
+            click.echo(f"  {c['key']} {value}" + (f"  # {c['description']}" if c["description"] else ""))
 
 
 @main.command("value")

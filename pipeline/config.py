@@ -5,8 +5,10 @@ config means the same run whatever the current directory.
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
+import operator
 import os
 from pathlib import Path
 from typing import Annotated, Literal
@@ -16,13 +18,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from corpusslim.errors import ConfigError
 from corpusslim.stages import STAGES
-from corpusslim.stages.dedup import DedupConfig
-from corpusslim.stages.lid import LidConfig
-from corpusslim.stages.prefilter import PrefilterConfig
-from corpusslim.stages.quality import QualityStageConfig
-from corpusslim.stages.segment import SegmentConfig
 
-StageConfigs = Annotated[PrefilterConfig | LidConfig | SegmentConfig | DedupConfig | QualityStageConfig,
+# One registry: the config of every registered stage, told apart by its ``kind``.
+StageConfigs = Annotated[functools.reduce(operator.or_, (cls.Config for cls in STAGES.values())),
                          Field(discriminator="kind")]
 
 

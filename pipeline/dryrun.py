@@ -70,9 +70,7 @@ def target_config(config: RunConfig, name: str) -> tuple[list[StageConfig], Stag
 def _run(stage: Stage, batch: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
     """(annotated, kept, rejected) of a stage on a batch; a global stage runs all its phases in memory."""
     if stage.is_global:
-        from corpusslim.dedup import duplicates_in_memory
-
-        stage = build_stage(stage.config, duplicates=duplicates_in_memory(batch, stage.config))
+        stage = stage.in_memory(batch)
     annotated = stage.annotate(batch)
     return annotated, *stage.split(annotated)
 

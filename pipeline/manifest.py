@@ -14,7 +14,7 @@ from corpusslim.errors import OutputConflictError, OutputError
 from corpusslim.shard_io import is_intact, parquet_rows
 
 MANIFEST = "_manifest.json"
-OUTPUT_DIRS = ("kept", "rejected")
+OUTPUT_DIRS = ("kept", "rejected", "removed_lines")  # a shard's outputs (removed_lines/ where lines went)
 RUN_DIRS = (*OUTPUT_DIRS, "index", "_work")
 
 
@@ -85,7 +85,7 @@ class Manifest:
         the others (a global stage), so the remaining shards are marked to be redone. Returns the stems gone."""
         gone = sorted((set(self.section("shards")) | set(self.section("map"))) - present)
         for stem in gone:
-            for parts in (("kept",), ("rejected",), ("index",), ("index", "ids"), ("_work", "pre")):
+            for parts in (*((d,) for d in OUTPUT_DIRS), ("index",), ("index", "ids"), ("_work", "pre")):
                 storage.remove(storage.join(self.output, *parts, f"{stem}.parquet"))
             for section in ("shards", "map"):
                 self.section(section).pop(stem, None)
@@ -98,12 +98,12 @@ class Manifest:
         return gone
 
     def is_done(self, stem: str) -> bool:
-        """Final outputs of the shard done, both files present with the row counts recorded."""
+        """Final outputs of the shard done, each file it wrote present with the row count recorded."""
         entry = self.get("shards", stem)
         if not entry or entry.get("status") != "done":
             return False
         return all(parquet_rows(storage.join(self.output, d, f"{stem}.parquet")) == entry["rows"][d]
-                   for d in OUTPUT_DIRS)
+                   for d in OUTPUT_DIRS if d in entry["rows"])
 
     def intact(self, section: str, key: str, *files: str) -> bool:
         """The unit is recorded and each named file record of it is unchanged on disk."""

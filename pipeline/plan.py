@@ -29,9 +29,7 @@ from corpusslim.worker import input_step
 
 def _process(stage: Stage, batch: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
     if stage.is_global:
-        from corpusslim.dedup import duplicates_in_memory
-
-        stage = build_stage(stage.config, duplicates=duplicates_in_memory(batch, stage.config))
+        stage = stage.in_memory(batch)
     return stage.process(batch)
 
 

@@ -13,36 +13,25 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-import polars as pl
 from distributed import Client, as_completed
 
 from corpusslim import storage
 from corpusslim.cluster import check_workers, dask_client
 from corpusslim.config import RunConfig
-from corpusslim.dedup import (
-    PAIR_SCHEMA,
-    cluster,
-    duplicate_ids,
-    gather_docs,
-    ids_of,
-    name_roots,
-    part_of,
-    reduce_candidates,
-    verify_shard,
-)
 from corpusslim.errors import ConfigError, OutputError, ShardInputError
+from corpusslim.keys import shard_expr
 from corpusslim.ledger import build_ledger
 from corpusslim.manifest import Manifest, read_manifest, write_json_atomic
+from corpusslim.measure import peak_rss_mb
+from corpusslim.phases import LINK_KEY, Links
 from corpusslim.report import write_report
-from corpusslim.shard_io import Shard, discover_shards, read_checked, remove_temporaries, write_atomic, write_checked
+from corpusslim.shard_io import Shard, discover_shards, remove_temporaries, write_atomic
 from corpusslim.stages import STAGES
-from corpusslim.stages.base import StageConfig
-from corpusslim.stages.dedup import DOC, shard_expr, shard_of
+from corpusslim.stages.base import GlobalStage, StageConfig
 from corpusslim.stats import build_stats
-from corpusslim.worker import apply_shard, map_shard, peak_rss_mb, process_shard
+from corpusslim.worker import apply_shard, map_shard, process_shard
 
 CONFIG_FILE = "config.json"  # the validated config of the run, for ``corpusslim report``
-EMPTY_DESTS = pl.DataFrame(schema={DOC: pl.UInt64, "dest": pl.Int64})  # a gathered shard no verify task needs
 
 
 class Progress:
@@ -70,6 +59,9 @@ class Plan:
                 return cls(stages[:i], stage, stages[i + 1:])
         return cls(list(stages))
 
+    def global_stage(self) -> GlobalStage | None:
+        return None if self.global_ is None else STAGES[self.global_.kind](self.global_)
+
 
 @dataclass
 class Prior:
@@ -81,21 +73,16 @@ class Prior:
     text_sources: dict[int, dict] = field(default_factory=dict)
 
 
-def _dedup_signature(config: StageConfig) -> dict:
-    """The settings two runs must share for one's index to be searched by the other."""
-    keys = ("exact", "near", "num_perm", "bands", "rows", "ngram", "ngram_zh", "seed", "scheme")
-    return {k: getattr(config, k) for k in keys}
-
-
-def load_prior(against: str, global_config: StageConfig) -> Prior:
+def load_prior(against: str, global_stage: GlobalStage) -> Prior:
     """The chain of finished runs ending at ``against`` (each run records the runs it was deduped against)."""
     stored = read_manifest(against)
     if stored is None:
         raise ConfigError(f"--against {against}: no finished run there (no _manifest.json)")
     meta, sections = stored.get("meta", {}), stored.get("sections", {})
-    if meta.get("dedup") != _dedup_signature(global_config):
-        raise ConfigError(f"--against {against}: its dedup settings {meta.get('dedup')} differ from this run's "
-                          f"{_dedup_signature(global_config)}; signatures would not be comparable")
+    kind, signature = global_stage.kind, global_stage.signature()
+    if meta.get(kind) != signature:
+        raise ConfigError(f"--against {against}: its {kind} settings {meta.get(kind)} differ from this run's "
+                          f"{signature}; their indexes would not be comparable")
     unfinished = [k for k, v in sections.get("shards", {}).items() if v.get("status") != "done"]
     if unfinished or not sections.get("map"):
         raise ConfigError(f"--against {against}: the run is not finished (shards not done: {unfinished[:5]})")
@@ -111,17 +98,19 @@ def load_prior(against: str, global_config: StageConfig) -> Prior:
 
 
 class Job:
-    """One invocation of ``run``: the config, the manifest and the Dask client, and the phases."""
+    """One invocation of ``run``: the config, the manifest and the Dask client, and the phases. It is the
+    :class:`corpusslim.phases.PhaseContext` a global stage's linker works through."""
 
     def __init__(self, config: RunConfig, client: Client, manifest: Manifest, shards: list[Shard], prior: Prior,
                  progress: Progress):
         self.config, self.client, self.manifest = config, client, manifest
         self.shards, self.prior, self.progress = shards, prior, progress
         self.plan = Plan.of(list(config.stages))
+        self.before = [c.kind for c in self.plan.before]
         self.work = storage.join(config.output, "_work")
         self.bad: set[str] = set()  # shards quarantined in this invocation: not retried within it
 
-    def _each(self, phase: str, futures: list) -> Iterable[dict]:
+    def each(self, phase: str, futures: list) -> Iterable[dict]:
         self.progress.phase(phase, len(futures))
         try:
             for future in as_completed(futures):
@@ -136,7 +125,7 @@ class Job:
 
     def _shard_results(self, phase: str, futures: list, section: str) -> None:
         """Record per-shard results; a bad input shard is quarantined or, by policy, stops the job."""
-        for result in self._each(phase, futures):
+        for result in self.each(phase, futures):
             if result["status"] == "bad_input":
                 result["status"] = "quarantined"
                 self.bad.add(result["shard"])
@@ -153,7 +142,7 @@ class Job:
                                       pure=False) for s in todo]
         self._shard_results("shards", futures, "shards")
 
-    # -- global stage -------------------------------------------------------------------------------------------
+    # -- global stage: map, link, apply ----------------------------------------------------------------------------
     def _number(self, shard: Shard) -> int:
         return self.prior.shards + shard.index
 
@@ -171,15 +160,25 @@ class Job:
                                       storage.join(self.config.output, "index"), pure=False) for s in todo]
         self._shard_results("map", futures, "map")
 
-    def _index(self) -> dict[int, dict]:
+    def index(self) -> dict[int, dict]:
         index = dict(self.prior.index)
         for s in self._mapped():
             entry = self.manifest.get("map", s.stem)
             index[entry["shard_number"]] = entry["index"]
         return index
 
+    def sources(self) -> dict[int, dict]:
+        sources = dict(self.prior.text_sources)
+        for s in self._mapped():
+            entry = self.manifest.get("map", s.stem)
+            sources[entry["shard_number"]] = {"pre": entry["pre"], "index": entry["index"]}
+        return sources
+
+    def id_files(self) -> list[dict]:
+        return [self.manifest.get("map", s.stem)["ids"] for s in self._mapped()]
+
     def _fingerprint(self) -> str:
-        shas = sorted((n, r["sha256"]) for n, r in self._index().items())
+        shas = sorted((n, r["sha256"]) for n, r in self.index().items())
         return hashlib.sha256(json.dumps(shas).encode()).hexdigest()[:16]
 
     def _pending(self, fp: str) -> list[Shard]:
@@ -187,122 +186,36 @@ class Job:
                 if not (self.manifest.is_done(s.stem) and self.manifest.get("shards", s.stem).get("fp") == fp)]
 
     def run_global(self) -> None:
+        """Map every shard, link, apply the shards whose outputs are not done for the current index state."""
+        linker = STAGES[self.plan.global_.kind].Linker(self.plan.global_, self)
         self._map(need_pre=set())
-        fp = self._fingerprint()
-        self._map(need_pre={s.stem for s in self._pending(fp)})
-        if self._fingerprint() != fp:  # an input changed under a finished run: redo every shard
+        while True:
             fp = self._fingerprint()
-            self._map(need_pre={s.stem for s in self._mapped()})
-        pending = self._pending(fp)
-        if not pending:
-            return
-        if self.plan.global_.verify == "exact" and not self._clusters_intact(fp):  # exact Jaccard reads every text
-            self._map(need_pre={s.stem for s in self._mapped()})
-        members = self._clusters(fp)
-        self._apply(pending, members, fp)
+            pending = self._pending(fp)
+            if not pending:
+                return
+            # Apply reads the intermediates of pending shards; a linker that reads text reads every shard's.
+            everyone = linker.reads_text and not linker.intact(fp)
+            self._map(need_pre={s.stem for s in (self._mapped() if everyone else pending)})
+            if self._fingerprint() == fp:
+                break
+            # An input changed under a finished run (its index was rebuilt differently): every shard is redone.
+        self._apply(pending, linker.link(fp), fp)
 
-    def _reduce(self, fp: str) -> dict[str, dict]:
-        cfg = self.plan.global_
-        columns = (["exact"] if cfg.exact else []) + ([f"band_{b:03d}" for b in range(cfg.bands)] if cfg.near else [])
-        records = [self._index()[n] for n in sorted(self._index())]
-        partitions = cfg.reduce_partitions(sum(r["rows"] for r in records))
-        tasks = {f"{c}-{p}": (c, p) for c in columns for p in range(partitions)}
-        done = {t: e for t in tasks if (e := self.manifest.get("reduce", t)) and e.get("fp") == fp
-                and self.manifest.intact("reduce", t, "pairs")}
-        futures = [self.client.submit(reduce_candidates, t, records, c, p, partitions,
-                                      storage.join(self.work, "candidates", f"{t}.parquet"), pure=False)
-                   for t, (c, p) in tasks.items() if t not in done]
-        for result in self._each("reduce", futures):
-            done[result["task"]] = {"pairs": result["pairs"], "cpu_seconds": result["cpu_seconds"],
-                                    "peak_rss_mb": result["peak_rss_mb"], "fp": fp}
-            self.manifest.record("reduce", result["task"], done[result["task"]])
-        return done
-
-    def _clusters_intact(self, fp: str) -> bool:
-        entry = self.manifest.get("clusters", "all")
-        return bool(entry) and entry.get("fp") == fp and self.manifest.intact("clusters", "all", "members")
-
-    def _clusters(self, fp: str) -> pl.DataFrame:
-        if self._clusters_intact(fp):
-            return read_checked(self.manifest.get("clusters", "all")["members"])
-        reduced = self._reduce(fp)
-        exact = self._pairs(r for t, r in reduced.items() if t.startswith("exact-"))
-        candidates = self._pairs(r for t, r in reduced.items() if t.startswith("band_")).join(exact, on=["a", "b"],
-                                                                                             how="anti")
-        near, ids, verify = self._verify(candidates, exact)
-        ids_files = [self.manifest.get("map", s.stem)["ids"] for s in self._mapped()]
-        repeated = self.client.submit(duplicate_ids, ids_files, pure=False).result()
-        start = time.process_time()
-        members = name_roots(cluster(near, exact), ids)
-        cpu = sum(r["cpu_seconds"] for r in reduced.values()) + verify["cpu_seconds"] + time.process_time() - start
-        record = {"members": write_checked(members, storage.join(self.work, "clusters.parquet")),
-                  "candidate_pairs": candidates.height, "verified_pairs": near.height, "exact_pairs": exact.height,
-                  "duplicate_ids": repeated,
-                  "cpu_seconds": round(cpu, 6), "peak_rss_mb": verify["peak_rss_mb"], "fp": fp}
-        self.manifest.record("clusters", "all", record)
-        return members
-
-    @staticmethod
-    def _pairs(records: Iterable[dict]) -> pl.DataFrame:
-        frames = [read_checked(r["pairs"]) for r in records]
-        return pl.concat(frames).unique() if frames else pl.DataFrame(schema=PAIR_SCHEMA)
-
-    def _sources(self) -> dict[int, dict]:
-        """Where each shard number's documents are read from for verification: this run's intermediates, or an
-        earlier run's index and outputs."""
-        sources = dict(self.prior.text_sources)
-        has_seg = any(c.kind == "segment" for c in self.plan.before)
-        for s in self._mapped():
-            entry = self.manifest.get("map", s.stem)
-            sources[entry["shard_number"]] = {"pre": entry["pre"], "index": entry["index"], "has_seg": has_seg}
-        return sources
-
-    def _verify(self, candidates: pl.DataFrame, exact: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame, dict]:
-        """Verified near pairs, the ids of every document in a pair, and the phase's CPU seconds and peak memory.
-        One gather task per shard with paired documents reads its files once; each verify task receives, worker
-        to worker, only the payloads of its own pairs."""
-        cfg, sources = self.plan.global_, self._sources()
-        nodes = pl.concat([candidates["a"], candidates["b"], exact["a"], exact["b"]]).unique().to_frame(DOC)
-        dests = pl.concat([candidates.select(pl.col(side).alias(DOC), dest=shard_expr("a")) for side in ("a", "b")])
-        dests_by = dests.unique().with_columns(shard=shard_expr(DOC)).partition_by("shard", as_dict=True,
-                                                                                    include_key=False)
-        by_shard = nodes.with_columns(shard=shard_expr(DOC)).partition_by("shard", as_dict=True, include_key=False)
-        gathered = {s: self.client.submit(gather_docs, docs[DOC].to_numpy(), dests_by.get((s,), EMPTY_DESTS),
-                                          sources[s], cfg, pure=False) for (s,), docs in by_shard.items()}
-        futures = []
-        if cfg.verify != "none":
-            for (t,), pairs in candidates.with_columns(shard=shard_expr("a")).partition_by(
-                    "shard", as_dict=True, include_key=False).items():
-                needed = sorted({t, *shard_of(pairs["b"].to_numpy()).tolist()})
-                parts = [self.client.submit(part_of, gathered[s], t, pure=False) for s in needed]
-                futures.append(self.client.submit(verify_shard, pairs, cfg, *parts, pure=False))
-        kept_ids = [self.client.submit(ids_of, g, pure=False) for g in gathered.values()]
-        del gathered  # gathered payloads are released on the workers as their verify tasks finish
-        results = list(self._each("verify", futures))
-        id_parts = self.client.gather(kept_ids)
-        verified = pl.concat([r["pairs"] for r in results]) if results else candidates if cfg.verify == "none" \
-            else pl.DataFrame(schema=PAIR_SCHEMA)
-        ids = pl.concat([p["ids"] for p in id_parts]) if id_parts else pl.DataFrame(schema={DOC: pl.UInt64,
-                                                                                            "id": pl.String})
-        both = [*results, *id_parts]
-        return verified, ids, {"cpu_seconds": sum(r["cpu_seconds"] for r in both),
-                               "peak_rss_mb": max((r["peak_rss_mb"] for r in both), default=0.0)}
-
-    def _apply(self, pending: list[Shard], members: pl.DataFrame, fp: str) -> None:
-        members = members.with_columns(shard=shard_expr("doc"))
-        by_shard = members.partition_by("shard", as_dict=True, include_key=False)
-        global_cpu = self.manifest.get("clusters", "all")["cpu_seconds"]
+    def _apply(self, pending: list[Shard], linked: Links, fp: str) -> None:
+        by_shard = linked.links.with_columns(shard=shard_expr(LINK_KEY)).partition_by("shard", as_dict=True,
+                                                                                      include_key=False)
+        none = linked.links.clear()
         indexed = sum(self.manifest.get("map", s.stem)["docs_indexed"] for s in self._mapped()) or 1
         futures = []
         for s in pending:
             entry = self.manifest.get("map", s.stem)
-            rows = by_shard.get((entry["shard_number"],), members.clear().drop("shard"))
-            futures.append(self.client.submit(apply_shard, s, entry, rows, self.plan.global_, self.plan.after,
-                                              self.config.output, pure=False))
-        for result in self._each("apply", futures):
-            share = global_cpu * self.manifest.get("map", result["shard"])["docs_indexed"] / indexed
-            dedup = next(st for st in result["stages"] if st["stage"] == self.plan.global_.kind)
-            dedup["cpu_seconds"] = round(dedup["cpu_seconds"] + share, 6)
+            futures.append(self.client.submit(apply_shard, s, entry, by_shard.get((entry["shard_number"],), none),
+                                              self.plan.global_, self.plan.after, self.config.output, pure=False))
+        for result in self.each("apply", futures):
+            share = linked.cpu_seconds * self.manifest.get("map", result["shard"])["docs_indexed"] / indexed
+            stage = next(st for st in result["stages"] if st["stage"] == self.plan.global_.kind)
+            stage["cpu_seconds"] = round(stage["cpu_seconds"] + share, 6)
             self.manifest.record("shards", result["shard"], {**result, "fp": fp})
 
     def clean_up(self) -> None:
@@ -325,10 +238,11 @@ def run(config: RunConfig, scheduler: str | None = None, force: bool = False, pr
     shards = discover_shards(config.input)
     if against and plan.global_ is None:
         raise ConfigError("--against needs a dedup stage in the config")
-    prior = load_prior(storage.absolute(against), plan.global_) if against else Prior()
+    global_stage = plan.global_stage()
+    prior = load_prior(storage.absolute(against), global_stage) if against else Prior()
     meta = {"against": prior.runs, "shard_offset": prior.shards}
-    if plan.global_ is not None:
-        meta["dedup"] = _dedup_signature(plan.global_)
+    if global_stage is not None:
+        meta[global_stage.kind] = global_stage.signature()
     manifest = Manifest.open(config.output, config.config_hash(), meta=meta, force=force)
     write_json_atomic(storage.join(config.output, CONFIG_FILE), config.model_dump(mode="json"))
     remove_temporaries(config.output)
@@ -356,7 +270,8 @@ def run(config: RunConfig, scheduler: str | None = None, force: bool = False, pr
     memory = {"driver_peak_rss": peak_rss_mb(), "worker_peak_rss": max(worker_peaks, default=0.0)}
     stats = build_stats(manifest.config_hash, results, config.batch_shards, time.perf_counter() - started, memory)
     stats["removed_shards"] = removed
-    stats["duplicate_ids"] = (manifest.get("clusters", "all") or {}).get("duplicate_ids", {"count": 0, "examples": []})
+    if global_stage is not None:
+        stats.update(global_stage.Linker.summary(manifest))
     write_json_atomic(storage.join(config.output, "stats.json"), stats)
     ledger = build_ledger(results, config.batch_shards, config.cost.usd_per_cpu_hour, config.cost.usd_per_gb_read)
     write_atomic(ledger, storage.join(config.output, "ledger.parquet"))

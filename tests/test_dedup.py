@@ -145,7 +145,7 @@ def test_partitioned_reduce_finds_the_same_duplicates(tmp_path, corpus):
 
 
 def test_reduce_partitions_grow_with_the_corpus(tmp_path):
-    from corpusslim.stages.dedup import DOCS_PER_REDUCE_TASK, DedupConfig
+    from corpusslim.dedup.config import DOCS_PER_REDUCE_TASK, DedupConfig
 
     auto = DedupConfig()
     assert [auto.reduce_partitions(n) for n in (0, 10, DOCS_PER_REDUCE_TASK, DOCS_PER_REDUCE_TASK + 1)] == [1, 1, 1, 2]
@@ -155,7 +155,7 @@ def test_reduce_partitions_grow_with_the_corpus(tmp_path):
 def test_a_later_document_never_changes_an_earlier_decision():
     """C is a near duplicate of both A and B, which are not duplicates of each other: C goes, A and B stay
     (union-find over all edges would also remove B, an earlier document, because of a later one)."""
-    from corpusslim.dedup import PAIR_SCHEMA, cluster
+    from corpusslim.dedup.linking import PAIR_SCHEMA, cluster
 
     a, b, c, d = 1, 2, 3, 4
     near = pl.DataFrame({"a": [c, c], "b": [a, b]}, schema=PAIR_SCHEMA)

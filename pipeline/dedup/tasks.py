@@ -1,4 +1,4 @@
-"""The global phases of dedup between map and apply: reduce, verify, cluster.
+"""Dedup's tasks on the workers between map and apply: reduce and verify.
 
 * ``reduce_candidates`` (one Dask task per LSH band, and one for the exact hash; optionally split in key ranges):
   group one key column of every index file; each document sharing a key with an earlier one gives a candidate
@@ -7,9 +7,6 @@
   task per shard of the later documents, fed the payloads it needs from each gathered shard, worker to worker):
   keep the candidate pairs whose exact shingle Jaccard (or signature estimate) reaches the threshold. The
   gathered ids name the kept documents, so apply tasks read no other shard's files.
-* ``cluster`` (driver, in memory proportional to the number of duplicate pairs, not of documents): each
-  document links to its earliest verified duplicate; the chain of links ends at the kept document (first arrival
-  wins), so no later arrival changes an earlier decision.
 """
 from __future__ import annotations
 
@@ -20,12 +17,12 @@ import polars as pl
 import pyarrow as pa
 
 from corpusslim import storage
+from corpusslim.dedup.config import DedupConfig
+from corpusslim.dedup.linking import PAIR_SCHEMA, cluster, name_roots
 from corpusslim.filters.minhash import set_jaccard, shingle_sets, shingles
+from corpusslim.keys import DOC, doc_keys, row_of, shard_of
+from corpusslim.measure import peak_rss_mb
 from corpusslim.shard_io import ROW, read_checked, write_checked
-from corpusslim.stages.dedup import DOC, DedupConfig, DedupStage, row_of, shard_of
-from corpusslim.worker import peak_rss_mb
-
-PAIR_SCHEMA = {"a": pl.UInt64, "b": pl.UInt64}
 
 
 def reduce_candidates(task: str, index_records: list[dict], column: str, partition: int, partitions: int,
@@ -101,8 +98,7 @@ def _source_docs(keys: np.ndarray, source: dict, config: DedupConfig) -> pl.Data
         number = int(shard_of(keys[:1])[0])
         df = _only(read_checked(source["pre"], [ROW, "id", "text", *(["seg"] if source["has_seg"] else [])]),
                    ROW, row_of(keys))
-        return df.select(pl.lit(number, dtype=pl.UInt64).mul(1 << 32).add(pl.col(ROW).cast(pl.UInt64)).alias(DOC),
-                         pl.exclude(ROW))
+        return df.select(doc_keys(number, df[ROW]), pl.exclude(ROW))
     ids = _only(read_checked(source["index"], [DOC, "id"]), DOC, keys)
     outputs = pl.concat([storage.read_parquet(p) for p in source["outputs"]], how="diagonal_relaxed")
     return ids.join(_only(outputs, "id", ids["id"].to_numpy()), on="id").select(
@@ -157,59 +153,9 @@ def similar_pairs(pairs: pl.DataFrame, config: DedupConfig, payload: pl.DataFram
     return joined.filter(pl.Series(similar >= config.threshold, dtype=pl.Boolean)).select("a", "b").sort("a", "b")
 
 
-def earliest_roots(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """For edges a[i] -> b[i] with b[i] < a[i] (a document and an earlier duplicate of it): (nodes, root of each
-    node). Each document links to its earliest duplicate; following the links ends at a document with no earlier
-    duplicate, its root. A root never links on, so a later document can never change an earlier one's root:
-    decisions depend on earlier arrivals only (what makes ``--against`` equal one run over everything). Vectorised
-    pointer jumping, linear in edges per round, memory proportional to the edges."""
-    if len(a) == 0:
-        empty = np.array([], dtype=np.uint64)
-        return empty, empty
-    nodes, inverse = np.unique(np.concatenate([a, b]), return_inverse=True)
-    ia, ib = inverse[: len(a)], inverse[len(a):]
-    parent = np.arange(len(nodes))
-    np.minimum.at(parent, ia, ib)  # nodes are sorted, so the smallest index is the earliest document
-    while True:
-        grand = parent[parent]
-        if np.array_equal(grand, parent):
-            return nodes, nodes[parent]
-        parent = grand
-
-
-def cluster(near: pl.DataFrame, exact: pl.DataFrame) -> pl.DataFrame:
-    """Every document linked to an earlier duplicate, and those earlier documents: doc, root (the kept document
-    its links lead to) and, for non-roots, the reason: ``exact_dup`` when its text equals the root's (its exact
-    links lead to the same document), else ``near_dup``."""
-    edges = pl.concat([near, exact]).unique()
-    nodes, roots = earliest_roots(edges["a"].to_numpy(), edges["b"].to_numpy())
-    ex_nodes, ex_roots = earliest_roots(exact["a"].to_numpy(), exact["b"].to_numpy())
-    members = pl.DataFrame({"doc": nodes, "root": roots}, schema={"doc": pl.UInt64, "root": pl.UInt64})
-    exact_root = pl.DataFrame({"doc": ex_nodes, "exact_root": ex_roots},
-                              schema={"doc": pl.UInt64, "exact_root": pl.UInt64})
-    return (members.join(exact_root, on="doc", how="left")
-            .with_columns(reason=pl.when(pl.col("doc") == pl.col("root")).then(None)
-                          .when(pl.col("exact_root") == pl.col("root")).then(pl.lit("exact_dup"))
-                          .otherwise(pl.lit("near_dup")))
-            .select("doc", "root", "reason").sort("doc"))
-
-
-def name_roots(members: pl.DataFrame, ids: pl.DataFrame) -> pl.DataFrame:
-    """Cluster members (doc, root, reason) with the id of their root (``root_id``), from ``ids`` (DOC, id)."""
-    return members.join(ids.rename({DOC: "root", "id": "root_id"}), on="root", how="left")
-
-
-def rows_to_reject(members: pl.DataFrame) -> pl.DataFrame:
-    """One shard's cluster members (doc, root, reason, root_id) as the rows the dedup stage joins: ``_row``,
-    ``dup_of`` (root id, null for the root itself), ``dup_cluster`` (root id), ``dup_reason``."""
-    return members.select((pl.col("doc") % (1 << 32)).cast(pl.UInt32).alias(ROW),
-                          dup_of=pl.when(pl.col("reason").is_not_null()).then(pl.col("root_id")),
-                          dup_cluster=pl.col("root_id"), dup_reason=pl.col("reason"))
-
-
-def duplicates_in_memory(batch: pl.DataFrame, config: DedupConfig) -> pl.DataFrame:
-    """All phases at once on one in-memory batch (a dry-run sample): the dedup stage's rows to join."""
-    index = DedupStage(config).index(batch, 0)
+def links_in_memory(batch: pl.DataFrame, index: pl.DataFrame, config: DedupConfig) -> pl.DataFrame:
+    """Every phase at once on one in-memory batch (dry runs and plans): the links of its documents, from the
+    batch and its map-step ``index`` (shard number 0)."""
     exact = candidate_pairs(index, "exact") if config.exact else pl.DataFrame(schema=PAIR_SCHEMA)
     bands = [candidate_pairs(index, c) for c in index.columns if c.startswith("band_")]
     near = pl.concat(bands).unique().join(exact, on=["a", "b"], how="anti") if bands else \
@@ -218,4 +164,4 @@ def duplicates_in_memory(batch: pl.DataFrame, config: DedupConfig) -> pl.DataFra
         docs = batch.select(pl.col(ROW).cast(pl.UInt64).alias(DOC), "id", "text",
                             *(["seg"] if "seg" in batch.columns else [])).join(index.select(DOC, "sig"), on=DOC)
         near = similar_pairs(near, config, with_payload(docs, config))
-    return rows_to_reject(name_roots(cluster(near, exact), index.select(DOC, "id")))
+    return name_roots(cluster(near, exact), index.select(DOC, "id"))

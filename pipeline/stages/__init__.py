@@ -3,8 +3,8 @@ from __future__ import annotations
 
 from pydantic import BaseModel
 
+from corpusslim.dedup.stage import DedupStage
 from corpusslim.stages.base import Stage, StageConfig
-from corpusslim.stages.dedup import DedupStage
 from corpusslim.stages.lid import LidStage
 from corpusslim.stages.prefilter import PrefilterStage
 from corpusslim.stages.quality import QualityStage
@@ -14,9 +14,9 @@ STAGES: dict[str, type[Stage]] = {cls.kind: cls for cls in (PrefilterStage, LidS
                                                             QualityStage)}
 
 
-def build_stage(config: StageConfig, **bound) -> Stage:
-    """The stage object for a config; ``bound``: run-time inputs of a global stage's apply step."""
-    return STAGES[config.kind](config, **bound)
+def build_stage(config: StageConfig) -> Stage:
+    """The stage object for a config."""
+    return STAGES[config.kind](config)
 
 
 def all_reasons() -> dict[str, str]:
@@ -29,8 +29,9 @@ def all_reasons() -> dict[str, str]:
     return codes
 
 
-def config_keys(model: type[BaseModel], prefix: str = "") -> list[tuple[str, object, str]]:
-    """(key path, default, description) of every setting of a config model, nested sections flattened."""
+def config_keys(model: type[BaseModel], prefix: str = "") -> list[dict]:
+    """Every setting of a config model, nested sections flattened: key path, whether it is required, its default
+    (None when required) and description."""
     keys = []
     for name, field in model.model_fields.items():
         if name == "kind":
@@ -39,14 +40,16 @@ def config_keys(model: type[BaseModel], prefix: str = "") -> list[tuple[str, obj
         if isinstance(annotation, type) and issubclass(annotation, BaseModel):
             keys += config_keys(annotation, f"{prefix}{name}.")
         else:
-            default = field.get_default(call_default_factory=True)
-            keys.append((f"{prefix}{name}", default, field.description or ""))
+            required = field.is_required()
+            keys.append({"key": f"{prefix}{name}", "required": required,
+                         "default": None if required else field.get_default(call_default_factory=True),
+                         "description": field.description or ""})
     return keys
 
 
 def describe_stages() -> list[dict]:
-    """Every stage: kind, order constraints, reason codes and config keys with defaults (``corpusslim stages``)."""
-    return [{"kind": kind, "global": cls.is_global, "requires": list(cls.requires), "columns": list(cls.columns),
-             "reasons": dict(cls.reasons),
-             "config": [{"key": k, "default": d, "description": text} for k, d, text in config_keys(cls.Config)]}
+    """Every stage: kind, order constraints, reason codes and config keys with defaults (``corpusslim stages``).
+    ``requires``: kinds that must run earlier; ``after``: kinds that, when configured, must run earlier."""
+    return [{"kind": kind, "global": cls.is_global, "requires": list(cls.requires), "after": list(cls.after),
+             "columns": list(cls.columns), "reasons": dict(cls.reasons), "config": config_keys(cls.Config)}
             for kind, cls in STAGES.items()]

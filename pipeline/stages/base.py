@@ -2,7 +2,13 @@
 
 A local stage subclasses :class:`Stage`: it names itself (``kind``), declares its config model (``Config``), its
 reason codes and the annotation columns it adds, and implements ``annotate`` (scores into columns) and ``decide``
-(thresholds into a reason per row, null = keep). ``process`` is shared: score, decide, split.
+(thresholds into a reason per row, null = keep). ``process`` is shared: score, decide, split. Registering the
+class in ``corpusslim.stages.STAGES`` is all it takes for the YAML config, ``corpusslim stages``, dry runs, plans,
+stats and the ledger to know it.
+
+A global stage (one that must see every shard, like dedup) subclasses :class:`GlobalStage` and gives the runner
+its phases: ``index`` per shard (map), a ``Linker`` on the driver that turns every shard's index into links
+(see ``corpusslim.phases``), and ``bind`` per shard (apply). The runner knows these phases, not the stage.
 """
 from __future__ import annotations
 
@@ -49,7 +55,8 @@ class Stage:
     columns: ClassVar[tuple[str, ...]]
     requires: ClassVar[tuple[str, ...]] = ()  # stage kinds that must run earlier (their columns are read)
     after: ClassVar[tuple[str, ...]] = ()  # stage kinds that, when configured, must run earlier
-    is_global: ClassVar[bool] = False  # sees all shards: map (``index``) before, apply (``process``) after a reduce
+    is_global: ClassVar[bool] = False  # a GlobalStage
+    edits_lines: ClassVar[bool] = False  # annotate removes whole lines (``corpusslim.lines``)
 
     def __init__(self, config: StageConfig):
         self.config = config
@@ -59,7 +66,8 @@ class Stage:
         return self.kind
 
     def annotate(self, batch: pl.DataFrame) -> pl.DataFrame:
-        """Return ``batch`` with this stage's annotation columns added; rows and text untouched."""
+        """Return ``batch`` with this stage's annotation columns added; rows untouched, and text untouched unless
+        the stage ``edits_lines`` (then only whole lines removed, listed in ``removed_lines``)."""
         raise NotImplementedError
 
     def decide(self, batch: pl.DataFrame) -> pl.Series:
@@ -83,3 +91,28 @@ class Stage:
             reject_stage=pl.lit(self.kind, dtype=pl.String)
         )
         return kept, rejected
+
+
+class GlobalStage(Stage):
+    """A stage over all shards: *map* (``index``, per shard, on the workers) writes compact keys; the stage's
+    ``Linker`` (driven by the runner) runs its phases over every shard's keys and returns links, rows keyed by
+    document (``corpusslim.keys.DOC``); *apply* is ``bind(links).process`` per shard, with that shard's links."""
+
+    is_global = True
+    Linker: ClassVar[type]  # implements corpusslim.phases.Linker
+
+    def index(self, batch: pl.DataFrame, shard_number: int) -> pl.DataFrame:
+        """The map step: one row of keys per document of ``batch`` (a shard's survivors so far)."""
+        raise NotImplementedError
+
+    def bind(self, links: pl.DataFrame) -> Stage:
+        """The apply-step stage of one shard, given the links of its documents."""
+        raise NotImplementedError
+
+    def in_memory(self, batch: pl.DataFrame) -> Stage:
+        """Every phase at once on one in-memory batch (dry runs and plans): the bound apply-step stage."""
+        raise NotImplementedError
+
+    def signature(self) -> dict:
+        """The settings another run must share for its index to be searched by this one (``--against``)."""
+        raise NotImplementedError
