@@ -9,9 +9,10 @@ Pure text logic: no Dask, no file I/O.  The quality stage calls
   thresholds in :class:`QualityConfig`.
 
 So every threshold can be re-tuned without recomputing statistics.  The only
-config values that shape a statistic itself are the two "short line" lengths
-(``fineweb.short_line_chars``, ``chinese.short_line_chars``): pass the config to
-:func:`document_stats` if you change them.  The stats record the lengths they
+config values that shape a statistic itself are the "short line" and
+"headline" lengths (``fineweb.short_line_chars``, ``chinese.short_line_chars``,
+``chinese.headline_chars``): pass the config to :func:`document_stats` if you
+change them (and a C4 bad-word list, passed as ``bad_words``).  The stats record the lengths they
 were computed with, and the decision refuses a config that disagrees rather
 than silently deciding on a different definition.
 
@@ -70,6 +71,33 @@ Tokenisation of space-delimited text
   frequent n-gram (the longest one on a tie) over all word characters; 0 when
   no n-gram occurs twice (nothing is repeated).
 
+* sentences (C4's minimum): counted per non-blank line by
+  :func:`corpusslim.filters.sentences.count_sentences`, which does not end a
+  sentence at an abbreviation or an initial ("U.S.", "Nov.", "J. R. R.").
+
+Line rules run before this module judges a page
+-----------------------------------------------
+C4's line rules (terminal punctuation, "javascript", policy notices, lines of
+fewer than 3 words) and the Chinese navigation/boilerplate line rules remove
+*lines*, not pages: they live in :mod:`corpusslim.filters.lines` and run in the
+``lines`` stage, before dedup.  The page rules here judge the cleaned text, as
+C4 does ("discarded any page with fewer than 5 sentences" counts the retained
+lines).  Without a ``lines`` stage they judge the text as it is.
+
+Where CorpusSlim reads the papers differently from datatrove (on purpose)
+-------------------------------------------------------------------------
+* Words are whitespace tokens, and a token without a letter (a lone "-", "&",
+  "|") is not an alphabetic word (Gopher: "contain at least one alphabetic
+  character"); datatrove's spaCy/NLTK tokens count every punctuation mark as
+  a word, which fails ordinary prose on ``gopher_alpha_words``.
+* "*" starts a bullet line (Gopher's "bullet point"), as "-" and "•" do.
+* A page with a "{" anywhere is dropped (C4: "removed any pages that
+  contained a curly bracket"); datatrove looks only at the lines it kept.
+* FineWeb's line-end and short-line tests see stripped, non-blank lines, so a
+  trailing space or a blank line between paragraphs does not fail a line.
+* ``fineweb_dup_line_chars`` uses the paper's 0.1; datatrove's
+  FineWebQualityFilter defaults to 0.01.
+
 Chinese documents: see :class:`ChineseConfig`.
 """
 
@@ -78,10 +106,14 @@ from __future__ import annotations
 import math
 import re
 from collections import Counter
+from collections.abc import Iterable
 from itertools import accumulate, repeat
 from typing import Annotated, Literal, NamedTuple
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from corpusslim.filters.lines import zh_has_sentence_end
+from corpusslim.filters.sentences import count_sentences
 
 __all__ = [
     "C4Config",
@@ -94,6 +126,7 @@ __all__ = [
     "Rule",
     "STAT_NAMES",
     "all_failures",
+    "bad_words_pattern",
     "document_stats",
     "first_failure",
     "is_chinese",
@@ -115,14 +148,7 @@ C4 = (
     "Raffel et al. 2020, 'Exploring the Limits of Transfer Learning with a Unified "
     "Text-to-Text Transformer', JMLR 21(140), section 2.2 (C4)"
 )
-C4_OURS = (
-    "document-level form (ours, see C4Config) of the line rule in Raffel et al. 2020, "
-    "JMLR 21(140), section 2.2"
-)
-C4_CODE = (
-    "Raffel et al. 2020, JMLR 21(140), section 2.2; phrase list from the C4 reference "
-    "implementation (TensorFlow Datasets c4_utils.py)"
-)
+C4_BADWORDS = C4 + "; the word list is the user's (C4 used the LDNOOBW 'List of Dirty, Naughty, ... Bad Words')"
 FINEWEB = (
     "Penedo et al. 2024, 'The FineWeb Datasets: Decanting the Web for the Finest Text "
     "Data at Scale', arXiv:2406.17557, section 3 (FineWeb custom filters)"
@@ -148,32 +174,11 @@ WORD_STRIP = (
     "“”‘’«»„‚‹›「」『』（）【】《》〈〉…–—·•¡¿，。！？；："
 )
 ELLIPSES = ("...", "…")
-#: C4: "a period, exclamation mark, question mark, or end quotation mark"; a line
-#: ending in "..." does not count (as in the C4 reference code).
-C4_END_MARKS = (".", "!", "?", '"', "”")
 #: FineWeb's line-end characters (. ' " ! ?) plus the typographic closing quotes.
 FINEWEB_END_MARKS = (".", "!", "?", '"', "'", "”", "’")
-#: C4's cookie/policy boilerplate phrases, matched in the lower-cased line.
-C4_POLICY_PHRASES = (
-    "terms of use",
-    "privacy policy",
-    "cookie policy",
-    "uses cookies",
-    "use of cookies",
-    "use cookies",
-)
-#: C4 keeps only lines with at least 3 words (Raffel et al. 2020, s2.2; the TFDS
-#: code uses 5). Only such lines' sentences count towards ``c4_n_sentences``.
-C4_MIN_WORDS_PER_LINE = 3
-
-# a sentence end: a run of . ! ? then optional closing quotes/brackets, then whitespace or the end
-_SENT_END = re.compile(r"[.!?]+[\"'”’)\]]*(?=\s|$)")
 _HAS_ALPHA = re.compile(r"[^\W\d_]").search
 # CJK unified ideographs: main block, extension A, compatibility block, extensions B-F
 _CJK = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0002ffff]")
-# a Chinese line "has terminal punctuation" when it contains a CJK or ASCII sentence
-# end: 。．｡！？；… ! ? ; or a "." not followed by a letter/digit ("3.5", "163.com")
-_ZH_SENT_END = re.compile(r"[。．｡！？；…!?;]|\.(?![0-9A-Za-z])")
 # a seg token that is a word: contains a letter, digit or ideograph (not bare punctuation)
 _WORD_TOKEN = re.compile(r"\S*\w\S*")
 
@@ -239,43 +244,24 @@ class GopherRepetitionConfig(_Section):
 
 
 class C4Config(_Section):
-    """C4's heuristics (Raffel et al. 2020, section 2.2) as document-level rules.
+    """C4's page rules (Raffel et al. 2020, JMLR 21(140), section 2.2), judged on the cleaned text.
 
-    C4 edits pages: it deletes lines that do not end in terminal punctuation,
-    lines with the word "javascript" and lines with cookie/policy phrases, and
-    drops pages with "lorem ipsum", a curly bracket, or fewer than 5 sentences.
-    This stage never edits text, so each line rule becomes a statistic of how
-    much of the document C4 would have deleted, with a document threshold:
+    C4's line rules remove lines, in the ``lines`` stage (:mod:`corpusslim.filters.lines`); what is left here
+    drops whole pages:
 
-    * ``c4_terminal_punct`` -- fraction of the document's *characters* (of
-      non-blank lines) in lines ending in ``. ! ? "`` or ``”`` but not in "...":
-      the text C4 would keep.  Weighted by characters, not lines, so a headline
-      or a dateline does not weigh as much as a paragraph (and so the rule is
-      not a duplicate of ``fineweb_line_punct``, which counts lines).  C4 gives
-      no document-level value; our default 0.5 rejects a document when C4
-      would have deleted more than half of its text.  Measured share below
-      0.5: BBC news 0.5% (truncated articles whose long last paragraph lost
-      its full stop), ABC news 0%, NLTK webtext 42% (bug titles, wine notes).
-      Counting lines instead gives 0.9% / 0.1% / 42%.
-    * ``c4_javascript`` / ``c4_policy`` -- fraction of non-blank lines that
-      contain "javascript" / a C4 policy phrase (case-insensitive).  Default
-      0.0: any such line fails the document, the published rule's strictness
-      (we cannot delete the notice, and we do not want to keep it).  Raise it,
-      e.g. to 0.1, to keep pages carrying a single notice line.
-    * ``c4_lorem_ipsum`` / ``c4_curly_bracket`` -- page-level in C4 already; we
-      check the whole text (C4 checks the lines it keeps).
-    * ``c4_min_sentences`` -- sentences in the lines C4 would keep (terminal
-      punctuation and at least 3 words), one sentence per run of ``. ! ?``
-      (with closing quotes) followed by whitespace or the end.  Cruder than
-      C4's Punkt tokenizer ("Mr. Smith" counts as two), so it errs on the
-      side of keeping.
+    * ``c4_lorem_ipsum`` -- "removed any page where the phrase 'lorem ipsum' appeared" (case-insensitive).
+    * ``c4_curly_bracket`` -- "removed any pages that contained a curly bracket": a "{" anywhere in the text.
+    * ``c4_bad_words`` -- "removed any page that contained any word on the 'List of Dirty, Naughty, Obscene or
+      Otherwise Bad Words'": only when the quality stage is given a word list (``bad_words_file``); a word matches
+      case-insensitively between non-word characters, as in the C4 reference code.  No list ships with CorpusSlim.
+    * ``c4_min_sentences`` -- "discarded any page with fewer than 5 sentences" (the TFDS code uses 3; we follow
+      the paper, as datatrove does), counted per non-blank line with abbreviations and initials not ending a
+      sentence (:mod:`corpusslim.filters.sentences`; C4 uses NLTK's Punkt).
     """
 
-    min_terminal_punct_char_frac: Fraction = 0.5  # ours, document-level form of Raffel et al. 2020 s2.2 (see above)
     lorem_ipsum: bool = True  # Raffel et al. 2020 s2.2: remove any page containing "lorem ipsum"
     curly_bracket: bool = True  # Raffel et al. 2020 s2.2: remove any page containing a curly bracket
-    max_javascript_line_frac: Fraction = 0.0  # Raffel et al. 2020 s2.2: remove any line with "javascript"
-    max_policy_line_frac: Fraction = 0.0  # C4 reference code (TFDS c4_utils): remove policy/cookie lines
+    bad_words: bool = True  # Raffel et al. 2020 s2.2: remove any page with a listed bad word (needs a word list)
     min_sentences: NonNegInt = 5  # Raffel et al. 2020 s2.2: discard pages with fewer than 5 sentences (TFDS code: 3)
 
 
@@ -286,6 +272,7 @@ class FineWebConfig(_Section):
     max_short_line_frac: Fraction = 0.67  # Penedo et al. 2024: remove if lines shorter than 30 chars >= 0.67
     short_line_chars: PosInt = 30  # Penedo et al. 2024: a short line has <= 30 characters (defines a stat)
     max_dup_line_char_frac: Fraction = 0.10  # Penedo et al. 2024: remove if chars in duplicated lines >= 0.1
+    # (datatrove's FineWebQualityFilter defaults to 0.01; the paper's 0.1 is used)
     max_newline_word_ratio: NonNegFloat = 0.3  # datatrove FineWebQualityFilter new_line_ratio=0.3 (FineWeb code)
 
 
@@ -313,7 +300,12 @@ class ChineseConfig(_Section):
       on software or bands go down to 0.2-0.5 with their Latin names, so the
       floor is low: 0.3 removes 0.1% of zh_wiki (0.5 would remove 1.5%).
     * ``zh_line_punct`` (0.5): fraction of non-blank lines that *contain* a
-      Chinese or ASCII sentence end (。！？；… ! ? ; or a final ".").  We test
+      Chinese or ASCII sentence end (。！？；… ! ? ; or a final ".", tested
+      after NFKC, so full-width and small-form variants such as "﹖" U+FE56
+      count), among the lines that are not *headline-like*: a line without a
+      sentence end of at most ``headline_chars`` (30) characters does not count
+      either way, so a news article keeps its title, subheadings and the
+      "related stories" headlines under it without failing.  We test
       "contains", not "ends with" as C4/FineWeb do: 8-12% of zh_wiki
       paragraphs are one line ending in a colon or a trailing section title
       (CMRC contexts are cut that way), and "ends with" would remove all of
@@ -348,6 +340,7 @@ class ChineseConfig(_Section):
     max_dup_line_frac: Fraction = 0.3  # Rae et al. 2021 table A1 duplicate line fraction, applied to Chinese by us
     max_boilerplate_line_frac: Fraction = 0.4  # ours (see class docstring)
     short_line_chars: PosInt = 10  # ours: a "short" line for zh_boilerplate_lines (defines a stat)
+    headline_chars: PosInt = 30  # ours: longest headline-like line, left out of zh_line_punct (defines a stat)
     min_words: NonNegInt = 50  # Rae et al. 2021 A.1.1 50-word minimum, applied to jieba words by us
 
 
@@ -422,18 +415,14 @@ RULES: tuple[Rule, ...] = (
         for n in DUP_NGRAM_NS
     ),
     # c4
-    Rule("c4_terminal_punct", "c4", "c4_terminal_punct_char_frac", "min", "min_terminal_punct_char_frac",
-         C4_OURS, "too little text in lines ending in terminal punctuation"),
     Rule("c4_lorem_ipsum", "c4", "c4_has_lorem_ipsum", "flag", "lorem_ipsum", C4,
          "contains 'lorem ipsum'"),
     Rule("c4_curly_bracket", "c4", "c4_has_curly_bracket", "flag", "curly_bracket", C4,
          "contains a curly bracket"),
-    Rule("c4_javascript", "c4", "c4_javascript_line_frac", "max", "max_javascript_line_frac", C4,
-         "lines mentioning 'javascript'"),
-    Rule("c4_policy", "c4", "c4_policy_line_frac", "max", "max_policy_line_frac", C4_CODE,
-         "terms-of-use / privacy / cookie policy lines"),
+    Rule("c4_bad_words", "c4", "c4_has_bad_word", "flag", "bad_words", C4_BADWORDS,
+         "contains a word of the configured bad-word list"),
     Rule("c4_min_sentences", "c4", "c4_n_sentences", "min", "min_sentences", C4,
-         "too few sentences in lines C4 would keep"),
+         "fewer than c4.min_sentences sentences"),
     # fineweb
     Rule("fineweb_line_punct", "fineweb", "line_punct_frac", "min", "min_line_punct_frac", FINEWEB,
          "too few lines end with punctuation"),
@@ -465,8 +454,7 @@ LATIN_STATS: tuple[str, ...] = (
     "dup_line_frac", "dup_para_frac", "dup_line_char_frac", "dup_para_char_frac",
     *(f"top_{n}gram_char_frac" for n in TOP_NGRAM_NS),
     *(f"dup_{n}gram_char_frac" for n in DUP_NGRAM_NS),
-    "c4_terminal_punct_char_frac", "c4_has_lorem_ipsum", "c4_has_curly_bracket",
-    "c4_javascript_line_frac", "c4_policy_line_frac", "c4_n_sentences",
+    "c4_has_lorem_ipsum", "c4_has_curly_bracket", "c4_has_bad_word", "c4_n_sentences",
     "line_punct_frac", "short_line_frac", "newline_word_ratio",
     "fineweb_short_line_chars",  # definition parameter the stats were computed with
 )
@@ -474,7 +462,7 @@ LATIN_STATS: tuple[str, ...] = (
 ZH_STATS: tuple[str, ...] = (
     "zh_n_chars", "zh_cjk_frac", "zh_line_punct_frac", "zh_dup_line_frac",
     "zh_boilerplate_line_frac", "zh_n_words",
-    "zh_short_line_chars",  # definition parameter the stats were computed with
+    "zh_short_line_chars", "zh_headline_chars",  # definition parameters the stats were computed with
 )
 #: Every key :func:`document_stats` returns, in this order.  The statistics of the
 #: family that does not apply to the document's language are NaN.
@@ -593,7 +581,17 @@ def _ngram_stats(words: list[str], out: dict[str, float]) -> None:
         n += 1
 
 
-def _latin_stats(text: str, lines: list[str], paras: list[str], short_chars: int) -> dict[str, float]:
+def bad_words_pattern(words: Iterable[str]) -> re.Pattern | None:
+    """C4's bad-word test for a word list: any listed word (lower-cased) between non-word characters or the text's
+    ends, as in the C4 reference code; None for an empty list."""
+    words = sorted({w.strip().lower() for w in words if w.strip()}, key=len, reverse=True)
+    if not words:
+        return None
+    return re.compile(r"(?:\W|^)(?:" + "|".join(map(re.escape, words)) + r")(?:\W|$)")
+
+
+def _latin_stats(text: str, lines: list[str], paras: list[str], short_chars: int,
+                 bad_words: re.Pattern | None) -> dict[str, float]:
     out: dict[str, float] = {}
     tokens = text.split()
     n_tokens = len(tokens)
@@ -618,11 +616,8 @@ def _latin_stats(text: str, lines: list[str], paras: list[str], short_chars: int
     # line statistics, one loop
     n_lines = len(lines)
     n_bullet = n_ell = n_fw_end = n_short = 0
-    c4_end_chars = 0
-    c4_kept: list[str] = []
     line_chars = 0
-    bullets, ellipses = BULLET_CHARS, ELLIPSES
-    c4_end, fw_end = C4_END_MARKS, FINEWEB_END_MARKS
+    bullets, ellipses, fw_end = BULLET_CHARS, ELLIPSES, FINEWEB_END_MARKS
     for s in lines:
         ls = len(s)
         line_chars += ls
@@ -634,16 +629,11 @@ def _latin_stats(text: str, lines: list[str], paras: list[str], short_chars: int
             n_fw_end += 1
         if s.endswith(ellipses):
             n_ell += 1
-        elif s.endswith(c4_end):
-            c4_end_chars += ls
-            if len(s.split()) >= C4_MIN_WORDS_PER_LINE:
-                c4_kept.append(s)
     ln = n_lines or 1
     out["bullet_line_frac"] = n_bullet / ln
     out["ellipsis_line_frac"] = n_ell / ln
     out["line_punct_frac"] = n_fw_end / ln
     out["short_line_frac"] = n_short / ln
-    out["c4_terminal_punct_char_frac"] = c4_end_chars / line_chars if line_chars else 0.0
     out["newline_word_ratio"] = text.count("\n") / denom
 
     # repetition of lines and paragraphs
@@ -656,38 +646,31 @@ def _latin_stats(text: str, lines: list[str], paras: list[str], short_chars: int
     out["dup_para_char_frac"] = d_c / para_chars if para_chars else 0.0
     _ngram_stats(words, out)
 
-    # C4 page-level markers and line-level boilerplate (substring tests on the
-    # whole lower-cased text first; per-line work only when something matched)
+    # C4 page rules, on the text as cleaned by the line rules
     out["c4_has_lorem_ipsum"] = 1.0 if "lorem ipsum" in low else 0.0
     out["c4_has_curly_bracket"] = 1.0 if "{" in text else 0.0
-    js = 0
-    if "javascript" in low:
-        js = sum(1 for s in lines if "javascript" in s.lower())
-    out["c4_javascript_line_frac"] = js / ln
-    pol = 0
-    if any(p in low for p in C4_POLICY_PHRASES):
-        pol = sum(1 for s in lines if any(p in s.lower() for p in C4_POLICY_PHRASES))
-    out["c4_policy_line_frac"] = pol / ln
-    out["c4_n_sentences"] = float(len(_SENT_END.findall("\n".join(c4_kept)))) if c4_kept else 0.0
+    out["c4_has_bad_word"] = 1.0 if bad_words is not None and bad_words.search(low) else 0.0
+    out["c4_n_sentences"] = float(sum(map(count_sentences, lines)))
     out["fineweb_short_line_chars"] = float(short_chars)
     return out
 
 
-def _zh_stats(text: str, lines: list[str], seg: str | None, short_chars: int) -> dict[str, float]:
+def _zh_stats(text: str, lines: list[str], seg: str | None, short_chars: int, headline_chars: int) -> dict[str, float]:
     out: dict[str, float] = {}
     n_chars = sum(map(len, text.split()))  # non-whitespace characters
     n_cjk = len(text) - len(_CJK.sub("", text))
     out["zh_n_chars"] = float(n_chars)
     out["zh_cjk_frac"] = n_cjk / n_chars if n_chars else 0.0
     ln = len(lines) or 1
-    has_end = _ZH_SENT_END.search
-    n_end = n_boiler = 0
+    n_end = n_boiler = n_headline = 0
     for s in lines:
-        if has_end(s):
+        if zh_has_sentence_end(s):
             n_end += 1
-        elif len(s) <= short_chars:
-            n_boiler += 1
-    out["zh_line_punct_frac"] = n_end / ln
+        else:
+            n_headline += len(s) <= headline_chars
+            n_boiler += len(s) <= short_chars
+    judged = len(lines) - n_headline
+    out["zh_line_punct_frac"] = n_end / judged if judged else 0.0
     out["zh_dup_line_frac"] = _dups(lines)[0] / ln
     out["zh_boilerplate_line_frac"] = n_boiler / ln
     if seg is None:
@@ -695,26 +678,29 @@ def _zh_stats(text: str, lines: list[str], seg: str | None, short_chars: int) ->
     else:
         out["zh_n_words"] = float(len(_WORD_TOKEN.findall(seg)))
     out["zh_short_line_chars"] = float(short_chars)
+    out["zh_headline_chars"] = float(headline_chars)
     return out
 
 
 def document_stats(
-    text: str, lang: str | None, seg: str | None = None, *, cfg: QualityConfig | None = None
+    text: str, lang: str | None, seg: str | None = None, *, cfg: QualityConfig | None = None,
+    bad_words: re.Pattern | None = None,
 ) -> dict[str, float]:
     """Every statistic any rule needs, computed in one pass over the document.
 
     Returns all :data:`STAT_NAMES` keys, in that order; the family that does not
     apply to ``lang`` (the Chinese stats for non-Chinese documents and vice
     versa) is NaN.  ``seg`` (space-joined jieba words) is used for Chinese only.
-    ``cfg`` only matters for the two short-line lengths that define statistics;
-    by default the published/default ones are used.
+    ``cfg`` only matters for the line lengths that define statistics; by
+    default the published/default ones are used.  ``bad_words``: C4's bad-word
+    test (:func:`bad_words_pattern`), None when no list is configured.
     """
     cfg = cfg or _DEFAULT_CFG
     lines, paras = _lines_and_paragraphs(text)
     if is_chinese(lang):
-        vals = _zh_stats(text, lines, seg, cfg.chinese.short_line_chars)
+        vals = _zh_stats(text, lines, seg, cfg.chinese.short_line_chars, cfg.chinese.headline_chars)
     else:
-        vals = _latin_stats(text, lines, paras, cfg.fineweb.short_line_chars)
+        vals = _latin_stats(text, lines, paras, cfg.fineweb.short_line_chars, bad_words)
     vals["n_chars"] = float(len(text))
     vals["n_lines"] = float(len(lines))
     nan = math.nan
@@ -745,20 +731,21 @@ def active_rules(lang: str | None, cfg: QualityConfig) -> list[tuple[str, str, s
 
 def _check_definitions(stats: dict[str, float], lang: str | None, cfg: QualityConfig) -> None:
     if is_chinese(lang):
-        key, want = "zh_short_line_chars", cfg.chinese.short_line_chars
+        defs = {"zh_short_line_chars": cfg.chinese.short_line_chars, "zh_headline_chars": cfg.chinese.headline_chars}
     else:
-        key, want = "fineweb_short_line_chars", cfg.fineweb.short_line_chars
-    got = stats.get(key)
-    if got is None or math.isnan(got):
-        raise ValueError(
-            f"stats lack {key!r}: they were computed for the other language family "
-            f"(lang={lang!r}) or not by document_stats"
-        )
-    if got != want:
-        raise ValueError(
-            f"stats were computed with {key}={got:g} but the config says {want}; "
-            "recompute them with document_stats(..., cfg=cfg)"
-        )
+        defs = {"fineweb_short_line_chars": cfg.fineweb.short_line_chars}
+    for key, want in defs.items():
+        got = stats.get(key)
+        if got is None or math.isnan(got):
+            raise ValueError(
+                f"stats lack {key!r}: they were computed for the other language family "
+                f"(lang={lang!r}) or not by document_stats"
+            )
+        if got != want:
+            raise ValueError(
+                f"stats were computed with {key}={got:g} but the config says {want}; "
+                "recompute them with document_stats(..., cfg=cfg)"
+            )
 
 
 def _failing(stats: dict[str, float], lang: str | None, cfg: QualityConfig, stop_at_first: bool) -> list[str]:

@@ -24,11 +24,13 @@ from corpusslim.filters.quality import (
     WORD_STRIP,
     QualityConfig,
     all_failures,
+    bad_words_pattern,
     document_stats,
     first_failure,
     is_chinese,
     reason_codes,
 )
+from corpusslim.filters.sentences import count_sentences
 
 FIXTURES = Path(__file__).parent / "fixtures" / "quality"
 
@@ -40,8 +42,7 @@ EXPECTED_CODES = {
     "gopher_top_2gram", "gopher_top_3gram", "gopher_top_4gram",
     "gopher_dup_5gram", "gopher_dup_6gram", "gopher_dup_7gram", "gopher_dup_8gram", "gopher_dup_9gram",
     "gopher_dup_10gram",
-    "c4_terminal_punct", "c4_lorem_ipsum", "c4_curly_bracket", "c4_javascript", "c4_policy",
-    "c4_min_sentences",
+    "c4_lorem_ipsum", "c4_curly_bracket", "c4_bad_words", "c4_min_sentences",
     "fineweb_line_punct", "fineweb_short_lines", "fineweb_dup_line_chars", "fineweb_newline_ratio",
     "zh_min_chars", "zh_cjk_ratio", "zh_line_punct", "zh_dup_lines", "zh_boilerplate_lines",
     "zh_min_words",
@@ -83,9 +84,13 @@ class Gen:
         return sep.join(self.line(k) for _ in range(n_lines))
 
 
+#: A bad-word list for the C4 bad-word rule: words the seeded pseudo-word generator never makes (no "x", "q").
+BAD_WORDS = bad_words_pattern(["xqzzy", "Quux Flerb"])
+
+
 def failures(text: str, lang: str | None = "en", cfg: QualityConfig | None = None, seg=None):
     cfg = cfg or QualityConfig()
-    return all_failures(document_stats(text, lang, seg, cfg=cfg), lang, cfg)
+    return all_failures(document_stats(text, lang, seg, cfg=cfg, bad_words=BAD_WORDS), lang, cfg)
 
 
 def fit(build, stat: str, lo: float, hi: float, max_filler: int = 400) -> str:
@@ -198,7 +203,7 @@ def _four_word_repeats(seed: int, sep: str) -> str:
     g = Gen(seed)
     reps = [" ".join(w.capitalize() for w in g.words(4, syllables=5)) + "." for _ in range(6)]
     lines = []
-    for i, rep in enumerate(reps + reps):
+    for rep in reps + reps:
         lines.append(g.sentence())
         lines.append(rep)
     return sep.join(lines)
@@ -276,13 +281,6 @@ def _dup_ngram_doc(n: int):
     return fit(build, f"dup_{n}gram_char_frac", _DUP_LIMITS[n], hi)
 
 
-def doc_c4_terminal_punct():
-    g = Gen(20)
-    kept = [g.line(2) for _ in range(3)]  # end with "."
-    cut = [g.line(3)[:-1] + " " + g.word() for _ in range(3)]  # same sentences, no final stop
-    return "\n".join(x for pair in zip(kept, cut) for x in pair), None
-
-
 def _base(seed: int) -> str:
     return Gen(seed).prose(4)
 
@@ -295,12 +293,8 @@ def doc_c4_curly_bracket():
     return _base(22) + "\n\nThe {name} of the file goes here and there.", None
 
 
-def doc_c4_javascript():
-    return _base(23) + "\n\nPlease enable JavaScript in your browser to see the comments.", None
-
-
-def doc_c4_policy():
-    return _base(24) + "\n\nBy using this site you agree to our privacy policy and the rules.", None
+def doc_c4_bad_words():
+    return _base(23) + "\n\nThe quux FLERB of the day is on the table.", None
 
 
 def doc_c4_min_sentences():
@@ -443,11 +437,9 @@ CASES = {
     "gopher_top_3gram": lambda: _en_case(doc_gopher_top_3gram),
     "gopher_top_4gram": lambda: _en_case(doc_gopher_top_4gram),
     **{f"gopher_dup_{n}gram": (lambda n=n: (_dup_ngram_doc(n), "en", None, None)) for n in range(5, 11)},
-    "c4_terminal_punct": lambda: _en_case(doc_c4_terminal_punct),
     "c4_lorem_ipsum": lambda: _en_case(doc_c4_lorem_ipsum),
     "c4_curly_bracket": lambda: _en_case(doc_c4_curly_bracket),
-    "c4_javascript": lambda: _en_case(doc_c4_javascript),
-    "c4_policy": lambda: _en_case(doc_c4_policy),
+    "c4_bad_words": lambda: _en_case(doc_c4_bad_words),
     "c4_min_sentences": lambda: _en_case(doc_c4_min_sentences),
     "fineweb_line_punct": lambda: _en_case(doc_fineweb_line_punct),
     "fineweb_short_lines": lambda: _en_case(doc_fineweb_short_lines),
@@ -480,7 +472,7 @@ def test_rule_fails_alone(case):
     code = case.split("/")[0]
     text, lang, seg, overrides = built(case)
     cfg = QualityConfig.model_validate(overrides or {})
-    stats = document_stats(text, lang, seg, cfg=cfg)
+    stats = document_stats(text, lang, seg, cfg=cfg, bad_words=BAD_WORDS)
     assert all_failures(stats, lang, cfg) == [code], {k: v for k, v in stats.items() if not math.isnan(v)}
     assert first_failure(stats, lang, cfg) == code
 
@@ -658,7 +650,7 @@ def test_line_and_paragraph_duplicates():
     [
         {"gopher": {}},  # unknown section
         {"gopher_quality": {"min_word": 10}},  # unknown key (typo)
-        {"c4": {"min_terminal_punct_char_frac": 1.5}},  # fraction above 1
+        {"c4": {"min_sentences": -1}},  # negative count
         {"fineweb": {"min_line_punct_frac": -0.1}},  # fraction below 0
         {"chinese": {"max_boilerplate_line_frac": float("nan")}},
         {"gopher_quality": {"min_words": 200, "max_words": 100}},  # min > max
@@ -683,7 +675,8 @@ def test_config_defaults_are_the_published_values():
     cfg = QualityConfig()
     gq, gr, fw = cfg.gopher_quality, cfg.gopher_repetition, cfg.fineweb
     assert (gq.min_words, gq.max_words, gq.min_mean_word_length, gq.max_mean_word_length) == (50, 100_000, 3, 10)
-    assert (gq.max_hash_ratio, gq.max_ellipsis_ratio, gq.max_bullet_lines, gq.max_ellipsis_lines) == (0.1, 0.1, 0.9, 0.3)
+    assert (gq.max_hash_ratio, gq.max_ellipsis_ratio) == (0.1, 0.1)
+    assert (gq.max_bullet_lines, gq.max_ellipsis_lines) == (0.9, 0.3)
     assert (gq.min_alpha_words, gq.min_stop_words) == (0.8, 2)
     assert (gr.max_dup_line_frac, gr.max_dup_para_frac, gr.max_dup_line_char_frac, gr.max_dup_para_char_frac) == (
         0.3, 0.3, 0.2, 0.2)
@@ -703,7 +696,7 @@ def test_disabling_a_rule_set_stops_its_reasons(ruleset):
         text, lang, seg, overrides = built(case)
         cfg_on = QualityConfig.model_validate(overrides or {})
         cfg = cfg_on.model_copy(update={ruleset: getattr(cfg_off, ruleset)})
-        stats = document_stats(text, lang, seg, cfg=cfg_on)
+        stats = document_stats(text, lang, seg, cfg=cfg_on, bad_words=BAD_WORDS)
         before = set(all_failures(stats, lang, cfg_on))
         after = set(all_failures(stats, lang, cfg))
         assert not after & codes
@@ -721,10 +714,35 @@ def test_flag_switches():
     assert failures(text, cfg=cfg) == []
 
 
-def test_c4_line_rules_are_tunable_fractions():
-    text, _ = doc_c4_javascript()  # 1 notice line among 5
-    cfg = QualityConfig.model_validate({"c4": {"max_javascript_line_frac": 0.2}})
-    assert failures(text, cfg=cfg) == []
+def test_bad_words_need_a_list_and_match_whole_words():
+    text, _ = doc_c4_bad_words()
+    assert failures(text) == ["c4_bad_words"]
+    assert all_failures(document_stats(text, "en"), "en", QualityConfig()) == []  # no list configured
+    assert failures(text, cfg=QualityConfig.model_validate({"c4": {"bad_words": False}})) == []
+    inside = _base(23) + "\n\nThe xqzzyfoo of the day is on the table."  # the listed word inside another word
+    assert failures(inside) == []
+    assert bad_words_pattern(["", "  "]) is None
+
+
+@pytest.mark.parametrize("text, n", [
+    ("U.S. Nov. Mr. J. R. R. Tolkien wrote it.", 1),
+    ("Dr. Smith met Mrs. Jones in Nov. 2004 in the U.S. and they talked.", 1),
+    ("It costs approx. 5 dollars, e.g. at the shop. Then it rained.", 2),
+    ("He came home. She left! Did they? \"Yes.\" The end", 5),
+])
+def test_sentence_count_ignores_abbreviations_and_initials(text, n):
+    assert count_sentences(text) == n
+
+
+def test_c4_sentences_counted_per_line():
+    g = Gen(30)
+    four = "\n".join(g.sentence(12) for _ in range(4))
+    assert document_stats(four, "en")["c4_n_sentences"] == 4
+    # abbreviations added to every line do not add sentences
+    abbreviated = "\n".join(f"Mr. J. R. Tolkien of the U.S. said in Nov. that {g.sentence(12)}" for _ in range(4))
+    assert document_stats(abbreviated, "en")["c4_n_sentences"] == 4
+    # a line without terminal punctuation is one sentence, as Punkt counts it
+    assert document_stats(four + "\nA line without an end", "en")["c4_n_sentences"] == 5
 
 
 # ---------------------------------------------------------------------------
@@ -741,15 +759,18 @@ def test_bbc_news_mostly_passes():
     assert sum(r is None for r in reasons) / len(reasons) >= 0.9
 
 
-def test_webtext_low_quality_chunks_fail():
+def test_webtext_wine_notes_fail():
     docs = load("en_webtext")
     reasons = _decide("en_webtext", "en")
-    # sample: 24/60 = 0.40 fail; full set 889/1941 = 0.458.  Bug titles and wine notes
-    # always fail (full set 667/667 and 90/90); the overheard conversations and film
-    # scripts are punctuated dialogue and mostly pass.
-    assert sum(r is not None for r in reasons) / len(reasons) >= 0.35
-    lists = [r for d, r in zip(docs, reasons) if d["id"].split("/")[1] in ("firefox", "wine")]
-    assert lists and all(r is not None for r in lists)
+    # Wine tasting notes (no line ends in punctuation) fail FineWeb's line-punctuation rule: full set 88/90 with
+    # the line rules applied first (bench/quality_rules.py).  The page rules keep the punctuated dialogue
+    # (overheard, film scripts); Firefox bug titles pass when more than 12% of their lines end in punctuation
+    # (296/667), as in FineWeb's published pipeline, and fail once C4's terminal-punctuation rule is on
+    # (tests/test_lines.py).
+    wine = [r for d, r in zip(docs, reasons) if d["id"].split("/")[1] == "wine"]
+    assert wine and all(r == "fineweb_line_punct" for r in wine)
+    dialogue = [r for d, r in zip(docs, reasons) if d["id"].split("/")[1] in ("overheard", "pirates", "grail")]
+    assert sum(r is None for r in dialogue) / len(dialogue) >= 0.9
 
 
 def test_zh_wiki_mostly_passes():
@@ -757,13 +778,41 @@ def test_zh_wiki_mostly_passes():
     assert sum(r is None for r in reasons) / len(reasons) >= 0.9
 
 
-def test_zh_web_pages_mostly_removed_with_zh_reasons():
-    reasons = _decide("zh_web_pages", "zh")  # sample 8/8 removed; full set 65/66 = 0.985
-    assert sum(r is not None for r in reasons) / len(reasons) >= 0.85
+def test_zh_web_pages_without_line_cleaning_fail_zh_rules():
+    """Uncleaned, a news page's menu lines fail it (the lines stage removes them first: tests/test_lines.py)."""
+    reasons = _decide("zh_web_pages", "zh")  # sample: 6 of 8 removed
+    assert sum(r is not None for r in reasons) / len(reasons) >= 0.6
     cfg = QualityConfig()
     for d in load("zh_web_pages"):
         fails = all_failures(document_stats(d["text"], "zh", d["seg"]), "zh", cfg)
         assert all(c.startswith("zh_") for c in fails), fails
+
+
+def test_zh_punctuation_variants_count_after_nfkc():
+    z = ZhGen(60)
+    for mark in ("？", "﹖", "！", "﹗", "；", "﹔", "。", "｡"):
+        lines = [[*z.words(12), mark] for _ in range(6)]
+        text, seg = zh_doc(lines)
+        stats = document_stats(text, "zh", seg)
+        assert stats["zh_line_punct_frac"] == 1.0, mark
+        assert "zh_line_punct" not in all_failures(stats, "zh", QualityConfig())
+
+
+def test_zh_headline_lines_do_not_count_against_line_punctuation():
+    z = ZhGen(61)
+    body = zh_prose(61, n_lines=3)
+    headlines = [z.words(8) for _ in range(5)]  # 16 characters, no sentence end
+    text, seg = zh_doc(headlines + body)
+    stats = document_stats(text, "zh", seg)
+    assert stats["zh_line_punct_frac"] == 1.0
+    assert first_failure(stats, "zh", QualityConfig()) is None
+    # the same lines longer than headline_chars do count
+    cfg = QualityConfig.model_validate({"chinese": {"headline_chars": 12}})
+    stats = document_stats(text, "zh", seg, cfg=cfg)
+    assert stats["zh_line_punct_frac"] == 3 / 8
+    assert first_failure(stats, "zh", cfg) == "zh_line_punct"
+    with pytest.raises(ValueError, match="headline_chars"):
+        first_failure(document_stats(text, "zh", seg), "zh", cfg)
 
 
 def test_zh_hotel_reviews_pass_when_long_enough():

@@ -6,12 +6,13 @@ from pydantic import BaseModel
 from corpusslim.dedup.stage import DedupStage
 from corpusslim.stages.base import Stage, StageConfig
 from corpusslim.stages.lid import LidStage
+from corpusslim.stages.lines import LinesStage
 from corpusslim.stages.prefilter import PrefilterStage
 from corpusslim.stages.quality import QualityStage
 from corpusslim.stages.segment import SegmentStage
 
-STAGES: dict[str, type[Stage]] = {cls.kind: cls for cls in (PrefilterStage, LidStage, SegmentStage, DedupStage,
-                                                            QualityStage)}
+STAGES: dict[str, type[Stage]] = {cls.kind: cls for cls in (PrefilterStage, LidStage, LinesStage, SegmentStage,
+                                                            DedupStage, QualityStage)}
 
 
 def build_stage(config: StageConfig) -> Stage:

@@ -26,6 +26,7 @@ class SegmentStage(Stage):
     reasons: dict[str, str] = {}
     columns = ("seg", "n_words")
     requires = ("lid",)
+    after = ("lines",)  # words of the cleaned text
 
     def annotate(self, batch: pl.DataFrame) -> pl.DataFrame:
         cfg = self.config
