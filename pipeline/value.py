@@ -173,6 +173,8 @@ def value_config_from_flags(law: str, plan: str | None, **flags: float | None) -
     for name, x in flags.items():
         if x is not None and not (x > 0 and math.isfinite(x)):
             raise ValueError(f"--{name} must be a positive number, got {x:g}")
+    if plan is None and all(flags.get(k) is None for k in ("params", "tokens", "compute")):
+        raise ValueError("give --compute C (the compute-optimal plan) or --params N --tokens D (a fixed plan)")
     plan = plan or ("compute-optimal" if flags.get("compute") is not None else "fixed")
     needed = ("compute",) if plan == "compute-optimal" else ("params", "tokens")
     unused = ("params", "tokens") if plan == "compute-optimal" else ("compute",)
