@@ -58,7 +58,7 @@ def collect(stage: str, kept: pl.DataFrame, rejected: pl.DataFrame
 
 def explode(frames: list[pl.DataFrame]) -> pl.DataFrame:
     """One row per removed line of the documents in ``frames``: id, stage, line, reason, text (in row order)."""
-    parts = [f.select("id", pl.col(REMOVED).explode()).drop_nulls(REMOVED).unnest(REMOVED)
+    parts = [f.select("id", REMOVED).explode(REMOVED).drop_nulls(REMOVED).unnest(REMOVED)
              for f in frames if REMOVED in f.columns]
     if not parts:
         return pl.DataFrame(schema=OUTPUT_SCHEMA)
@@ -68,8 +68,9 @@ def explode(frames: list[pl.DataFrame]) -> pl.DataFrame:
 def restore(text: str, removed: list[dict]) -> str:
     """The original text of a document from its kept text and its removed lines (rows of
     ``removed_lines/<shard>.parquet`` of that document, in file order): each stage's removals are put back,
-    the last stage's first."""
-    lines = text.split("\n")
+    the last stage's first. An empty text with removed lines means no line was kept (a stage that removes every
+    non-blank line removes the blank ones too, so "" never stands for kept blank lines)."""
+    lines = text.split("\n") if text or not removed else []
     stages = list(dict.fromkeys(r["stage"] for r in removed))
     for stage in reversed(stages):
         for r in sorted((r for r in removed if r["stage"] == stage), key=lambda r: r["line"]):

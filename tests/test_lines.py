@@ -16,7 +16,8 @@ import pytest
 
 from corpusslim.filters.lines import LINE_REASONS, LinesConfig, clean_lines, zh_has_sentence_end
 from corpusslim.filters.quality import QualityConfig, all_failures, document_stats, first_failure
-from corpusslim.stages.lines import REMOVED_LINES, LinesStage, LinesStageConfig
+from corpusslim.lines import LINE_DTYPE, restore
+from corpusslim.stages.lines import LinesStage, LinesStageConfig
 
 FIXTURES = Path(__file__).parent / "fixtures" / "quality"
 ALL_FIXTURES = {"en_bbc_news": False, "en_webtext": False, "en_hardwrapped": False, "zh_wiki": True,
@@ -28,12 +29,9 @@ def load(name: str) -> list[dict]:
         return [json.loads(line) for line in f]
 
 
-def restore(kept: str, removed: list[tuple[int, str, str]]) -> str:
-    """Put removed lines back at their indices (ascending) into the kept text."""
-    lines = kept.split("\n") if kept or not removed else []  # "" with removals: no line was kept
-    for i, line, _ in sorted(removed):
-        lines.insert(i, line)
-    return "\n".join(lines)
+def rebuilt(kept: str, removed: list[tuple[int, str, str]]) -> str:
+    """The original text by the pipeline's rule (``corpusslim.lines.restore``), from ``clean_lines``'s output."""
+    return restore(kept, [{"line": i, "text": line, "reason": reason, "stage": "lines"} for i, line, reason in removed])
 
 
 CLEAN = ("The council met on Monday to discuss the new budget for the town.",
@@ -95,7 +93,7 @@ def test_emptied_page_loses_its_blank_lines_too():
     kept, removed = clean_lines(text, False, LinesConfig())
     assert kept == "" and [r for _, _, r in removed] == [
         "c4_line_too_few_words", "blank_line_of_emptied_page", "c4_line_policy", "blank_line_of_emptied_page"]
-    assert restore(kept, removed) == text
+    assert rebuilt(kept, removed) == text
     assert clean_lines("\n \n", False, LinesConfig()) == ("\n \n", [])  # nothing removed: untouched
 
 
@@ -123,7 +121,7 @@ def test_clean_page_loses_exactly_its_javascript_line():
     stage = LinesStage(LinesStageConfig())
     out = stage.annotate(batch)
     assert out["text"].to_list() == [article]
-    assert out.schema["removed_lines"] == REMOVED_LINES
+    assert out.schema["removed_lines"] == LINE_DTYPE
     assert out["removed_lines"].to_list() == [[{"line": 3, "text": notice, "reason": "c4_line_javascript"}]]
     kept, rejected = stage.split(out)
     assert kept.height == 1 and rejected.is_empty()  # the stage removes lines, never documents
@@ -136,7 +134,7 @@ def test_original_is_kept_lines_plus_removed_lines_on_every_fixture(overrides):
     for name, chinese in ALL_FIXTURES.items():
         for d in load(name):
             kept, removed = clean_lines(d["text"], chinese, cfg)
-            assert restore(kept, removed) == d["text"], d["id"]
+            assert rebuilt(kept, removed) == d["text"], d["id"]
             assert all(line.strip() for _, line, _ in removed)  # blank lines are never removed
             n_removed += len(removed)
     assert n_removed  # the check is not vacuous
@@ -147,7 +145,7 @@ def test_stage_frame_reconstructs_every_fixture_document():
     batch = pl.DataFrame(docs, schema=["id", "text", "lang"], orient="row")
     out = LinesStage(LinesStageConfig()).annotate(batch)
     for (_, original, _), kept, removed in zip(docs, out["text"].to_list(), out["removed_lines"].to_list()):
-        assert restore(kept, [(r["line"], r["text"], r["reason"]) for r in removed]) == original
+        assert restore(kept, [{**r, "stage": "lines"} for r in removed]) == original
 
 
 def test_chinese_sentence_ends_after_nfkc():

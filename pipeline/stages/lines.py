@@ -9,16 +9,15 @@ and page rules all see the cleaned text.
 """
 from __future__ import annotations
 
-from typing import ClassVar, Literal
+from typing import Literal
 
 import polars as pl
 from pydantic import ConfigDict
 
 from corpusslim.filters.lines import LINE_REASONS, LinesConfig, clean_lines
 from corpusslim.filters.quality import is_chinese
+from corpusslim.lines import COLUMN, LINE_DTYPE
 from corpusslim.stages.base import Stage
-
-REMOVED_LINES = pl.List(pl.Struct({"line": pl.UInt32, "text": pl.String, "reason": pl.String}))
 
 
 class LinesStageConfig(LinesConfig):
@@ -35,7 +34,7 @@ class LinesStage(Stage):
     reasons = LINE_REASONS  # reasons of removed lines; no document is rejected
     columns = ()  # ``removed_lines`` is moved out of the batch by the worker
     requires = ("lid",)
-    edits_lines: ClassVar[bool] = True
+    edits_lines = True
 
     def annotate(self, batch: pl.DataFrame) -> pl.DataFrame:
         texts, removed = [], []
@@ -43,8 +42,8 @@ class LinesStage(Stage):
             kept, lines = clean_lines(text, is_chinese(lang), self.config)
             texts.append(kept)
             removed.append([{"line": i, "text": line, "reason": reason} for i, line, reason in lines])
-        return batch.with_columns(text=pl.Series(texts, dtype=pl.String),
-                                  removed_lines=pl.Series(removed, dtype=REMOVED_LINES))
+        return batch.with_columns(pl.Series("text", texts, dtype=pl.String),
+                                  pl.Series(COLUMN, removed, dtype=LINE_DTYPE))
 
     def decide(self, batch: pl.DataFrame) -> pl.Series:
         return pl.Series("reject_reason", [None] * batch.height, dtype=pl.String)
