@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+import random
 
 import pytest
 
@@ -80,14 +81,16 @@ def oracle_least_compute(law: str, target: float, u: float, n: float | None = No
     return math.exp(ternary_min(log_compute, math.log(1e5), math.log(1e18)))
 
 
+def oracle_best_loss(law: str, c: float, u: float) -> float:
+    """The lowest loss at compute c = 6*N*D with pool u: min over ln N along the iso-FLOP line."""
+    return ternary_min(lambda x: oracle_loss(law, math.exp(x), c / (6 * math.exp(x)), u), 0.0, math.log(c / 6))
+
+
 def oracle_value(law: str, plan: str, u0: float, du: float, n: float = 7e9, d: float = 1.4e12,
                  c: float = 6 * 7e9 * 1.4e12) -> float:
     """Equivalent compute (FLOPs) of ``du`` unique tokens added to ``u0`` under the plan."""
     if plan == "compute-optimal":
-        def best(u):
-            return ternary_min(lambda x: oracle_loss(law, math.exp(x), c / (6 * math.exp(x)), u), 0.0,
-                               math.log(c / 6))
-        return oracle_least_compute(law, best(u0 + du), u0) - c
+        return oracle_least_compute(law, oracle_best_loss(law, c, u0 + du), u0) - c
     fixed_n = n if plan == "fixed-params" else None
     before, after = oracle_loss(law, n, d, u0), oracle_loss(law, n, d, u0 + du)
     return oracle_least_compute(law, after, u0, fixed_n) - oracle_least_compute(law, before, u0, fixed_n)
@@ -164,6 +167,38 @@ def test_unbounded_exactly_below_the_floor(law):
     assert below.status == "unbounded" and below.usd is None and below.flops is None
     assert below.loss_after < below.loss_floor == pytest.approx(floor, rel=1e-12)
     assert "lowest loss any amount of compute reaches" in below.reason
+
+
+def oracle_floor_fixed_n(law: str, u: float, n: float) -> float:
+    """Lowest loss over D alone: D -> infinity (muennighoff) or D = U (one epoch)."""
+    return oracle_loss(law, n, 1e40 if CONSTANTS[law][5] is not None else u, u)
+
+
+@pytest.mark.parametrize("plan", PLANS)
+def test_unbounded_decision_on_random_points(plan):
+    """Issue 13 found the old test wrong both ways on random points; here "unbounded" must be exactly L_after below
+    the oracle's floor, over random laws, plans, model sizes, budgets, pools and batches."""
+    rng = random.Random(13)
+    seen = set()
+    for _ in range(40):
+        law = rng.choice(sorted(CONSTANTS))
+        n, d = 10 ** rng.uniform(8.5, 10), 10 ** rng.uniform(10.5, 12.3)
+        u0 = 10 ** rng.uniform(9, 12)
+        du = u0 * 10 ** rng.uniform(-2, 0.5)
+        value = ValueConfig(law=law, plan=plan, params=n, tokens=d)
+        got = price_batch(value, u0, du)
+        if got.status == "outside_law":
+            continue
+        if plan == "compute-optimal":
+            after = oracle_best_loss(law, 6 * n * d, u0 + du)
+        else:
+            after = oracle_loss(law, n, d, u0 + du)
+        floor = oracle_floor_fixed_n(law, u0, n) if plan == "fixed-params" else oracle_floor(law, u0)
+        if abs(after - floor) < 1e-9:
+            continue
+        assert (got.status == "unbounded") == (after < floor), (law, n, d, u0, du, got)
+        seen.add(got.status)
+    assert seen == {"priced", "unbounded"}
 
 
 # ---------------------------------------------------------------- the guard, statuses, scale
