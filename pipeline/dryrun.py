@@ -11,13 +11,14 @@ from __future__ import annotations
 import math
 import os
 import time
+from dataclasses import dataclass
 
 import polars as pl
 
 from corpusslim.config import RunConfig
 from corpusslim.errors import ConfigError
 from corpusslim.resources import STARTUP
-from corpusslim.sampling import draw_sample
+from corpusslim.sampling import InputTotals, draw_sample
 from corpusslim.shard_io import discover_shards
 from corpusslim.stages import STAGES, build_stage
 from corpusslim.stages.base import Stage, StageConfig
@@ -99,22 +100,70 @@ def _histogram(values: list[float], threshold: float, op: str, bins: int = 12, w
     return lines
 
 
+@dataclass(frozen=True)
+class Observed:
+    """What a dry run measured on its sample."""
+
+    docs: pl.DataFrame  # the sample, with token counts
+    totals: InputTotals  # the whole input, from the Parquet footers
+    reached: pl.DataFrame  # sample documents that reached the stage
+    annotated: pl.DataFrame
+    survivors: pl.DataFrame
+    removed: pl.DataFrame
+    stage_cpu: float  # CPU seconds of the stage on ``reached``
+    chain_cpu: float  # CPU seconds of the input step, the stages before and the stage
+    startup_cpu: float  # CPU seconds of model loading (once per worker process in a full run)
+
+    @property
+    def reach(self) -> float:
+        return self.reached.height / self.docs.height if self.docs.height else 0.0
+
+    @property
+    def population(self) -> float:
+        """Documents of the whole input expected to reach the stage."""
+        return self.totals.docs * self.reach
+
+
 def dry_run(config: RunConfig, name: str, sample: int = 1000, seed: int = 0, workers: int | None = None) -> dict:
     """Run stage NAME on a sample of the input; returns the report (see ``format_dry_run``). Writes nothing."""
-    before_configs, target_cfg = target_config(config, name)
     started = time.perf_counter()
-    shards = discover_shards(config.input)
-    docs, totals = draw_sample(shards, sample, seed)
-    stages = [build_stage(c) for c in before_configs]
+    before_configs, target_cfg = target_config(config, name)
+    docs, totals = draw_sample(discover_shards(config.input), sample, seed)
     target = build_stage(target_cfg)
-    # Load models (fastText, jieba, tokenizer) outside the timing: a full run pays that once per worker.
+    observed = _observe(config, [build_stage(c) for c in before_configs], target, docs, totals)
+    workers = workers or config.workers or os.cpu_count() or 1
+    reasons = _removals(observed, target.is_global)
+    report = {
+        "stage": name,
+        "config": target.config.model_dump(mode="json"),
+        "sample": _sample_section(observed, sample, seed),
+        "removed": reasons,
+        "kept": {"docs": observed.survivors.height,
+                 "tokens": int(observed.survivors["n_tokens"].sum()) if observed.reached.height else 0},
+        "thresholds": [{**{k: v for k, v in t.items() if k != "values"}, "n": len(t["values"]),
+                        "histogram": _histogram(t["values"], t["threshold"], t["op"])}
+                       for t in target.thresholds(observed.annotated)],
+        "cpu": _cpu_section(observed),
+        "projection": _projection(observed, reasons, workers, config.cost.usd_per_cpu_hour),
+        "unseen_reasons": _unseen(observed, target),
+        "dry_run_wall_seconds": round(time.perf_counter() - started, 3),
+        "notes": [DEDUP_CAVEAT] if target.is_global else [],
+    }
+    return report
+
+
+def _observe(config: RunConfig, stages: list[Stage], target: Stage, docs: pl.DataFrame,
+             totals: InputTotals) -> Observed:
+    """Run the input step, the stages before NAME and NAME on the sample, timing each; models load first, outside
+    the timing (a full run pays that once per worker)."""
+    limit = config.limits.max_doc_chars
     startup = STARTUP["cpu_seconds"]
-    warm, _, _ = input_step(docs.head(WARM_UP_DOCS), config.limits.max_doc_chars, 0.0)
+    warm, _, _ = input_step(docs.head(WARM_UP_DOCS), limit, 0.0)
     for stage in stages:
         warm, _ = stage.process(warm)
     _run(target, warm)
     startup = STARTUP["cpu_seconds"] - startup
-    kept, rejected_input, input_stat = input_step(docs, config.limits.max_doc_chars, 0.0)
+    kept, rejected_input, input_stat = input_step(docs, limit, 0.0)
     docs = docs.with_columns(n_tokens=pl.concat([kept, rejected_input], how="diagonal_relaxed")
                              .sort("_row")["n_tokens"])
     chain_cpu = input_stat["cpu_seconds"]
@@ -124,31 +173,22 @@ def dry_run(config: RunConfig, name: str, sample: int = 1000, seed: int = 0, wor
         chain_cpu += time.process_time() - start
     start = time.process_time()
     annotated, survivors, removed = _run(target, kept)
-    target_cpu = time.process_time() - start
-    return _report(config, name, target, docs, totals, kept, annotated, survivors, removed, target_cpu,
-                   chain_cpu + target_cpu, startup, sample, seed, workers, time.perf_counter() - started)
+    stage_cpu = time.process_time() - start
+    return Observed(docs, totals, kept, annotated, survivors, removed, stage_cpu, chain_cpu + stage_cpu, startup)
 
 
-def _report(config, name, target, docs, totals, reached, annotated, survivors, removed, target_cpu, chain_cpu,
-            startup, sample, seed, workers, wall) -> dict:
-    n_sample, n_in = docs.height, reached.height
-    text_mb = docs["text"].str.len_bytes().fill_null(0).sum() / 1e6
-    mean_tokens = docs["n_tokens"].mean() or 0.0
-    mean_bytes = docs["text"].str.len_bytes().fill_null(0).mean() or 0.0
-    reach = n_in / n_sample if n_sample else 0.0
-    workers = workers or config.workers or os.cpu_count() or 1
-    per_doc = chain_cpu / n_sample if n_sample else 0.0
-    cpu_hours = (per_doc * totals.docs + startup * workers) / 3600  # models load once per worker process
-    population = totals.docs * reach
-    q = n_in / population if population else 1.0
+def _removals(o: Observed, is_global: bool) -> list[dict]:
+    """Per reason: the sample's count with its 95% interval, projected onto the whole input, and examples."""
+    n_in = o.reached.height
+    q = n_in / o.population if o.population else 1.0
     reasons = []
-    for (reason,), group in sorted(removed.group_by("reject_reason")):
+    for (reason,), group in sorted(o.removed.group_by("reject_reason")):
         k = group.height
         low, high = wilson(k, n_in)
-        if target.is_global:  # pairs seen with probability q^2 (DEDUP_CAVEAT)
-            projected = [min(population, x / (q * q)) for x in (k, *poisson_interval(k))]
+        if is_global:  # pairs seen with probability q^2 (DEDUP_CAVEAT)
+            projected = [min(o.population, x / (q * q)) for x in (k, *poisson_interval(k))]
         else:
-            projected = [population * x for x in (k / n_in, low, high)]
+            projected = [o.population * x for x in (k / n_in, low, high)]
         reasons.append({
             "reason": reason, "docs": k, "tokens": int(group["n_tokens"].sum()), "pct": 100 * k / n_in,
             "pct_low": 100 * low, "pct_high": 100 * high,
@@ -156,53 +196,66 @@ def _report(config, name, target, docs, totals, reached, annotated, survivors, r
             "examples": [{"id": printable(i), "text": printable(t or "", EXAMPLE_CHARS)}
                          for i, t in group.select("id", "text").head(EXAMPLES).iter_rows()],
         })
-    report = {
-        "stage": name,
-        "config": target.config.model_dump(mode="json"),
-        "sample": {"requested": sample, "docs": n_sample, "seed": seed, "shards": docs["_shard"].n_unique(),
-                   "per_shard": dict(docs.group_by("_shard").len().sort("_shard").iter_rows()),
-                   "reached_stage": n_in, "text_mb": round(text_mb, 4)},
-        "removed": reasons,
-        "kept": {"docs": survivors.height, "tokens": int(survivors["n_tokens"].sum()) if n_in else 0},
-        "thresholds": [{**t, "histogram": _histogram(t["values"], t["threshold"], t["op"]),
-                        "n": len(t["values"])} for t in target.thresholds(annotated)],
-        "cpu": {"stage_seconds": round(target_cpu, 4),
-                "stage_per_doc": target_cpu / n_in if n_in else 0.0,
-                "stage_per_mb": target_cpu / (reached["text"].str.len_bytes().sum() / 1e6) if n_in else 0.0,
-                "chain_seconds": round(chain_cpu, 4), "chain_per_doc": per_doc,
-                "chain_per_mb": chain_cpu / text_mb if text_mb else 0.0},
-        "projection": {
-            "docs": totals.docs, "file_bytes": totals.file_bytes, "shards": totals.shards,
-            "text_bytes": round(totals.docs * mean_bytes), "tokens": round(totals.docs * mean_tokens),
-            "tokens_reaching_stage": round(totals.docs * reach * (reached["n_tokens"].mean() or 0.0)),
-            "docs_reaching_stage": round(totals.docs * reach),
-            "docs_removed": sum(r["projected_docs"] for r in reasons),
-            "cpu_hours": cpu_hours, "workers": workers, "wall_hours": cpu_hours / workers,
-            "usd": cpu_hours * config.cost.usd_per_cpu_hour,
-            "startup_cpu_seconds_per_worker": round(startup, 3),
-            "sample_fraction": q, "unreadable_shards": totals.unreadable,
-        },
-        "unseen_reasons": {"codes": sorted(set(target.reasons) - set(removed["reject_reason"])),
-                           "pct_high": 100 * wilson(0, n_in)[1],
-                           "projected_docs_high": round(population * wilson(0, n_in)[1])},
-        "dry_run_wall_seconds": round(wall, 3),
-        "notes": [],
+    return reasons
+
+
+def _sample_section(o: Observed, requested: int, seed: int) -> dict:
+    docs = o.docs
+    return {"requested": requested, "docs": docs.height, "seed": seed, "shards": docs["_shard"].n_unique(),
+            "per_shard": dict(docs.group_by("_shard").len().sort("_shard").iter_rows()),
+            "reached_stage": o.reached.height, "text_mb": round(_text_mb(docs), 4)}
+
+
+def _text_mb(df: pl.DataFrame) -> float:
+    return df["text"].str.len_bytes().fill_null(0).sum() / 1e6
+
+
+def _cpu_section(o: Observed) -> dict:
+    n_in, n_sample, text_mb = o.reached.height, o.docs.height, _text_mb(o.docs)
+    return {"stage_seconds": round(o.stage_cpu, 4),
+            "stage_per_doc": o.stage_cpu / n_in if n_in else 0.0,
+            "stage_per_mb": o.stage_cpu / _text_mb(o.reached) if n_in else 0.0,
+            "chain_seconds": round(o.chain_cpu, 4), "chain_per_doc": o.chain_cpu / n_sample if n_sample else 0.0,
+            "chain_per_mb": o.chain_cpu / text_mb if text_mb else 0.0}
+
+
+def _projection(o: Observed, reasons: list[dict], workers: int, usd_per_cpu_hour: float) -> dict:
+    """The full run's size and the cost of the chain up to NAME, from the sample's rates."""
+    docs, totals = o.docs, o.totals
+    per_doc = o.chain_cpu / docs.height if docs.height else 0.0
+    cpu_hours = (per_doc * totals.docs + o.startup_cpu * workers) / 3600  # models load once per worker process
+    return {
+        "docs": totals.docs, "file_bytes": totals.file_bytes, "shards": totals.shards,
+        "text_bytes": round(totals.docs * (docs["text"].str.len_bytes().fill_null(0).mean() or 0.0)),
+        "tokens": round(totals.docs * (docs["n_tokens"].mean() or 0.0)),
+        "tokens_reaching_stage": round(o.population * (o.reached["n_tokens"].mean() or 0.0)),
+        "docs_reaching_stage": round(o.population),
+        "docs_removed": sum(r["projected_docs"] for r in reasons),
+        "cpu_hours": cpu_hours, "workers": workers, "wall_hours": cpu_hours / workers,
+        "usd": cpu_hours * usd_per_cpu_hour,
+        "startup_cpu_seconds_per_worker": round(o.startup_cpu, 3),
+        "sample_fraction": o.reached.height / o.population if o.population else 1.0,
+        "unreadable_shards": totals.unreadable,
     }
-    for t in report["thresholds"]:
-        del t["values"]
-    if target.is_global:
-        report["notes"].append(DEDUP_CAVEAT)
-    return report
+
+
+def _unseen(o: Observed, target: Stage) -> dict:
+    """Reasons the sample never saw, with the upper end of their rate (zero events in the sample)."""
+    high = wilson(0, o.reached.height)[1]
+    return {"codes": sorted(set(target.reasons) - set(o.removed["reject_reason"])), "pct_high": 100 * high,
+            "projected_docs_high": round(o.population * high)}
 
 
 def format_dry_run(r: dict) -> str:
     """The dry run for a terminal."""
     s, p, cpu = r["sample"], r["projection"], r["cpu"]
     lines = [f"DRY RUN of stage '{r['stage']}': nothing was written.",
-             f"sample: {s['docs']:,} documents from {s['shards']} shards (seed {s['seed']}), {s['reached_stage']:,} "
-             f"reached the stage, {s['text_mb']:.2f} MB of text", "", "would remove (95% interval from the sample size):"]
+             f"sample: {s['docs']:,} documents from {s['shards']} shards (seed {s['seed']}), "
+             f"{s['reached_stage']:,} reached the stage, {s['text_mb']:.2f} MB of text", "",
+             "would remove (95% interval from the sample size):"]
     for x in r["removed"]:
-        lines.append(f"  {x['reason']:<24} {x['docs']:>6,} docs ({x['pct']:.1f}%, {x['pct_low']:.1f}–{x['pct_high']:.1f}%) "
+        lines.append(f"  {x['reason']:<24} {x['docs']:>6,} docs "
+                     f"({x['pct']:.1f}%, {x['pct_low']:.1f}–{x['pct_high']:.1f}%) "
                      f"{x['tokens']:>9,} tokens  → full run ≈ {x['projected_docs']:,} docs "
                      f"({x['projected_docs_low']:,}–{x['projected_docs_high']:,})")
     if not r["removed"]:
@@ -226,8 +279,8 @@ def format_dry_run(r: dict) -> str:
               f"≈{p['text_bytes'] / 1e6:,.1f} MB of text, ≈{p['tokens']:,} tokens ({p['tokens_reaching_stage']:,} "
               f"reaching the stage)",
               f"  ≈{p['docs_removed']:,} documents removed by this stage",
-              f"  {p['cpu_hours']:.4g} CPU-hours (with {p['startup_cpu_seconds_per_worker']:.1f} s of model loading per "
-              f"worker) → {p['wall_hours']:.4g} h wall on {p['workers']} workers → ${p['usd']:.4g}"]
+              f"  {p['cpu_hours']:.4g} CPU-hours (with {p['startup_cpu_seconds_per_worker']:.1f} s of model "
+              f"loading per worker) → {p['wall_hours']:.4g} h wall on {p['workers']} workers → ${p['usd']:.4g}"]
     for path, error in p["unreadable_shards"].items():
         lines.append(f"  UNREADABLE {path}: {error}")
     lines += [f"NOTE: {n}" for n in r["notes"]]

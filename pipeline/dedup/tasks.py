@@ -37,8 +37,8 @@ def reduce_candidates(task: str, index_records: list[dict], column: str, partiti
             keys = keys.filter(pl.col(column) % partitions == partition)
         frames.append(keys)
     keys = pl.concat(frames) if frames else pl.DataFrame(schema={DOC: pl.UInt64, column: pl.UInt64})
-    return {"task": task, "pairs": write_checked(candidate_pairs(keys, column), out_path), "cpu_seconds": time.process_time() - start,
-            "peak_rss_mb": peak_rss_mb()}
+    pairs = write_checked(candidate_pairs(keys, column), out_path)
+    return {"task": task, "pairs": pairs, "cpu_seconds": time.process_time() - start, "peak_rss_mb": peak_rss_mb()}
 
 
 def duplicate_ids(id_records: list[dict], examples: int = 10) -> dict:
