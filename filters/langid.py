@@ -10,11 +10,20 @@ Japanese (Han-only sentences read as ``ja``) and short French with English. Two 
   larger of fastText's (when it agreed) and the CJK share of the letters.
 * **langdetect** (``langdetect``), seeded, only for the few texts where fastText's top probability is below
   ``langdetect_below``; its answer replaces fastText's when langdetect is more confident.
+
+Threads: an identifier loads each model once, under a lock, and keeps it only once complete; after that, labelling
+only reads them. fastText's ``predict`` is a const method with per-call state (``FastText::predict`` in
+facebookresearch/fastText src/fasttext.cc, 0.9.x). langdetect 1.0.9 builds a new ``Detector`` per call, with its own
+``random.Random`` seeded from the factory on every call (langdetect/detector.py), so its answer does not depend on
+other threads; its module-level factory, however, is published before its profiles are loaded
+(``detector_factory.init_factory``): a second thread would detect with a few languages. The identifier builds its
+own factory instead.
 """
 from __future__ import annotations
 
 import importlib.resources
 import re
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -119,23 +128,37 @@ class LanguageIdentifier:
         self.seed = seed
         self._fasttext = None
         self._langdetect = None
+        self._lock = threading.Lock()
 
     def _model(self):
         if self._fasttext is None:
-            import fasttext
+            with self._lock:
+                if self._fasttext is None:
+                    import fasttext
 
-            fasttext.FastText.eprint = lambda *_args, **_kw: None  # silence its load-time warning on stderr
-            self._fasttext = fasttext.load_model(self.model_path)
+                    fasttext.FastText.eprint = lambda *_args, **_kw: None  # silence its load-time warning on stderr
+                    self._fasttext = fasttext.load_model(self.model_path)
         return self._fasttext
 
-    def _detect_langs(self, text: str):
+    def _factory(self):
+        """langdetect's profiles (55 languages), loaded into a factory of our own and seeded (langdetect is random
+        without a seed)."""
         if self._langdetect is None:
-            from langdetect import DetectorFactory, detect_langs
+            with self._lock:
+                if self._langdetect is None:
+                    from langdetect.detector_factory import PROFILES_DIRECTORY, DetectorFactory
 
-            DetectorFactory.seed = self.seed  # langdetect is random without a seed
-            self._langdetect = detect_langs
+                    factory = DetectorFactory()
+                    factory.load_profile(PROFILES_DIRECTORY)
+                    factory.set_seed(self.seed)
+                    self._langdetect = factory
+        return self._langdetect
+
+    def _detect_langs(self, text: str):
+        detector = self._factory().create()
+        detector.append(text)
         try:
-            best = self._langdetect(text)[0]
+            best = detector.get_probabilities()[0]
         except Exception:  # langdetect raises on text without features (digits, punctuation only)
             return None, 0.0
         return normalise(best.lang), float(best.prob)
@@ -143,7 +166,7 @@ class LanguageIdentifier:
     def load(self) -> None:
         """Load both models now (otherwise they load on first use)."""
         self._model()
-        self._detect_langs("load the language profiles")
+        self._factory()
 
     def identify(self, texts: Sequence[str]) -> LidResult:
         """Label every text. fastText sees the first ``max_chars`` characters with newlines as spaces."""

@@ -70,12 +70,23 @@ def _version() -> str | None:
         return None
 
 
-def check_workers(client: Client, paths: list[str]) -> None:
-    """Fail the job at start, naming each worker and what it lacks, unless every worker can run it."""
-    if not client.scheduler_info().get("workers"):
+def check_workers(client: Client, paths: list[str]) -> dict[str, int]:
+    """Fail the job at start, naming each worker (and its threads) and what it lacks, unless every worker can run
+    it; returns the threads of each worker. Any number of threads per worker is supported: tasks on one worker's
+    threads share its models, which load once under a lock (``corpusslim.resources``)."""
+    threads = client.nthreads()
+    if not threads:
         raise ConfigError(f"no workers are connected to the scheduler at {client.scheduler.address}")
     found = client.run(worker_problems, paths, _version())
     bad = {worker: problems for worker, problems in found.items() if problems}
     if bad:
-        lines = [f"  {worker}: {'; '.join(problems)}" for worker, problems in sorted(bad.items())]
+        lines = [f"  {worker} ({_threads(threads.get(worker, 0))}): {'; '.join(problems)}"
+                 for worker, problems in sorted(bad.items())]
         raise ConfigError("workers cannot run this job:\n" + "\n".join(lines))
+    logging.getLogger(__name__).info("%d workers: %s", len(threads),
+                                     ", ".join(f"{w} ({_threads(n)})" for w, n in sorted(threads.items())))
+    return threads
+
+
+def _threads(n: int) -> str:
+    return f"{n} thread{'s' if n != 1 else ''}"

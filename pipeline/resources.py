@@ -1,29 +1,55 @@
 """Heavy objects, built lazily once per worker process and never shipped with tasks.
 
-Each is loaded completely when first asked for, and the CPU time that takes is counted in ``STARTUP`` so the
-ledger can charge it as a fixed cost of the run instead of to whichever batch a worker happened to start with.
+A worker may run several tasks at once on its threads (``dask worker --nthreads``). Each object is loaded by the
+first task that asks for it, under one lock, and published only once complete: a task that asks meanwhile waits for
+it, and none ever sees a half-built object. The objects are then only read, which their libraries allow from several
+threads at once (see docs/ARCHITECTURE.md, "Threads").
+
+The CPU time a load takes is counted in ``STARTUP`` so the ledger can charge it as a fixed cost of the run instead
+of to whichever batch a worker happened to start with.
 """
 from __future__ import annotations
 
 import functools
+import threading
 import time
 
 from corpusslim.filters.langid import LanguageIdentifier
 from corpusslim.filters.segment import Segmenter
 
-STARTUP = {"cpu_seconds": 0.0}  # CPU this process spent loading models, cumulative
+
+class _StartupClock(threading.local):
+    """CPU seconds the current thread spent loading models, cumulative (``STARTUP["cpu_seconds"]``). Per thread, so
+    a task's difference before and after counts exactly the loads it did, whatever the worker's other threads ran
+    meanwhile."""
+
+    cpu_seconds = 0.0
+
+    def __getitem__(self, key: str) -> float:
+        return getattr(self, key)
+
+
+STARTUP = _StartupClock()
+# Reentrant, so that a loader may ask for another object; one lock for all loads keeps their CPU measurement clean.
+_LOAD_LOCK = threading.RLock()
 
 
 def _startup(load):
-    """Cache ``load`` per process and count its CPU time in ``STARTUP``."""
-    @functools.cache
+    """Load once per process and set of arguments, under ``_LOAD_LOCK``, counting the loading thread's CPU time in
+    ``STARTUP``."""
+    loaded = {}
+
     @functools.wraps(load)
     def cached(*args):
-        start = time.process_time()
-        try:
-            return load(*args)
-        finally:
-            STARTUP["cpu_seconds"] += time.process_time() - start
+        if args not in loaded:
+            with _LOAD_LOCK:
+                if args not in loaded:
+                    start = time.thread_time()
+                    try:
+                        loaded[args] = load(*args)
+                    finally:
+                        STARTUP.cpu_seconds += time.thread_time() - start
+        return loaded[args]
     return cached
 
 
@@ -81,5 +107,5 @@ def _count(encode, text: str) -> int:
 def count_tokens(texts: list[str | None]) -> list[int]:
     """o200k_base token count per text (special-token strings count as plain text; None counts 0)."""
     encode = tokenizer().encode_ordinary
-    return [0 if not t else _count(encode, t) if len(t) < TOKENIZER_PIECE else sum(_count(encode, p) for p in _pieces(t))
-            for t in texts]
+    return [0 if not t else _count(encode, t) if len(t) < TOKENIZER_PIECE
+            else sum(_count(encode, p) for p in _pieces(t)) for t in texts]

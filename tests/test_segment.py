@@ -7,17 +7,20 @@ test set and its gold segmentation; see the README there).
 from __future__ import annotations
 
 import pickle
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import jieba
 import pytest
 
+from corpusslim.filters import segment
 from corpusslim.filters.segment import Segmenter, sighan_score
-from filters import segment
 
 ROOT = Path(__file__).resolve().parents[1]
 FIXTURES = ROOT / "tests" / "fixtures" / "cws"
 jieba.setLogLevel(30)
+THREADS = 8
 
 # Texts with whitespace of several kinds (PKU lines have none), mixed scripts.
 WHITESPACE_TEXTS = [
@@ -32,7 +35,7 @@ WHITESPACE_TEXTS = [
 @pytest.fixture(scope="module")
 def pku() -> tuple[list[str], list[list[str]]]:
     raw = (FIXTURES / "pku_test.utf8").read_text(encoding="utf-8").splitlines()
-    gold = [l.split() for l in (FIXTURES / "pku_test_gold.utf8").read_text(encoding="utf-8").splitlines()]
+    gold = [line.split() for line in (FIXTURES / "pku_test_gold.utf8").read_text(encoding="utf-8").splitlines()]
     assert len(raw) == len(gold) == 80
     return raw, gold
 
@@ -125,6 +128,26 @@ def test_lazy_init_once_per_process(monkeypatch):
     assert other._tokenizer is tok and other.hmm is True
     other.segment(["今天天气不错"])
     assert len(calls) == 1
+
+
+def test_first_use_from_many_threads_initialises_once(monkeypatch, pku):
+    monkeypatch.setattr(segment, "_TOKENIZERS", {})  # a fresh process-wide cache: the threads race to initialise
+    raw, _ = pku
+    calls = []
+    tok = Segmenter()._tokenizer
+    real_initialize = tok.initialize
+    monkeypatch.setattr(tok, "initialize", lambda *a, **kw: calls.append(1) or real_initialize(*a, **kw))
+    barrier = threading.Barrier(THREADS)
+
+    def first_use(_):
+        seg = pickle.loads(pickle.dumps(Segmenter()))  # as a task unpickles it on a worker
+        barrier.wait()
+        return seg.segment(raw)
+
+    with ThreadPoolExecutor(THREADS) as pool:
+        results = list(pool.map(first_use, range(THREADS)))
+    assert len(calls) == 1
+    assert results == [Segmenter().segment(raw)] * THREADS
 
 
 def test_pickle_does_not_carry_the_tokenizer():
