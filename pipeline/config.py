@@ -29,9 +29,17 @@ class Strict(BaseModel):
 
 
 class CostConfig(Strict):
+    """The full cost of a batch: cleaning CPU, acquiring the raw input and storing what is kept (pipeline/ledger.py)."""
+
     # On-demand price of one vCPU of an AWS c5.24xlarge (96 vCPU at $4.08/h, us-east-1) = $0.0425 per vCPU-hour.
     usd_per_cpu_hour: float = Field(0.0425, ge=0.0)
-    usd_per_gb_read: float = Field(0.0, ge=0.0)
+    cpu_seconds_per_raw_token: float | None = Field(
+        None, ge=0.0, description="pinned cleaning CPU per raw token; default: fitted over the run's batches")
+    # AWS data transfer out to the internet, first 10 TB per month: $0.09/GB (aws.amazon.com/s3/pricing).
+    usd_per_raw_gb: float = Field(0.09, ge=0.0, description="buying, crawling or egress of raw input, per GB read")
+    # Amazon S3 Standard, first 50 TB per month, us-east-1: $0.023 per GB-month (aws.amazon.com/s3/pricing).
+    usd_per_gb_month: float = Field(0.023, ge=0.0, description="storage of kept data, per GB and month")
+    storage_months: float = Field(12.0, ge=0.0, description="months the kept data is stored")
 
 
 class ValueConfig(Strict):

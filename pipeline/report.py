@@ -1,8 +1,8 @@
 """The marginal-benefit report of a run: ``report/index.html`` (self-contained: tables and PNG plots embedded),
 ``report/summary.json`` and ``report/summary.md``, from the ledger, ``stats.json`` and the run's config.
 
-It answers: how much is the next batch worth, and where should I stop? Observed batches are priced with the
-scaling law of the ``value`` config; future batches with the fitted yield curve's extrapolation.
+The figures come from :func:`corpusslim.decision.summarise`; this module only lays them out: the same sections
+(a sentence and a table each) render as HTML and as Markdown.
 """
 from __future__ import annotations
 
@@ -10,222 +10,246 @@ import base64
 import html
 import io
 import json
-import math
-
-import polars as pl
 
 from corpusslim import storage
 from corpusslim.config import RunConfig
-from corpusslim.curve import as_dict, extrapolate, fit_yield_curve
+from corpusslim.decision import json_safe, si, summarise
+from corpusslim.filters.minhash import jaccard, shingles
 from corpusslim.manifest import write_json_atomic, write_text_atomic
-from corpusslim.scaling import LAWS, TrainingPrice, batch_value, stopping_batch
 from corpusslim.text import printable
+from corpusslim.value import format_usd
 
 EXAMPLES_PER_REASON = 3
 EXAMPLE_CHARS = 300
+DUP_REASONS = ("exact_dup", "near_dup")
 
 
-def _price(config: RunConfig) -> TrainingPrice:
-    v = config.value
-    return TrainingPrice(usd_per_gpu_hour=v.usd_per_gpu_hour, mfu=v.mfu, peak_flops=v.peak_flops)
+# ------------------------------------------------------------------------------------------------- formatting
+def worth(status: str | None, usd: float | None) -> str:
+    """A batch value for a table cell, keeping "unbounded", "outside the law" and "n/a" apart."""
+    return {"priced": format_usd(usd or 0.0), "unbounded": "unbounded", "outside_law": "outside the law"}.get(
+        status or "", "n/a")
 
 
-def batch_values(config: RunConfig, cum_unique: list[float], new_unique: list[float]) -> list[float | None]:
-    """Dollar value of each batch's new unique tokens for the configured model and training budget: the value of
-    adding them to the unique tokens before it. The first batch of a corpus has no "before" (no loss to improve
-    on), so its value is None."""
-    law, v, price = LAWS[config.value.law], config.value, _price(config)
-    before = [u - n for u, n in zip(cum_unique, new_unique)]
-    return [None if b <= 0 else batch_value(law, v.params, v.tokens, b, n, price)["value_usd"] if n > 0 else 0.0
-            for b, n in zip(before, new_unique)]
+def _usd(x: float | None) -> str:
+    return "n/a" if x is None else format_usd(x)
 
 
-def first_below_cost(values: list[float | None], costs: list[float]) -> int | None:
-    """Index of the first batch whose value is known and below its cost."""
-    known = [(i, v, c) for i, (v, c) in enumerate(zip(values, costs)) if v is not None]
-    hit = stopping_batch([v for _, v, _ in known], [c for _, _, c in known]) if known else None
-    return None if hit is None else known[hit][0]
+def _band(x: float, lo: float, hi: float, fmt=si) -> str:
+    return f"{fmt(x)} ({fmt(lo)}–{fmt(hi)})"
 
 
-def summarise(ledger: pl.DataFrame, stats: dict, config: RunConfig) -> dict:
-    """Every figure of the report, JSON-serialisable."""
-    R, U, C = (ledger[c].cast(pl.Float64).to_list() for c in ("cum_raw_tokens", "cum_unique_tokens", "cum_cost_usd"))
-    fit = fit_yield_curve(R, U, C, seed=0)
-    future = extrapolate(fit, R, U, C, k=config.value.extrapolate_batches) if fit.reason is None else []
-    observed_values = batch_values(config, U, ledger["new_unique_tokens"].cast(pl.Float64).to_list())
-    future_values = batch_values(config, [f["unique_tokens"] for f in future], [f["new_unique"] for f in future]) \
-        if future else []
-    costs = ledger["cost_usd"].to_list()
-    future_costs = [f["cost_usd"] - prev for f, prev in zip(future, [C[-1], *[f["cost_usd"] for f in future]])]
-    for f, value, cost in zip(future, future_values, future_costs):
-        f.update(value_usd=value, batch_cost_usd=cost)
-    stop_observed = first_below_cost(observed_values, costs)
-    stop_future = first_below_cost(future_values, future_costs) if future else None
-    return {
-        "totals": stats["totals"],
-        "value_assumptions": config.value.model_dump(),
-        "cost_assumptions": config.cost.model_dump(),
-        "batches": [{**row, "value_usd": value} for row, value in zip(ledger.to_dicts(), observed_values)],
-        "curve": as_dict(fit),
-        "extrapolation": future,
-        "stopping": {"observed_batch": stop_observed, "future_batch": stop_future},
-        "recommendation": recommend(ledger, observed_values, costs, stop_observed, future, stop_future, config),
-        "removals": [{"batch": b["batch"], "stage": s["stage"], "reason": reason, **counts}
-                     for b in stats["batches"] for s in b["stages"] for reason, counts in s["removed"].items()],
-        "quarantined": stats["quarantined"],
-    }
+def _pct(x: float) -> str:
+    return f"{100 * x:.1f} %"
 
 
-def _usd(value: float | None) -> str:
-    return "n/a (first batch)" if value is None else "unbounded" if math.isinf(value) else f"${value:.3g}"
+# ---------------------------------------------------------------------------------------------------- sections
+def sections(summary: dict) -> list[tuple[str, str, list[str], list[list[str]]]]:
+    """(title, sentences, table header, table rows) of every section, in reading order."""
+    out = [_next_section(summary), _batches_section(summary), _future_section(summary), _curve_section(summary),
+           _cost_section(summary), _assumptions_section(summary)]
+    return [s for s in out if s is not None]
 
 
-def recommend(ledger: pl.DataFrame, values: list[float], costs: list[float], stop_observed: int | None,
-              future: list[dict], stop_future: int | None, config: RunConfig) -> str:
-    """The one-sentence answer, with the assumptions it rests on."""
-    v = config.value
-    basis = (f"(value of unique tokens for a {v.params:.3g}-parameter model trained on {v.tokens:.3g} tokens, "
-             f"{v.law} scaling law, ${v.usd_per_gpu_hour}/GPU-hour at {v.mfu:.0%} MFU; cleaning at "
-             f"${config.cost.usd_per_cpu_hour}/CPU-hour)")
-    if ledger.is_empty():
-        return "No batch finished: nothing to recommend."
-    if stop_observed is not None:
-        return (f"Stop at batch {stop_observed}: its new unique tokens were worth {_usd(values[stop_observed])} against "
-                f"{_usd(costs[stop_observed])} of cleaning, and the batches after it are worth no more {basis}.")
-    last = len(values) - 1
-    if not future:
-        return (f"Keep going: the last batch (#{last}) was worth {_usd(values[last])} for {_usd(costs[last])} of cleaning; "
-                f"too few batches to fit a yield curve {basis}.")
-    if stop_future is not None:
-        return (f"Keep going for about {stop_future} more batch(es): the last batch (#{last}) was worth "
-                f"{_usd(values[last])} for {_usd(costs[last])} of cleaning, and the fitted yield curve puts the value of "
-                f"batch #{last + stop_future + 1} below its cost {basis}.")
-    return (f"Keep going: the last batch (#{last}) was worth {_usd(values[last])} for {_usd(costs[last])} of cleaning, "
-            f"and the next {len(future)} batches stay above their cost on the fitted yield curve {basis}.")
+def _next_section(summary: dict):
+    nxt = summary["next_batch"]
+    if nxt is None:
+        return None
+    c = nxt["cost_components"]
+    value = worth(nxt["value_status"], nxt["value_usd"])
+    if nxt["value_status"] == "priced":
+        value += f" (90 % band {_usd(nxt['value_usd_low'])}–{_usd(nxt['value_usd_high'])})"
+    elif nxt["value_reason"]:
+        value += f": {nxt['value_reason']}"
+    rows = [["raw tokens", si(nxt["raw_tokens"])],
+            ["new unique tokens (90 % prediction band)", _band(nxt["new_unique"], nxt["new_unique_low"],
+                                                               nxt["new_unique_high"])],
+            ["value of its new unique tokens", value],
+            ["full cost", f"{format_usd(nxt['cost_usd'])} = CPU {format_usd(c['cpu_usd'])} + acquisition "
+                          f"{format_usd(c['acquisition_usd'])} + storage {format_usd(c['storage_usd'])}"]]
+    return "The next batch", _stop_sentence(summary), ["", ""], rows
 
 
-def json_safe(value):
-    """The summary with non-finite floats as null (strict JSON has no NaN or Infinity)."""
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, dict):
-        return {str(k): json_safe(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [json_safe(v) for v in value]
-    return value
+def _stop_sentence(summary: dict) -> str:
+    stop = summary["stop"]
+    if "reason" in stop:
+        return f"No stop point: {stop['reason']}."
+    return (f"Stop rule: each of the {summary['curve']['bootstrap']} bootstrap curves and the point fit forecast the "
+            f"next {stop['horizon']} batches; a batch is worth processing while its expected value exceeds its "
+            f"full cost. 90 % range of the batches still worth processing: {stop['low']}–{stop['high']}; point "
+            f"fit: {stop['batches_more']} ({'checked' if stop['checked'] else 'NOT confirmed'} with exact prices).")
 
 
-# -- rendering ---------------------------------------------------------------------------------------------------
+def _batches_section(summary: dict):
+    rows = [[str(b["batch"]), si(b["raw_tokens"]), si(b["new_unique_tokens"]),
+             _pct(b["new_unique_tokens"] / b["raw_tokens"]) if b["raw_tokens"] else "n/a",
+             worth(b["value_status"], b["value_usd"]), format_usd(b["pool_cost_usd"]), format_usd(b["cpu_usd"]),
+             format_usd(b["acquisition_usd"]), format_usd(b["storage_usd"]), str(b.get("quarantined_shards", 0))]
+            for b in summary["batches"]]
+    scale = summary["cost_basis"]["pool_scale"] if summary["cost_basis"] else 1.0
+    text = ("One row per batch in arrival order. Value and full cost are what the decision compares"
+            + (f" (pool scale: x{scale:.3g})" if scale != 1 else "")
+            + "; the last three columns are the measured cost of this run by component."
+            + " Quarantined shards are counted, never valued.")
+    return ("Batches", text, ["batch", "raw tokens", "new unique tokens", "fresh share", "value", "full cost",
+                              "CPU (measured)", "acquisition", "storage", "quarantined shards"], rows)
+
+
+def _future_section(summary: dict):
+    rows = [[str(f["batch"]), _band(f["new_unique"], f["new_unique_low"], f["new_unique_high"]),
+             _band(f["unique_tokens"], f["unique_tokens_low"], f["unique_tokens_high"]),
+             worth(f["value_status"], f["value_usd"]), format_usd(f["pool_cost_usd"])]
+            for f in summary["extrapolation"]]
+    if not rows:
+        return None
+    return ("Next batches (forecast)", "Expected new unique tokens and cumulative unique tokens with 90 % bands "
+            "from the bootstrap curves; values priced exactly on the point forecast.",
+            ["batch", "new unique tokens", "cumulative unique tokens", "value", "full cost"], rows)
+
+
+def _curve_section(summary: dict):
+    curve = summary["curve"]
+    if curve["reason"] and curve["model"] == "none":
+        return "Yield curve", f"No curve fitted: {curve['reason']}.", [], []
+    params = ", ".join(f"{k} = {v:.4g}" for k, v in curve["params"].items() if v is not None)
+    lo, hi = curve["marginal_yield_band"]
+    text = (f"Chosen model: {curve['model'].replace('_', ' ')} ({params}), chosen by "
+            f"{curve['selection']} error over {curve['holdout']} held-out batches. Marginal yield at the last batch "
+            f"dU/dR = {curve['marginal_yield']:.3g} new unique tokens per raw token"
+            + (f" (90 % band {lo:.3g}–{hi:.3g})" if lo is not None else "")
+            + (f", i.e. {si(curve['marginal_per_usd'])} per $ of full cost." if curve["marginal_per_usd"] else "."))
+    rows = [[m.replace("_", " "), ", ".join(f"{k} = {v:.4g}" for k, v in p.items() if v is not None),
+             f"{curve['holdout_error'].get(m):.3g}" if curve["holdout_error"].get(m) is not None else "–",
+             _pct(curve["model_share"].get(m, 0.0)) if curve["model_share"] else "–"]
+            for m, p in curve["fits"].items()]
+    return ("Yield curve", text, ["model", "parameters (raw-token units)", "held-out error (share)",
+                                  "chosen in resamples"], rows)
+
+
+def _cost_section(summary: dict):
+    basis = summary["cost_basis"]
+    if basis is None:
+        return None
+    tp = summary["target_pool"]
+    have = summary["batches"][-1]["cum_unique_tokens"] * basis["pool_scale"] if summary["batches"] else 0
+    how = "cost.cpu_seconds_per_raw_token" if basis["source"] == "pinned" else \
+        "median over the batches of measured CPU cost per raw token"
+    text = (f"The decision prices cleaning CPU at ${basis['cpu_usd_per_raw_token'] * 1e9:.3g} per billion raw "
+            f"tokens ({basis['source']}: {how}), "
+            f"acquisition at ${basis['acquisition_usd_per_raw_token'] * 1e9:.3g} per billion raw tokens and storage at "
+            f"${basis['storage_usd_per_unique_token'] * 1e9:.3g} per billion kept tokens, so machine load does not "
+            f"move it. The plan wants {si(tp['unique_tokens'])} unique tokens ({si(tp['unique_tokens_at_epochs'])} at "
+            f"{tp['epochs']} epochs); the corpus has {si(have)} (pool scale).")
+    if basis["pool_scale"] != 1:
+        text += (" This run is a sample of the pool: dedup sees only a fraction of the pool's duplicate pairs "
+                 "(pairs scale as the square of the sampling fraction), so the yield is an upper bound.")
+    return "Cost basis and target", text, [], []
+
+
+def _assumptions_section(summary: dict):
+    rows = [[f"value.{k}", str(v)] for k, v in summary["value_assumptions"].items()]
+    rows += [[f"cost.{k}", str(v)] for k, v in summary["cost_assumptions"].items()]
+    return "Assumptions", "The config the figures rest on (units in the key names; tokens are o200k tokens).", \
+        ["setting", "value"], rows
+
+
+# ------------------------------------------------------------------------------------------------------- plots
 def _png(fig) -> str:
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
     return base64.b64encode(buf.getvalue()).decode()
 
 
-def plots(summary: dict) -> dict[str, str]:
-    """The report's figures as base64 PNG."""
+def plots(summary: dict) -> dict[str, tuple[str, str]]:
+    """The report's figures: name -> (caption, base64 PNG)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from corpusslim.curve import CurveFit, predict
+    from corpusslim.plots import removals_plot, share_plot, value_cost_plot, yield_plot
 
-    batches, future = summary["batches"], summary["extrapolation"]
-    R = [b["cum_raw_tokens"] for b in batches]
-    U = [b["cum_unique_tokens"] for b in batches]
-    C = [b["cum_cost_usd"] for b in batches]
     out = {}
-    for key, xs, fx, label in (("yield_vs_raw", R, [f["raw_tokens"] for f in future], "cumulative raw tokens R"),
-                               ("yield_vs_cost", C, [f["cost_usd"] for f in future], "cumulative cleaning cost C ($)")):
-        fig, ax = plt.subplots(figsize=(6.4, 3.6))
-        ax.plot(xs, U, "o", label="observed U")
-        curve = summary["curve"]
-        if curve.get("reason") is None and key == "yield_vs_raw":
-            fit = CurveFit(**{k: curve[k] for k in CurveFit.__dataclass_fields__ if k in curve})
-            grid = [R[0] + (max(R + fx) - R[0]) * i / 100 for i in range(101)]
-            ax.plot(grid, predict(fit, grid), "-", label=f"fit: {curve['model']}")
-        if future:
-            ax.plot(fx, [f["unique_tokens"] for f in future], "s--", label="extrapolated")
-            low = [f["unique_tokens"] - f["new_unique"] + f["new_unique_low"] for f in future]
-            high = [f["unique_tokens"] - f["new_unique"] + f["new_unique_high"] for f in future]
-            ax.fill_between(fx, low, high, alpha=0.25, label="90% band (bootstrap)")
-        ax.set_xlabel(label)
-        ax.set_ylabel("cumulative unique kept tokens U")
-        ax.legend(fontsize=8)
-        out[key] = _png(fig)
-        plt.close(fig)
-    fig, ax = plt.subplots(figsize=(6.4, 3.2))
-    ax.bar([b["batch"] for b in batches], [b["tokens_per_usd"] or 0 for b in batches])
-    ax.set_xlabel("batch")
-    ax.set_ylabel("new unique tokens per $")
-    out["tokens_per_usd"] = _png(fig)
-    plt.close(fig)
-    removals = pl.DataFrame(summary["removals"]) if summary["removals"] else None
-    if removals is not None:
-        table = removals.with_columns(what=pl.col("stage") + ":" + pl.col("reason")).pivot(
-            on="what", index="batch", values="docs", aggregate_function="sum").fill_null(0).sort("batch")
-        fig, ax = plt.subplots(figsize=(7.5, 3.8))
-        bottom = [0] * table.height
-        colours = plt.get_cmap("tab20").colors
-        for i, column in enumerate(table.columns[1:]):
-            ax.bar(table["batch"], table[column], bottom=bottom, label=column, color=colours[i % len(colours)])
-            bottom = [a + b for a, b in zip(bottom, table[column])]
-        ax.set_xlabel("batch")
-        ax.set_ylabel("documents removed")
-        ax.legend(fontsize=6, ncol=2, bbox_to_anchor=(1.01, 1), loc="upper left")
-        out["removals"] = _png(fig)
-        plt.close(fig)
+    for name, make in (("value_vs_cost", value_cost_plot), ("yield", yield_plot), ("fresh_share", share_plot),
+                       ("removals", removals_plot)):
+        made = make(plt, summary)
+        if made is not None:
+            fig, caption = made
+            out[name] = (caption, _png(fig))
+            plt.close(fig)
     return out
 
 
+# ---------------------------------------------------------------------------------------------------- examples
 def examples(run_dir: str) -> dict[str, list[dict]]:
-    """A few removed documents per reason (text truncated), read lazily from rejected/."""
+    """A few removed documents per reason (text truncated); a duplicate comes with the kept document it
+    duplicates and the shingle Jaccard of the two (read from kept/ for those few ids only)."""
     found: dict[str, list[dict]] = {}
     rejected = storage.join(run_dir, "rejected")
     for name in storage.listdir(rejected):
-        df = storage.read_parquet(storage.join(rejected, name), columns=["id", "text", "reject_stage", "reject_reason"])
+        df = storage.read_parquet(storage.join(rejected, name))
         for row in df.iter_rows(named=True):
             bucket = found.setdefault(f"{row['reject_stage']}/{row['reject_reason']}", [])
             if len(bucket) < EXAMPLES_PER_REASON:
-                bucket.append({"id": printable(row["id"]), "text": printable(row["text"] or "", EXAMPLE_CHARS)})
-    return found
+                bucket.append(row)
+    originals = _originals(run_dir, {r["dup_of"] for rows in found.values() for r in rows if r.get("dup_of")})
+    return {reason: [_example(r, originals.get(r.get("dup_of"))) for r in rows] for reason, rows in found.items()}
 
 
-def _fmt(value) -> str:
-    if isinstance(value, float):
-        return "" if math.isnan(value) else f"{value:,.4g}"
-    if isinstance(value, int):
-        return f"{value:,}"
-    return "" if value is None else str(value)
+def _originals(run_dir: str, ids: set) -> dict:
+    if not ids:
+        return {}
+    kept = storage.join(run_dir, "kept")
+    out = {}
+    for name in storage.listdir(kept):
+        df = storage.read_parquet(storage.join(kept, name))
+        for row in df.filter(df["id"].is_in(list(ids))).iter_rows(named=True):
+            out[row["id"]] = row
+    return out
 
 
-def _table(rows: list[dict], columns: list[str]) -> str:
-    head = "".join(f"<th>{html.escape(c)}</th>" for c in columns)
-    body = "".join("<tr>" + "".join(f"<td>{html.escape(_fmt(r.get(c)))}</td>" for c in columns) + "</tr>"
-                   for r in rows)
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+def _example(row: dict, original: dict | None) -> dict:
+    ex = {"id": printable(row["id"]), "text": printable(row["text"] or "", EXAMPLE_CHARS)}
+    if row.get("dup_of") is not None:
+        ex["dup_of"] = printable(row["dup_of"])
+        if original is None:
+            ex["original"] = "(the kept document is in an earlier run)"
+        else:
+            ex["original"] = printable(original["text"] or "", EXAMPLE_CHARS)
+            ex["jaccard"] = jaccard(set(shingles(row["text"] or "", row.get("seg"))),
+                                    set(shingles(original["text"] or "", original.get("seg"))))
+    return ex
 
 
-LEDGER_COLUMNS = ["batch", "raw_docs", "raw_tokens", "new_unique_docs", "new_unique_tokens", "cpu_seconds", "cost_usd",
-                  "tokens_per_usd", "value_usd", "cum_raw_tokens", "cum_unique_tokens", "cum_cost_usd"]
-FUTURE_COLUMNS = ["batch", "raw_tokens", "unique_tokens", "new_unique", "new_unique_low", "new_unique_high",
-                  "batch_cost_usd", "value_usd", "tokens_per_usd"]
-
-
-def render_html(summary: dict, figures: dict[str, str], samples: dict[str, list[dict]]) -> str:
+# --------------------------------------------------------------------------------------------------- rendering
+def _html_table(header: list[str], rows: list[list[str]]) -> str:
     esc = html.escape
-    curve = summary["curve"]
-    fit_text = (f"<p>Fitted model: <b>{esc(curve['model'])}</b>, parameters {esc(json.dumps(curve['params']))}; "
-                f"power-law exponent γ = {_fmt(curve.get('gamma'))}; marginal yield at the last batch dU/dR = "
-                f"{_fmt(curve.get('marginal_yield'))} (90% band {esc(str(curve.get('marginal_yield_band')))}), "
-                f"dU/dC = {_fmt(curve.get('marginal_per_usd'))} unique tokens per $.</p>"
-                if curve.get("reason") is None else f"<p>No curve fitted: {esc(curve['reason'])}.</p>")
-    imgs = "".join(f'<figure><img alt="{esc(k)}" src="data:image/png;base64,{v}"><figcaption>{esc(k)}</figcaption>'
-                   f"</figure>" for k, v in figures.items())
-    example_html = "".join(
-        f"<h3>{esc(reason)}</h3><ul>" + "".join(f"<li><code>{esc(e['id'])}</code>: {esc(e['text'])}</li>" for e in items)
-        + "</ul>" for reason, items in sorted(samples.items()))
+    head = "".join(f"<th>{esc(c)}</th>" for c in header) if any(header) else ""
+    body = "".join("<tr>" + "".join(f"<td>{esc(c)}</td>" for c in r) + "</tr>" for r in rows)
+    return f"<table>{f'<thead><tr>{head}</tr></thead>' if head else ''}<tbody>{body}</tbody></table>" if rows else ""
+
+
+def _html_examples(samples: dict[str, list[dict]]) -> str:
+    esc = html.escape
+    parts = []
+    for reason, items in sorted(samples.items()):
+        lis = []
+        for e in items:
+            li = f"<li><code>{esc(e['id'])}</code>: {esc(e['text'])}"
+            if "dup_of" in e:
+                j = f", shingle Jaccard {e['jaccard']:.2f}" if "jaccard" in e else ""
+                li += f"<br>↳ duplicates kept <code>{esc(e['dup_of'])}</code>{j}: {esc(e['original'])}"
+            lis.append(li + "</li>")
+        parts.append(f"<h3>{esc(reason)}</h3><ul>{''.join(lis)}</ul>")
+    return "".join(parts)
+
+
+def render_html(summary: dict, figures: dict[str, tuple[str, str]], samples: dict[str, list[dict]]) -> str:
+    esc = html.escape
+    body = "".join(f"<h2>{esc(t)}</h2><p>{esc(text)}</p>{_html_table(h, rows)}" for t, text, h, rows
+                   in sections(summary))
+    imgs = "".join(f'<figure><img alt="{esc(cap)}" src="data:image/png;base64,{png}"><figcaption>{esc(cap)}'
+                   f"</figcaption></figure>" for cap, png in figures.values())
     quarantined = "".join(f"<li>{esc(q['path'])}: {esc(q['error'])}</li>" for q in summary["quarantined"])
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>CorpusSlim marginal-benefit report</title>
@@ -234,29 +258,23 @@ font-size:12px}}td,th{{border:1px solid #ccc;padding:2px 6px;text-align:right}}t
 .answer{{font-size:1.15em;background:#eef6ee;padding:.8em;border-left:4px solid #4a4}}figure{{display:inline-block;
 margin:.5em}}li{{font-size:12px;white-space:pre-wrap}}</style></head><body>
 <h1>What is the next batch of data worth?</h1>
-<p class="answer">{esc(summary['recommendation'])}</p>
-<h2>Ledger (one row per batch, in arrival order)</h2>{_table(summary['batches'], LEDGER_COLUMNS)}
-<h2>Yield curve</h2>{fit_text}
-<h2>Next batches (extrapolated)</h2>{_table(summary['extrapolation'], FUTURE_COLUMNS) if summary['extrapolation'] else '<p>None.</p>'}
+<p class="answer">{esc(summary['headline'])}</p>
+{body}
 <h2>Plots</h2>{imgs}
-<h2>Assumptions</h2><p>Value: {esc(json.dumps(summary['value_assumptions']))}<br>Cost: {esc(json.dumps(summary['cost_assumptions']))}</p>
-{f'<h2>Quarantined shards</h2><ul>{quarantined}</ul>' if quarantined else ''}
-<h2>Examples of removed documents</h2>{example_html}
+{f'<h2>Quarantined shards (not batches, not valued)</h2><ul>{quarantined}</ul>' if quarantined else ''}
+<h2>Examples of removed documents</h2>{_html_examples(samples)}
 </body></html>
 """
 
 
 def render_markdown(summary: dict) -> str:
-    lines = ["# CorpusSlim marginal-benefit report", "", summary["recommendation"], "", "## Ledger", "",
-             "| " + " | ".join(LEDGER_COLUMNS) + " |", "|" + "---|" * len(LEDGER_COLUMNS)]
-    lines += ["| " + " | ".join(_fmt(b.get(c)) for c in LEDGER_COLUMNS) + " |" for b in summary["batches"]]
-    curve = summary["curve"]
-    lines += ["", "## Yield curve", "", json.dumps(curve, default=str) if curve.get("reason") is None
-              else f"No curve fitted: {curve['reason']}"]
-    if summary["extrapolation"]:
-        lines += ["", "## Next batches (extrapolated)", "", "| " + " | ".join(FUTURE_COLUMNS) + " |",
-                  "|" + "---|" * len(FUTURE_COLUMNS)]
-        lines += ["| " + " | ".join(_fmt(f.get(c)) for c in FUTURE_COLUMNS) + " |" for f in summary["extrapolation"]]
+    lines = ["# CorpusSlim marginal-benefit report", "", summary["headline"]]
+    for title, text, header, rows in sections(summary):
+        lines += ["", f"## {title}", "", text]
+        if rows:
+            lines += ["", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+            lines += ["| " + " | ".join(r) + " |" for r in rows]
+    lines += [f"- quarantined: {q['path']}: {q['error']}" for q in summary["quarantined"]]
     return "\n".join(lines) + "\n"
 
 

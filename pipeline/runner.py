@@ -20,7 +20,7 @@ from corpusslim.cluster import check_workers, dask_client
 from corpusslim.config import RunConfig
 from corpusslim.errors import ConfigError, OutputError, ShardInputError
 from corpusslim.keys import shard_expr
-from corpusslim.ledger import build_ledger
+from corpusslim.ledger import build_ledger, load_ledger
 from corpusslim.manifest import Manifest, read_manifest, write_json_atomic
 from corpusslim.measure import peak_rss_mb
 from corpusslim.phases import LINK_KEY, Links
@@ -273,7 +273,9 @@ def run(config: RunConfig, scheduler: str | None = None, force: bool = False, pr
     if global_stage is not None:
         stats.update(global_stage.Linker.summary(manifest))
     write_json_atomic(storage.join(config.output, "stats.json"), stats)
-    ledger = build_ledger(results, config.batch_shards, config.cost.usd_per_cpu_hour, config.cost.usd_per_gb_read)
+    # --against continues the earlier run's ledger: batch numbers and cumulative R, U, C carry on.
+    ledger = build_ledger(results, config.batch_shards, config.cost,
+                          prior=load_ledger(storage.absolute(against)) if against else None)
     write_atomic(ledger, storage.join(config.output, "ledger.parquet"))
     progress.phase("report", 1)
     stats["recommendation"] = write_report(config.output, config)["recommendation"]

@@ -1,0 +1,107 @@
+"""The report's figures, drawn from the summary (:func:`corpusslim.decision.summarise`); each function takes
+``matplotlib.pyplot`` and the summary and returns (figure, caption), or None when there is nothing to draw."""
+from __future__ import annotations
+
+import polars as pl
+
+STATUS_MARKERS = {"unbounded": ("^", "value unbounded"), "outside_law": ("x", "outside the law"),
+                  "n/a": ("o", "value n/a (no pool before it)")}
+
+
+def value_cost_plot(plt, summary: dict):
+    """Value vs full cost per batch: observed and forecast values with their 90 % band, the cost, the stop range."""
+    batches, future, stop = summary["batches"], summary["extrapolation"], summary["stop"]
+    if not batches:
+        return None
+    fig, ax = plt.subplots(figsize=(7.2, 4.0))
+    priced = [b for b in batches if b["value_status"] == "priced" and b["value_usd"]]
+    ax.plot([b["batch"] for b in priced], [b["value_usd"] for b in priced], "o-", color="C0", label="value (observed)")
+    ax.plot([b["batch"] for b in batches], [b["pool_cost_usd"] for b in batches], "s-", color="C3", ms=3,
+            label="full cost")
+    if future:
+        fb = [f["batch"] for f in future]
+        ax.plot(fb, [f["value_usd"] if f["value_status"] == "priced" else float("nan") for f in future], "o--",
+                color="C0", mfc="white", label="value (forecast)")
+        lo = [f.get("value_usd_low") or float("nan") for f in future]
+        hi = [f.get("value_usd_high") or float("nan") for f in future]
+        ax.fill_between(fb, lo, hi, color="C0", alpha=0.2, label="90 % band of the value")
+        ax.plot(fb, [f["pool_cost_usd"] for f in future], "s--", color="C3", ms=3, mfc="white")
+    top = max([b["pool_cost_usd"] for b in batches] + [b["value_usd"] for b in priced] + [1e-12])
+    for status, (marker, label) in STATUS_MARKERS.items():
+        hits = [b["batch"] for b in batches + future if b["value_status"] == status]
+        if hits:
+            ax.plot(hits, [top * 1.5] * len(hits), marker, color="k", ls="none", label=label)
+    last = batches[-1]["batch"]
+    if "reason" not in stop and not stop["beyond_horizon"]:
+        ax.axvspan(last + stop["low"] + 0.5, last + stop["high"] + 1.5, color="C2", alpha=0.15,
+                   label=f"stop range: after {stop['low']}–{stop['high']} more")
+        ax.axvline(last + stop["batches_more"] + 1, color="C2", ls=":", label="first batch not worth it (point fit)")
+    ax.set_yscale("log")
+    ax.set_xlabel("batch (arrival order)")
+    ax.set_ylabel("US dollars per batch (pool scale)")
+    ax.set_title("Value of each batch's new unique tokens vs its full cost")
+    ax.legend(fontsize=7, loc="best")
+    return fig, "Value vs full cost per batch (log scale), forecast with its 90 % band, and the stop range"
+
+
+def yield_plot(plt, summary: dict):
+    """Cumulative unique tokens against cumulative raw tokens: observed, fitted, forecast with the cumulative band."""
+    batches, future = summary["batches"], summary["extrapolation"]
+    if not batches:
+        return None
+    fig, ax = plt.subplots(figsize=(6.4, 3.6))
+    ax.plot([b["cum_raw_tokens"] for b in batches], [b["cum_unique_tokens"] for b in batches], "o", label="observed")
+    if batches[0].get("fitted_unique") is not None:
+        ax.plot([b["cum_raw_tokens"] for b in batches], [b["fitted_unique"] for b in batches], "-",
+                label=f"fit: {summary['curve']['model'].replace('_', ' ')}")
+    if future:
+        fx = [f["raw_tokens"] for f in future]
+        ax.plot(fx, [f["unique_tokens"] for f in future], "--", label="forecast")
+        ax.fill_between(fx, [f["unique_tokens_low"] for f in future], [f["unique_tokens_high"] for f in future],
+                        alpha=0.25, label="90 % band (bootstrap cumulative paths)")
+    ax.set_xlabel("cumulative raw tokens R (o200k tokens)")
+    ax.set_ylabel("cumulative unique kept tokens U")
+    ax.set_title("Yield curve U(R)")
+    ax.legend(fontsize=8)
+    return fig, "Yield curve: unique kept tokens against raw tokens, with the forecast's 90 % band"
+
+
+def share_plot(plt, summary: dict):
+    """Each batch's fresh share (new unique / raw tokens), with the next batch's prediction band."""
+    batches, nxt = summary["batches"], summary["next_batch"]
+    if not batches:
+        return None
+    fig, ax = plt.subplots(figsize=(6.4, 3.2))
+    ax.bar([b["batch"] for b in batches],
+           [100 * b["new_unique_tokens"] / b["raw_tokens"] if b["raw_tokens"] else 0 for b in batches],
+           label="observed")
+    if nxt is not None and nxt["raw_tokens"]:
+        x = batches[-1]["batch"] + 1
+        mid, lo, hi = (100 * nxt[k] / nxt["raw_tokens"] for k in ("new_unique", "new_unique_low", "new_unique_high"))
+        ax.errorbar([x], [mid], yerr=[[mid - lo], [hi - mid]], fmt="o", color="C1", capsize=4,
+                    label="next batch (90 % prediction band)")
+    ax.set_xlabel("batch (arrival order)")
+    ax.set_ylabel("new unique tokens per raw token (%)")
+    ax.set_title("Fresh share per batch")
+    ax.legend(fontsize=8)
+    return fig, "Fresh share: the percentage of each batch's raw tokens that are new unique kept tokens"
+
+
+def removals_plot(plt, summary: dict):
+    """Documents removed per batch, stacked by stage and reason."""
+    if not summary["removals"]:
+        return None
+    table = pl.DataFrame(summary["removals"]).with_columns(what=pl.col("stage") + ": " + pl.col("reason")).pivot(
+        on="what", index="batch", values="docs", aggregate_function="sum").fill_null(0).sort("batch")
+    fig, ax = plt.subplots(figsize=(7.5, 3.8))
+    bottom = [0] * table.height
+    colours = plt.get_cmap("tab20").colors
+    for i, column in enumerate(table.columns[1:]):
+        ax.bar(table["batch"], table[column], bottom=bottom, label=column, color=colours[i % len(colours)])
+        bottom = [a + b for a, b in zip(bottom, table[column])]
+    ax.set_ylim(0, max(bottom) * 1.08 or 1)
+    ax.set_xlabel("batch (arrival order)")
+    ax.set_ylabel("documents removed")
+    ax.set_title("Removed documents per batch, by stage and reason")
+    ax.legend(fontsize=6, ncol=2, bbox_to_anchor=(1.01, 1), loc="upper left")
+    return fig, "Removals per batch by stage and reason"
