@@ -10,24 +10,12 @@ from __future__ import annotations
 import json
 
 from corpusslim import storage
-from corpusslim.errors import OutputConflictError, OutputError
+from corpusslim.errors import OutputConflictError
 from corpusslim.shard_io import is_intact, parquet_rows
 
 MANIFEST = "_manifest.json"
 OUTPUT_DIRS = ("kept", "rejected", "removed_lines")  # a shard's outputs (removed_lines/ where lines went)
 RUN_DIRS = (*OUTPUT_DIRS, "index", "_work")
-
-
-def write_text_atomic(path: str, text: str) -> None:
-    """Publish a text file atomically; a failure is an ``OutputError`` naming the file."""
-    try:
-        storage.publish_bytes(path, text.encode("utf-8"))
-    except OSError as exc:
-        raise OutputError(f"cannot write {path}: {exc.strerror or exc}") from None
-
-
-def write_json_atomic(path: str, payload: dict) -> None:
-    write_text_atomic(path, json.dumps(payload, indent=1, sort_keys=True, ensure_ascii=False))
 
 
 def read_manifest(output: str) -> dict | None:
@@ -111,4 +99,4 @@ class Manifest:
         return bool(entry) and entry.get("status", "done") == "done" and all(is_intact(entry[f]) for f in files)
 
     def save(self) -> None:
-        write_json_atomic(self.path, {"config_hash": self.config_hash, "meta": self.meta, "sections": self.sections})
+        storage.write_json(self.path, {"config_hash": self.config_hash, "meta": self.meta, "sections": self.sections})

@@ -15,7 +15,6 @@ from corpusslim import storage
 from corpusslim.config import RunConfig
 from corpusslim.decision import json_safe, si, summarise
 from corpusslim.filters.minhash import jaccard, shingles
-from corpusslim.manifest import write_json_atomic, write_text_atomic
 from corpusslim.text import printable
 from corpusslim.value import format_usd
 
@@ -287,6 +286,6 @@ def write_report(run_dir: str, config: RunConfig) -> dict:
     storage.makedirs(out)
     page = render_html(summary, plots(summary), examples(run_dir))
     for name, text in (("index.html", page), ("summary.md", render_markdown(summary))):
-        write_text_atomic(storage.join(out, name), text)
-    write_json_atomic(storage.join(out, "summary.json"), json_safe(summary))
+        storage.write_text(storage.join(out, name), text)
+    storage.write_json(storage.join(out, "summary.json"), json_safe(summary))
     return summary

@@ -21,11 +21,11 @@ from corpusslim.config import RunConfig
 from corpusslim.errors import ConfigError, OutputError, ShardInputError
 from corpusslim.keys import shard_expr
 from corpusslim.ledger import build_ledger, load_ledger
-from corpusslim.manifest import Manifest, read_manifest, write_json_atomic
+from corpusslim.manifest import Manifest, read_manifest
 from corpusslim.measure import peak_rss_mb
 from corpusslim.phases import LINK_KEY, Links
 from corpusslim.report import write_report
-from corpusslim.shard_io import Shard, discover_shards, remove_temporaries, write_atomic
+from corpusslim.shard_io import Shard, discover_shards, remove_temporaries
 from corpusslim.stages import STAGES
 from corpusslim.stages.base import GlobalStage, StageConfig
 from corpusslim.stats import build_stats
@@ -244,7 +244,7 @@ def run(config: RunConfig, scheduler: str | None = None, force: bool = False, pr
     if global_stage is not None:
         meta[global_stage.kind] = global_stage.signature()
     manifest = Manifest.open(config.output, config.config_hash(), meta=meta, force=force)
-    write_json_atomic(storage.join(config.output, CONFIG_FILE), config.model_dump(mode="json"))
+    storage.write_json(storage.join(config.output, CONFIG_FILE), config.model_dump(mode="json"))
     remove_temporaries(config.output)
     removed = manifest.drop_shards({s.stem for s in shards}, dependent=plan.global_ is not None)
     done = sum(manifest.is_done(s.stem) for s in shards)
@@ -272,11 +272,11 @@ def run(config: RunConfig, scheduler: str | None = None, force: bool = False, pr
     stats["removed_shards"] = removed
     if global_stage is not None:
         stats.update(global_stage.Linker.summary(manifest))
-    write_json_atomic(storage.join(config.output, "stats.json"), stats)
+    storage.write_json(storage.join(config.output, "stats.json"), stats)
     # --against continues the earlier run's ledger: batch numbers and cumulative R, U, C carry on.
     ledger = build_ledger(results, config.batch_shards, config.cost,
                           prior=load_ledger(storage.absolute(against)) if against else None)
-    write_atomic(ledger, storage.join(config.output, "ledger.parquet"))
+    storage.write_parquet(ledger, storage.join(config.output, "ledger.parquet"))
     progress.phase("report", 1)
     stats["recommendation"] = write_report(config.output, config)["recommendation"]
     return stats

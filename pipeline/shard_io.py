@@ -14,7 +14,7 @@ import polars as pl
 import pyarrow as pa
 
 from corpusslim import storage
-from corpusslim.errors import ConfigError, OutputError, ShardInputError, TornFileError
+from corpusslim.errors import ConfigError, ShardInputError, TornFileError
 
 INPUT_STAGE = "input"
 INPUT_REASONS = {
@@ -139,17 +139,9 @@ def input_rejects(df: pl.DataFrame, max_doc_chars: int) -> pl.Series:
     ).to_series()
 
 
-def write_atomic(df: pl.DataFrame, path: str) -> None:
-    """Publish a Parquet file atomically (``corpusslim.storage.publish``); a failure is an ``OutputError``."""
-    try:
-        storage.write_parquet(df, path)
-    except (OSError, pl.exceptions.ComputeError) as exc:  # polars reports a failed write as a ComputeError
-        raise OutputError(f"cannot write {path}: {exc}") from None
-
-
 def write_checked(df: pl.DataFrame, path: str) -> dict:
     """Write an intermediate file atomically; returns what :func:`read_checked` verifies (rows, bytes, sha256)."""
-    write_atomic(df, path)
+    storage.write_parquet(df, path)
     return {"path": path, "rows": df.height, "bytes": storage.size(path), "sha256": storage.sha256(path)}
 
 

@@ -2,7 +2,8 @@
 when the filesystem's package is installed (``pip install 'corpusslim[s3]'`` for S3).
 
 Every read and write of the job goes through these functions, so the driver and the workers need no shared disk:
-each opens the URL itself. Publishing a file is atomic on both:
+each opens the URL itself. Every file the job writes is published here (``write_parquet``, ``write_json``,
+``write_text``), atomically on both:
 
 * local paths: write ``.<name>.<uuid>.tmp`` in the target directory, fsync, rename over the target;
 * object stores, where rename is a copy: write the temporary key, copy it to the final key (a single PUT/COPY:
@@ -17,6 +18,7 @@ from __future__ import annotations
 import glob as globlib
 import hashlib
 import io
+import json
 import os
 import posixpath
 import shutil
@@ -27,6 +29,8 @@ from typing import IO
 import fsspec
 import polars as pl
 import pyarrow.parquet as pq
+
+from corpusslim.errors import OutputError
 
 TMP_SUFFIX = ".tmp"
 
@@ -203,15 +207,30 @@ def publish(path: str, write: Callable[[IO[bytes]], None]) -> None:
             fs.rm(t)
 
 
-def publish_bytes(path: str, data: bytes) -> None:
-    publish(path, lambda f: f.write(data))
+def _published(path: str, write: Callable[[IO[bytes]], None]) -> None:
+    """``publish``, with a failure raised as an ``OutputError`` naming the file."""
+    try:
+        publish(path, write)
+    except (OSError, pl.exceptions.ComputeError) as exc:  # polars reports a failed write as a ComputeError
+        raise OutputError(f"cannot write {path}: {getattr(exc, 'strerror', None) or exc}") from None
+
+
+def write_text(path: str, text: str) -> None:
+    """Publish a UTF-8 text file atomically."""
+    data = text.encode("utf-8")
+    _published(path, lambda f: f.write(data))
+
+
+def write_json(path: str, payload: dict) -> None:
+    """Publish a JSON file atomically (indented, keys sorted, non-ASCII kept)."""
+    write_text(path, json.dumps(payload, indent=1, sort_keys=True, ensure_ascii=False))
 
 
 def write_parquet(df: pl.DataFrame, path: str) -> None:
-    """Publish a DataFrame as a zstd Parquet file."""
+    """Publish a DataFrame atomically as a zstd Parquet file."""
     def write(f: IO[bytes]) -> None:
         buffer = io.BytesIO() if is_url(path) else f  # polars writes to a seekable buffer, then one upload
         df.write_parquet(buffer, compression="zstd", statistics=False)
         if buffer is not f:
             f.write(buffer.getbuffer())
-    publish(path, write)
+    _published(path, write)

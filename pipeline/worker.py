@@ -27,7 +27,6 @@ from corpusslim.shard_io import (
     input_rejects,
     read_checked,
     read_shard,
-    write_atomic,
     write_checked,
 )
 from corpusslim.stages import build_stage
@@ -95,10 +94,10 @@ def _write_outputs(shard: Shard, kept: pl.DataFrame, rejected: pl.DataFrame, rem
     """Write the shard's outputs (``removed_lines/`` only when lines were removed); their rows and the CPU."""
     start = time.process_time()
     rows: ShardRows = {"in": kept.height + rejected.height, "kept": kept.height, "rejected": rejected.height}
-    write_atomic(kept, storage.join(output, "kept", f"{shard.stem}.parquet"))
-    write_atomic(rejected, storage.join(output, "rejected", f"{shard.stem}.parquet"))
+    storage.write_parquet(kept, storage.join(output, "kept", f"{shard.stem}.parquet"))
+    storage.write_parquet(rejected, storage.join(output, "rejected", f"{shard.stem}.parquet"))
     if not removed_lines.is_empty():
-        write_atomic(removed_lines, storage.join(output, "removed_lines", f"{shard.stem}.parquet"))
+        storage.write_parquet(removed_lines, storage.join(output, "removed_lines", f"{shard.stem}.parquet"))
         rows["removed_lines"] = removed_lines.height
     return rows, round(time.process_time() - start, 6)
 
