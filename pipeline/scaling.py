@@ -1,4 +1,4 @@
-"""Scaling laws that turn parameters, training tokens and unique tokens into loss and compute (DESIGN.md section 4).
+"""Scaling laws that turn parameters, training tokens and unique tokens into loss and compute (issues 5 and 13).
 
 Pure math: no Dask, no I/O, no dependency beyond the standard library and numpy.  The training plans and dollar
 prices built on it are in :mod:`corpusslim.value`.

@@ -33,8 +33,8 @@ from corpusslim.scaling import (
     usd_per_flop,
 )
 
-__all__ = ["BatchValue", "ValueStatus", "price_batch", "target_pool", "usd_per_flop", "value_report",
-           "format_value_report", "format_usd"]
+__all__ = ["BatchValue", "ValueStatus", "price_batch", "target_pool", "sample_caveat", "usd_per_flop",
+           "value_report", "format_value_report", "format_usd"]
 
 ValueStatus = Literal["priced", "unbounded", "outside_law", "n/a"]
 
@@ -151,6 +151,22 @@ def price_batch(value: ValueConfig, unique_before: float, unique_added: float) -
         else least_compute(value.law, before.loss, u0, fixed_n)
     flops = max(c_after - c_before, 0.0)
     return BatchValue("priced", flops * usd_per_flop(value) * value.training_runs, flops, **losses, reason="")
+
+
+def sample_caveat(value: ValueConfig) -> str:
+    """What pool-scale values of a sampled run rest on, in one sentence ("" when the run is the whole pool).
+
+    Dedup of a sample sees a duplicate pair only when both its documents were drawn: with probability q^2 for a
+    sample fraction q (the dry run's correction, pipeline/dryrun.py), so the sample's unique-token yield is an upper
+    bound on the pool's and so is every value built on it.
+    """
+    q = value.sample_fraction
+    if q >= 1:
+        return ""
+    return (f"This run is a {q:.3g} sample of the raw pool, and values are for the whole pool ({1 / q:.3g}x the "
+            f"run's tokens). Dedup of a sample sees only the duplicate pairs whose two documents were both drawn "
+            f"(a fraction q^2 = {q * q:.3g} of them), so the unique-token yield, and every value built on it, is an "
+            f"upper bound.")
 
 
 def target_pool(value: ValueConfig) -> dict:

@@ -15,7 +15,7 @@ import random
 import pytest
 
 from corpusslim.config import ValueConfig
-from corpusslim.value import format_usd, price_batch, target_pool, usd_per_flop
+from corpusslim.value import format_usd, price_batch, sample_caveat, target_pool, usd_per_flop
 
 # ---------------------------------------------------------------- the oracle
 
@@ -238,6 +238,12 @@ def test_sample_fraction_prices_at_pool_scale():
     sample = price_batch(ValueConfig(params=7e9, tokens=1.4e12, sample_fraction=1e-5), 1e6, 1e5)
     assert sample.status == pool.status == "priced"
     assert sample.usd == pytest.approx(pool.usd, rel=1e-12)
+
+
+def test_sample_caveat_only_for_samples():
+    assert sample_caveat(ValueConfig()) == ""
+    text = sample_caveat(ValueConfig(sample_fraction=1e-5))
+    assert "upper bound" in text and "1e-05 sample" in text and "1e-10" in text
 
 
 def test_training_runs_and_price_multiply():
