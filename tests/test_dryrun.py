@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import json
 import os
+from typing import Literal
 
 import pytest
 from click.testing import CliRunner
+from pydantic import Field
 
 from corpusslim.cli import main
 from corpusslim.config import load_config
@@ -15,6 +17,7 @@ from corpusslim.plan import plan, run_chain
 from corpusslim.sampling import allocate, draw_sample
 from corpusslim.shard_io import discover_shards
 from corpusslim.stages import STAGES, all_reasons
+from corpusslim.stages.base import Stage, StageConfig
 from corpusslim.stages.lid import LidConfig
 from corpusslim.stages.prefilter import PrefilterConfig
 from corpusslim.stages.quality import QualityStageConfig
@@ -103,13 +106,32 @@ def test_stages_listing():
     result = CliRunner().invoke(main, ["stages", "--json"])
     assert result.exit_code == 0
     listed = json.loads(result.output)
-    assert [s["kind"] for s in listed["stages"]] == list(STAGES)
     codes = set(listed["input_reasons"]) | {c for s in listed["stages"] for c in s["reasons"]}
     assert codes == set(all_reasons())
     lid = next(s for s in listed["stages"] if s["kind"] == "lid")
-    assert any(c["key"] == "min_score" and c["default"] == 0.65 for c in lid["config"])
+    assert any(c["key"] == "min_score" and c["default"] == 0.65 and not c["required"] for c in lid["config"])
     quality = next(s for s in listed["stages"] if s["kind"] == "quality")
     assert any(c["key"] == "gopher_quality.min_words" and c["default"] == 50 for c in quality["config"])
+    dedup = next(s for s in listed["stages"] if s["kind"] == "dedup")
+    assert dedup["requires"] == ["lid"] and dedup["after"] == ["segment"]
+
+
+class _WordListConfig(StageConfig):
+    kind: Literal["wordlist"] = "wordlist"
+    words: list[str] = Field(description="words that reject a document")
+
+
+class _WordListStage(Stage):
+    kind, Config, reasons, columns, requires = "wordlist", _WordListConfig, {"listed_word": "has a word"}, (), ("lid",)
+
+
+def test_stages_text_names_required_keys_and_order(monkeypatch):
+    monkeypatch.setitem(STAGES, "wordlist", _WordListStage)
+    text = CliRunner().invoke(main, ["stages"]).output
+    block = text[text.index("\nwordlist"):]
+    assert "needs lid earlier" in block and "words (required)  # words that reject a document" in block
+    assert "PydanticUndefined" not in text
+    assert "dedup · global (all shards) · needs lid earlier · after segment when configured" in text
 
 
 def test_reordering_local_filters_keeps_the_same_documents():
