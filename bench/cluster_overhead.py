@@ -118,7 +118,8 @@ def main() -> None:
             before = counts(address)
             external.append(run_job(sample_cfg, work / f"external-{i}", address))
             after = counts(address)
-            bytes_per_doc["sample"].append((after["read"] + after["written"] - before["read"] - before["written"]) / docs)
+            bytes_per_doc["sample"].append(
+                (after["read"] + after["written"] - before["read"] - before["written"]) / docs)
             assert outputs(work / f"local-{i}") == outputs(work / f"external-{i}"), "outputs differ"
             restart(address, args.workers)
             before = counts(address)

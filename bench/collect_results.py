@@ -289,7 +289,8 @@ def extract_faults(d: dict) -> dict:
 
 
 def render_faults(h: dict) -> list[str]:
-    out = [f"Each case runs `python -m corpusslim.cli run` ({fmt(h['reference_docs'], 'int')} documents of sample_data, "
+    out = [f"Each case runs `python -m corpusslim.cli run` "
+           f"({fmt(h['reference_docs'], 'int')} documents of sample_data, "
            f"2 workers) under one fault, then reruns it; whole bench {fmt(h['wall_seconds'], 'int')} s.", ""]
     out += table(["cases run", "passed", "documents lost", "documents duplicated",
                   "output byte-identical to reference"],
@@ -431,7 +432,8 @@ KNOWN = {
 }
 # results written into a subdirectory of --results-dir (name -> path without extension, relative to it)
 SUBDIRS = {"stages-20k": "stages-20k/stages", "stages-shared-8k": "stages-shared-8k/stages"}
-OPTIONAL = {"cluster", "stages-20k", "stages-shared-8k"}  # known, but not always produced: listed under "Other results files" when absent
+# known, but not always produced: listed under "Other results files" when absent
+OPTIONAL = {"cluster", "stages-20k", "stages-shared-8k"}
 
 
 # ==============================================================================================================

@@ -1,4 +1,5 @@
-"""CorpusSlim against datatrove: the same cleaning job on the same Parquet shards, CPU, wall time and kept-set agreement.
+"""CorpusSlim against datatrove: the same cleaning job on the same Parquet shards, CPU, wall time and kept-set
+agreement.
 
     python3 -m venv /tmp/dt-venv && /tmp/dt-venv/bin/pip install -r bench/requirements-datatrove.txt
     python bench/datatrove_compare.py                        # 20k docs, 8 shards, 3 runs per side and variant
@@ -39,9 +40,9 @@ spawned workers -- is waited for by its parent or by this process, and ``getrusa
 after the run covers all of them (checked against our stats.json, which records the workers' own CPU).
 
 Diagnosis (untimed, once per variant): per-document verdicts of every datatrove filter applied on its own to every
-document (``dt_pipeline.py verdicts``) and of every rule family of ours (``corpusslim.filters.quality`` on our LID labels,
-jieba words for Chinese), the dedup decisions of both runs, and the stage that removed each document kept by only
-one side.
+document (``dt_pipeline.py verdicts``) and of every rule family of ours (``corpusslim.filters.quality`` on our LID
+labels, jieba words for Chinese), the dedup decisions of both runs, and the stage that removed each document kept by
+only one side.
 
 Results: ``bench/results/datatrove.json`` and ``datatrove.md`` (``--out-dir``).
 """

@@ -408,7 +408,8 @@ class Truth:
         self._check()
 
     def _check(self) -> None:
-        """The sparse brute force agrees with ``corpusslim.filters.minhash.jaccard`` (sampled pairs and random non-pairs)."""
+        """The sparse brute force agrees with ``corpusslim.filters.minhash.jaccard`` (sampled pairs and random
+        non-pairs)."""
         from corpusslim.filters.minhash import jaccard
 
         rng = random.Random(0)
@@ -473,7 +474,7 @@ def evaluate(df, truth: Truth, out_dir: Path, threshold: float, verify: str = "s
         if c is not None:
             members[c].append(i)
     linked = 0
-    for a, b, r, j in rep_j:
+    for a, _b, _r, j in rep_j:
         i = truth.pos[a]
         if j >= t or any(truth.pairs.get(tuple(sorted((i, k))), 0.0) >= t for k in members[cluster[a]] if k != i):
             linked += 1
@@ -542,7 +543,7 @@ def explain(out_dir: Path, truth: Truth, missed, fps, t: float, verify: str = "s
             examples.append({"a": truth.ids[i], "b": truth.ids[k], "jaccard": round(j, 3),
                              "estimate": round(estimate(a, b), 3), "reason": reason})
     why_fp = Counter()
-    for x, y, r, j in fps:
+    for x, y, r, _j in fps:
         a, b = doc_of[x], doc_of[y]
         hi, lo = max(a, b), min(a, b)
         if r == "exact_dup":
@@ -716,7 +717,8 @@ def speed_section(args, sources: Sources, results: dict) -> None:
         return np.array([m.hashvalues for m in ms], dtype=np.uint64)
 
     methods = {
-        "shingling alone (`shingles`, en word / zh jieba-word 5-grams)": lambda: [shingles(t, s) for t, s in zip(texts, segs)],
+        "shingling alone (`shingles`, en word / zh jieba-word 5-grams)":
+            lambda: [shingles(t, s) for t, s in zip(texts, segs)],
         "`MinHasher.signatures` (shingles given)": lambda: mh.signatures(sh),
         "shingling + `MinHasher.signatures`": lambda: mh.signatures([shingles(t, s) for t, s in zip(texts, segs)]),
         "map step `DedupStage.index` (exact hash + shingles + signatures + band keys)": lambda: stage.index(df, 0),
@@ -855,7 +857,7 @@ def memory_section(args, sources: Sources, results: dict) -> None:
             runs.append(run_pipeline(stages, corpus_dir, out, args.workers, via="driver"))
             if not args.keep_outputs and not (n_i == len(sizes) - 1 and r == n_runs - 1):
                 shutil.rmtree(out, ignore_errors=True)  # the largest run is kept for profiling
-        med = lambda f: statistics.median(f(x) for x in runs)  # noqa: E731
+        med = lambda f, runs=runs: statistics.median(f(x) for x in runs)  # noqa: E731
         rows.append({
             "docs": size, "shards": info["shards"], "corpus": info, "runs": len(runs),
             "wall_seconds_median": round(med(lambda x: x["wall_seconds"]), 1),
@@ -895,6 +897,12 @@ def pct(x) -> str:
     return "-" if x is None else f"{100 * x:.2f} %"
 
 
+def per_doc_ms(runs: list[dict]) -> list[str]:
+    """Median dedup map and reduce+verify+cluster CPU ms per document reaching dedup, over ``runs``."""
+    return [f"{statistics.median(cpu(x) / x['dedup']['docs_in'] * 1e3 for x in runs):.3f}"
+            for cpu in (lambda x: x["map_cpu_seconds"], lambda x: x["clusters"]["cpu_seconds"])]
+
+
 def render(results: dict) -> str:
     out = [f"# Dedup benchmark (`python bench/dedup_bench.py {results['meta']['argv']}`)", "",
            f"{results['meta']['when']} · {results['meta']['machine']} · data: {results['meta']['data']} · "
@@ -920,7 +928,8 @@ def render(results: dict) -> str:
             run = e.get("run") or acc["runs"][0]
             cl = run["clusters"]
             rows.append([spec, e["true_pairs"], e["found"],
-                         pct(e["recall"]), pct(e.get("dedup_recall")), e["reported_pairs"], e["false_positives"], pct(e["precision"]),
+                         pct(e["recall"]), pct(e.get("dedup_recall")), e["reported_pairs"], e["false_positives"],
+                         pct(e["precision"]),
                          pct(e["linked_precision"]), pct(e["cluster_pair_precision"]), cl.get("candidate_pairs"),
                          cl.get("verified_pairs"), cl.get("exact_pairs"),
                          f"{1e3 * run['dedup']['cpu_seconds'] / run['dedup']['docs_in']:.3f}"])
@@ -960,9 +969,10 @@ def render(results: dict) -> str:
             confs = bbc["configs"]
             keys = sorted({k for c in confs.values() for k in c["pairs"]})
             first = next(iter(confs.values()))
-            rows = [[k, first["pairs"][k]["pairs"]] + [f"{c['pairs'][k].get('found', 0)} "
-                                                        f"({pct(c['pairs'][k].get('found', 0) / c['pairs'][k]['pairs'])})"
-                                                        for c in confs.values()] for k in keys]
+            rows = [[k, first["pairs"][k]["pairs"]]
+                    + [f"{c['pairs'][k].get('found', 0)} "
+                       f"({pct(c['pairs'][k].get('found', 0) / c['pairs'][k]['pairs'])})"
+                       for c in confs.values()] for k in keys]
             out += [f"Pipeline (lid, segment, dedup) on all {bbc['documents']:,} en_bbc_news documents in 4 shards "
                     "(file order); a pair is found when both end in the same cluster. J = exact Jaccard of the "
                     "stage's shingle sets.", "",
@@ -996,8 +1006,7 @@ def render(results: dict) -> str:
             per = [x["dedup"]["docs_in"] / x["dedup"]["cpu_seconds"] for x in r]
             stage_rows.append([f"accuracy corpus, lid+segment+dedup ({r[0]['dedup']['docs_in']:,} docs reach "
                                f"dedup), {len(r)} runs", f"{statistics.median(per):,.0f}",
-                               f"{statistics.median(x['map_cpu_seconds'] / x['dedup']['docs_in'] * 1e3 for x in r):.3f}",
-                               f"{statistics.median(x['clusters']['cpu_seconds'] / x['dedup']['docs_in'] * 1e3 for x in r):.3f}",
+                               *per_doc_ms(r),
                                f"{statistics.median(x['docs_in'] / x['wall_seconds'] for x in r):,.0f}"])
         mem = results.get("memory")
         if mem:
@@ -1005,8 +1014,7 @@ def render(results: dict) -> str:
                 r = row["run_details"]
                 stage_rows.append([f"synthetic {row['docs']:,} docs, lid+dedup, {len(r)} run(s)",
                                    f"{row['dedup_docs_per_cpu_s']:,.0f}",
-                                   f"{statistics.median(x['map_cpu_seconds'] / x['dedup']['docs_in'] * 1e3 for x in r):.3f}",
-                                   f"{statistics.median(x['clusters']['cpu_seconds'] / x['dedup']['docs_in'] * 1e3 for x in r):.3f}",
+                                   *per_doc_ms(r),
                                    f"{row['docs_per_s']:,.0f}"])
         if stage_rows:
             out += ["Whole dedup stage in the pipeline (stats.json: dedup `cpu_seconds` = map + share of reduce / "

@@ -771,8 +771,8 @@ class Bench:
             ("finished run; index/shard-001.parquet (and index/ids/shard-002) truncated, kept/shard-004.parquet "
              "deleted (CI 'torn index')",
              lambda out: [self._truncate(out / "index" / "shard-001.parquet", keep=0.9),
-                          *([self._truncate(p, keep=0.9).replace("ids/", "index/ids/", 1)] if (p := out / "index" / "ids" /
-                                                                        "shard-002.parquet").exists() else []),
+                          *([self._truncate(p, keep=0.9).replace("ids/", "index/ids/", 1)]
+                            if (p := out / "index" / "ids" / "shard-002.parquet").exists() else []),
                           (out / "kept" / "shard-004.parquet").unlink() or "kept/shard-004.parquet deleted"]),
             ("finished run; index/shard-001.parquet truncated only (the index kept for --against runs)",
              lambda out: [self._truncate(out / "index" / "shard-001.parquet", keep=0.9)]),
@@ -895,7 +895,8 @@ class Bench:
         pq.write_table(pa.table({"id": ["a", "b"], "body": ["x", "y"]}), add("no-text", "no `text` column",
                                                                           "quarantine"))
         pq.write_table(pa.table({"text": pa.array([1, 2, 3])}), add("text-int", "`text` of type int64", "quarantine"))
-        pq.write_table(pa.table({"text": pa.array(["hello world, a fine sentence", "hello again"]).dictionary_encode()}),
+        dict_text = pa.array(["hello world, a fine sentence", "hello again"]).dictionary_encode()
+        pq.write_table(pa.table({"text": dict_text}),
                        add("text-dict", "`text` dictionary-encoded strings", "either",
                            "valid strings, stored dictionary-encoded (as pandas categoricals are)"))
         texts = [en["text"][0], None, "", "   \n\t ", en["text"][1], None]
@@ -928,7 +929,8 @@ class Bench:
         pq.write_table(pa.table({"id": pa.array([7, 8, None]), "text": list(en["text"][5:8]),
                                  "extra": pa.array([1.5, None, 2.5]),
                                  "meta": pa.array([{"k": 1}, {"k": 2}, None])}),
-                       add("mixed-schema", "mixed schema: int ids (one null), extra float and struct columns", "process"))
+                       add("mixed-schema", "mixed schema: int ids (one null), extra float and struct columns",
+                           "process"))
         pq.write_table(pa.table({"text": list(en["text"][8:10])}),
                        add("no-id", "mixed schema: no `id` column", "process"))
         hostile = ["Control \x00\x07\x08\x1b[2J\x1b]0;title\x07 characters and a <script>alert(1)</script> tag in the "
@@ -972,7 +974,8 @@ class Bench:
         reported = dup.get("count") == 3 and set(dup.get("examples", [])) == set(taken)
         self.record("input", "duplicate ids reported", f"stats.json duplicate_ids = {dup}; "
                     f"{'matches' if reported else 'does NOT match'} the 3 planted ids", 0.0, None, reported)
-        html = (out / "report" / "index.html").read_text(errors="replace") if (out / "report/index.html").exists() else ""
+        index_html = out / "report" / "index.html"
+        html = index_html.read_text(errors="replace") if index_html.exists() else ""
         raw_script = "<script>alert(1)</script>" in html
         raw_ansi = "\x1b[" in outcome.stdout or "\x1b[" in html
         self.record("input", "hostile text in report and CLI output",
@@ -1199,7 +1202,8 @@ class Bench:
         if phases:
             lines += ["Driver kill points by phase at the moment of the kill: " +
                       ", ".join(f"{k}: {v}" for k, v in sorted(phases.items(), key=lambda kv: str(kv[0]))), ""]
-        lines += ["| # | case | what happened | documents lost | documents duplicated | output identical | wall s | ok |",
+        lines += ["| # | case | what happened | documents lost | documents duplicated | output identical | wall s "
+                  "| ok |",
                   "|---|---|---|---|---|---|---|---|"]
         for i, r in enumerate(self.results, 1):
             ident = "n/a" if r["identical"] is None else ("yes" if r["identical"] else "**no**")

@@ -61,7 +61,8 @@ def build(shared: Path, out: Path, shards: int, seed: int) -> None:
         old.unlink()
     per = -(-len(docs) // shards)
     for k in range(shards):
-        part = pl.DataFrame(docs[k * per:(k + 1) * per], schema={"id": pl.String, "text": pl.String, "source": pl.String})
+        part = pl.DataFrame(docs[k * per:(k + 1) * per],
+                            schema={"id": pl.String, "text": pl.String, "source": pl.String})
         part.write_parquet(out / f"shard-{k:03d}.parquet", compression="zstd", compression_level=9)
     total = sum(p.stat().st_size for p in out.glob("shard-*.parquet"))
     print(f"{len(docs)} documents in {shards} shards, {total / 1e6:.2f} MB")

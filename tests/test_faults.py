@@ -13,6 +13,7 @@ import polars as pl
 import psutil
 import pyarrow as pa
 import pyarrow.parquet as pq
+import pytest
 from click.testing import CliRunner
 
 from corpusslim.cli import main
@@ -106,6 +107,7 @@ def test_malformed_and_hostile_input(sample_input, tmp_path):
     assert pq.ParquetFile(tmp_path / "out/kept/shard-001c.parquet").metadata.num_rows == 0
 
 
+@pytest.mark.slow
 def test_empty_glob_and_dashboard_on_loopback(tmp_path):
     result = CliRunner().invoke(main, ["run", str(write_config(tmp_path, input="nothing/*.parquet"))])
     assert result.exit_code != 0 and "no Parquet shards match" in result.output
@@ -123,6 +125,7 @@ def test_nothing_read_is_executed_or_unpickled():
     forbidden = re.compile(r"\b(eval|exec)\(|pickle\.loads?\(|yaml\.(unsafe_)?load\(|allow_pickle=True|"
                            r"yaml\.Loader\b|marshal\.loads?\(")
     root = Path(__file__).resolve().parents[1]
-    hits = [f"{p.relative_to(root)}:{i}: {line.strip()}" for d in ("pipeline", "filters") for p in (root / d).rglob("*.py")
+    hits = [f"{p.relative_to(root)}:{i}: {line.strip()}"
+            for d in ("pipeline", "filters") for p in (root / d).rglob("*.py")
             for i, line in enumerate(p.read_text(encoding="utf-8").splitlines(), 1) if forbidden.search(line)]
     assert hits == []

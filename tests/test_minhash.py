@@ -38,7 +38,7 @@ P61 = (1 << 61) - 1
 
 @pytest.fixture(scope="module")
 def docs() -> list[dict]:
-    rows = [json.loads(l) for l in (FIXTURES / "docs.jsonl").read_text(encoding="utf-8").splitlines()]
+    rows = [json.loads(line) for line in (FIXTURES / "docs.jsonl").read_text(encoding="utf-8").splitlines()]
     assert len(rows) == 16
     return rows
 
