@@ -49,6 +49,18 @@ def read_dir(directory: Path) -> pl.DataFrame:
     return pl.concat([pl.read_parquet(p) for p in sorted(directory.glob("*.parquet"))], how="diagonal_relaxed")
 
 
+# Fixtures that run a whole job (or hand one its input): a test that asks for one is a run-level test.
+RUN_FIXTURES = {"reference", "sample_input"}
+
+
+def pytest_collection_modifyitems(items):
+    """Mark run-level tests ``slow`` (``python -m pytest -m "not slow"`` is the fast tier): every test that uses a
+    run fixture, besides those marked by hand."""
+    for item in items:
+        if RUN_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)
+
+
 @pytest.fixture
 def sample_input(tmp_path: Path) -> Path:
     """A private copy of sample_data's shards under tmp_path/input."""

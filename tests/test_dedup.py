@@ -6,10 +6,13 @@ import polars as pl
 import pytest
 
 from corpusslim.config import load_config
+from corpusslim.dedup.config import DedupConfig
+from corpusslim.dedup.stage import DedupStage
 from corpusslim.errors import ConfigError
 from corpusslim.filters.minhash import DEFAULT_N, DEFAULT_N_ZH, jaccard, shingles
 from corpusslim.filters.segment import Segmenter
-from corpusslim.runner import run
+from corpusslim.manifest import Manifest
+from corpusslim.runner import load_prior, run
 from tests.conftest import SAMPLE, read_dir, write_config
 
 STAGES = [{"kind": "lid"}, {"kind": "segment"}, {"kind": "dedup"}]
@@ -66,6 +69,7 @@ def _decisions(out) -> dict[str, tuple]:
     return decisions
 
 
+@pytest.mark.slow
 def test_exact_and_near_duplicates_across_shards(tmp_path, corpus):
     _write(tmp_path / "input", SHARDS, corpus)
     run(load_config(write_config(tmp_path, stages=STAGES)))
@@ -78,6 +82,7 @@ def test_exact_and_near_duplicates_across_shards(tmp_path, corpus):
         assert d[unrelated] == ("kept", None, None)
 
 
+@pytest.mark.slow
 def test_first_arrival_wins(tmp_path, corpus):
     """The same documents with the near copy arriving first: the near copy is kept, the original rejected."""
     _write(tmp_path / "input", {"s0": ["A_near", "U1"], "s1": ["A", "U2"], "s2": ["A_exact"]}, corpus)
@@ -88,6 +93,7 @@ def test_first_arrival_wins(tmp_path, corpus):
     assert d["A_exact"] == ("near_dup", "A_near", "A_near")  # exact copy of A, but A is not the kept one
 
 
+@pytest.mark.slow
 def test_against_equals_one_run_over_everything(tmp_path, corpus):
     _write(tmp_path / "all", SHARDS, corpus)
     _write(tmp_path / "first", {k: SHARDS[k] for k in ("s0", "s1")}, corpus)
@@ -105,16 +111,15 @@ def test_against_equals_one_run_over_everything(tmp_path, corpus):
     assert incremental["Z_near"] == ("near_dup", "Z")
 
 
-def test_against_needs_same_dedup_settings(tmp_path, corpus):
-    _write(tmp_path / "first", {"s0": SHARDS["s0"]}, corpus)
-    _write(tmp_path / "second", {"s2": SHARDS["s2"]}, corpus)
-    run(load_config(write_config(tmp_path, stages=STAGES),
-                    {"input": str(tmp_path / "first"), "output": str(tmp_path / "out-1")}))
-    other = [{"kind": "lid"}, {"kind": "segment"}, {"kind": "dedup", "num_perm": 128, "bands": 16, "rows": 8}]
+def test_against_needs_same_dedup_settings_and_a_finished_run(tmp_path):
+    first = DedupStage(DedupConfig())
+    out = str(tmp_path / "out-1")
+    Manifest.open(out, "hash", meta={"against": [], "shard_offset": 0, "dedup": first.signature()}).save()
+    with pytest.raises(ConfigError, match="not finished"):
+        load_prior(out, first)
+    other = DedupStage(DedupConfig(num_perm=128, bands=16, rows=8))
     with pytest.raises(ConfigError, match="dedup settings .* differ"):
-        run(load_config(write_config(tmp_path, stages=other),
-                        {"input": str(tmp_path / "second"), "output": str(tmp_path / "out-2")}),
-            against=str(tmp_path / "out-1"))
+        load_prior(out, other)
 
 
 @pytest.mark.parametrize("dedup, message", [
@@ -144,6 +149,7 @@ def test_bands_from_threshold(tmp_path):
     assert candidate(0.7, 14, 8) < 0.6
 
 
+@pytest.mark.slow
 def test_partitioned_reduce_finds_the_same_duplicates(tmp_path, corpus):
     _write(tmp_path / "input", SHARDS, corpus)
     run(load_config(write_config(tmp_path, stages=STAGES)))
