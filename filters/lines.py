@@ -35,8 +35,8 @@ Chinese documents get the Chinese counterparts instead (ours; no paper publishes
 
 * ``zh_line_navigation`` -- a line with no sentence end whose items (split at whitespace and menu separators
   ``| / \\ > < » « › ‹ · • - – — _ = ~``) are all at most ``chinese.nav_item_chars`` (10) characters: menu items,
-  channel names, buttons, breadcrumbs, "设为首页 | 论坛首页", datelines. A headline of more than 10 characters
-  survives.
+  channel names, buttons, breadcrumbs, "设为首页 | 论坛首页", datelines; and a line that is one bare URL (a link
+  list: "http://fgw.shanxi.gov.cn"). A headline of more than 10 characters survives.
 * ``zh_line_boilerplate`` -- a line containing a site-boilerplate phrase of :data:`ZH_BOILERPLATE` (copyright,
   ICP licence, share buttons, reprint notices), the counterpart of C4's policy lines.
 
@@ -86,6 +86,7 @@ LINE_REASONS: dict[str, str] = {
 # after NFKC: 。 ! ? ; or a "." not followed by a letter/digit ("3.5", "163.com"); "…" becomes "..."
 _ZH_SENT_END = re.compile(r"[。!?;]|\.(?![0-9A-Za-z])")
 _NAV_SEPARATORS = re.compile(r"[\s|/\\><»«›‹·•\-–—_=~]+")
+_BARE_URL = re.compile(r"(?:https?://|www\.)\S+")
 
 
 def zh_has_sentence_end(line: str) -> bool:
@@ -143,9 +144,11 @@ def _zh_reason(line: str, cfg: ChineseLinesConfig) -> str | None:
     norm = unicodedata.normalize("NFKC", line)
     if cfg.boilerplate and any(p in norm.lower() for p in ZH_BOILERPLATE):
         return "zh_line_boilerplate"
-    if cfg.navigation and _ZH_SENT_END.search(norm) is None:
+    if cfg.navigation:
+        if _BARE_URL.fullmatch(norm):
+            return "zh_line_navigation"
         limit = cfg.nav_item_chars
-        if all(len(item) <= limit for item in _NAV_SEPARATORS.split(norm)):
+        if _ZH_SENT_END.search(norm) is None and all(len(item) <= limit for item in _NAV_SEPARATORS.split(norm)):
             return "zh_line_navigation"
     return None
 

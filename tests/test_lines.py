@@ -164,6 +164,13 @@ def test_chinese_headline_survives_navigation_rule():
     assert kept.split("\n")[0] == headline
 
 
+def test_bare_url_lines_are_chinese_navigation():
+    text = "\n".join([ZH_CLEAN[0], "http://fgw.shanxi.gov.cn", "www.gov.cn/zhengce/", ZH_CLEAN[1]])
+    kept, removed = clean_lines(text, True, LinesConfig())
+    assert [(i, r) for i, _, r in removed] == [(1, "zh_line_navigation"), (2, "zh_line_navigation")]
+    assert clean_lines("详见 http://www.gov.cn 的公告。", True, LinesConfig())[1] == []  # a sentence with a link stays
+
+
 def test_zh_wiki_loses_no_line():
     assert all(clean_lines(d["text"], True, LinesConfig())[1] == [] for d in load("zh_wiki"))
 
