@@ -409,7 +409,7 @@ def next_batch_band(fit: CurveFit, R_last: float, seed: int = 0) -> tuple[float,
     if len(inc) < 2 or fit.curves is None:
         return (float(inc[0]), float(inc[0]), float(inc[0])) if len(inc) else (math.nan,) * 3
     noise = np.random.default_rng(seed).choice(fit.curves.residuals, size=len(inc) - 1)
-    lo, hi = _band(inc[1:] * noise, fit.level)
+    lo, hi = _band(np.maximum(inc[1:] * noise, 0.0), fit.level)     # a batch adds no fewer than 0 tokens
     return float(inc[0]), lo, hi
 
 

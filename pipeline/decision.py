@@ -260,12 +260,15 @@ def headline(n: int, total_unique: float, fit: CurveFit, nxt: dict | None, stop:
         if config.value.sample_fraction < 1 else ""
     brings = (f"The next batch is expected to bring {si(nxt['new_unique'])} new unique tokens (90 % band "
               f"{si(nxt['new_unique_low'])}–{si(nxt['new_unique_high'])})")
+    cost = format_usd(nxt["cost_usd"])
+    if nxt["value_status"] == "outside_law":
+        return f"{brings} for {cost} in full{pool}; no dollar value or stop point: {nxt['value_reason']}."
     if nxt["value_status"] == "priced":
         worth = (f"worth {format_usd(nxt['value_usd'])} ({format_usd(nxt['value_usd_low'] or 0.0)}–"
                  f"{format_usd(nxt['value_usd_high'] or 0.0)})")
     else:
         worth = f"worth {_worth(nxt['value_status'], nxt['value_usd'], nxt['value_reason'])}"
-    return f"{brings}, {worth} against {format_usd(nxt['cost_usd'])} in full{pool}: {_stop_words(stop)}."
+    return f"{brings}, {worth} against {cost} in full{pool}: {_stop_words(stop)}."
 
 
 def summarise(ledger: pl.DataFrame, stats: dict, config: RunConfig) -> dict:
@@ -293,11 +296,19 @@ def summarise(ledger: pl.DataFrame, stats: dict, config: RunConfig) -> dict:
         "totals": stats["totals"], "value_assumptions": config.value.model_dump(),
         "cost_assumptions": config.cost.model_dump(),
         "cost_basis": None if basis is None else {**asdict(basis), "pool_scale": 1 / config.value.sample_fraction},
-        "target_pool": target_pool(config.value), "batches": batches, "curve": as_dict(fit), "extrapolation": future,
-        "removals": [{"batch": b["batch"], "stage": s["stage"], "reason": reason, **counts}
-                     for b in stats["batches"] for s in b["stages"] for reason, counts in s["removed"].items()],
+        "target_pool": {k: float(v) for k, v in target_pool(config.value).items()}, "batches": batches,
+        "curve": as_dict(fit), "extrapolation": future,
+        "removals": _removals(stats, n),
         "quarantined": stats["quarantined"],
     }
+
+
+def _removals(stats: dict, n: int) -> list[dict]:
+    """Removals per ledger batch. stats.json numbers this run's batches of done shards from 0; in the ledger they
+    are its last rows (after an earlier run's, with --against)."""
+    first = n - len(stats["batches"])
+    return [{"batch": first + i, "stage": s["stage"], "reason": reason, **counts}
+            for i, b in enumerate(stats["batches"]) for s in b["stages"] for reason, counts in s["removed"].items()]
 
 
 def json_safe(value):

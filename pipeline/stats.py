@@ -50,8 +50,8 @@ def build_stats(config_hash: str, shard_results: list[dict], batch_shards: int, 
         },
         "memory_mb": memory or {},
         "stages": stages,
-        "batches": [{"batch": b, "shards": [r["shard"] for r in rs], "stages": merge_stage_stats([r["stages"] for r in rs])}
-                    for b, rs in sorted(batches.items())],
+        "batches": [{"batch": b, "shards": [r["shard"] for r in rs],
+                     "stages": merge_stage_stats([r["stages"] for r in rs])} for b, rs in sorted(batches.items())],
     }
 
 
