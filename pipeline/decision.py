@@ -264,8 +264,8 @@ def headline(n: int, total_unique: float, fit: CurveFit, nxt: dict | None, stop:
     if nxt["value_status"] == "outside_law":
         return f"{brings} for {cost} in full{pool}; no dollar value or stop point: {nxt['value_reason']}."
     if nxt["value_status"] == "priced":
-        worth = (f"worth {format_usd(nxt['value_usd'])} ({format_usd(nxt['value_usd_low'] or 0.0)}–"
-                 f"{format_usd(nxt['value_usd_high'] or 0.0)})")
+        lo, hi = format_usd(nxt["value_usd_low"] or 0.0), format_usd(nxt["value_usd_high"] or 0.0)
+        worth = f"worth {format_usd(nxt['value_usd'])}" + (f" ({lo}–{hi})" if lo != hi else "")
     else:
         worth = f"worth {_worth(nxt['value_status'], nxt['value_usd'], nxt['value_reason'])}"
     return f"{brings}, {worth} against {cost} in full{pool}: {_stop_words(stop)}."

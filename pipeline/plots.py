@@ -14,7 +14,7 @@ def value_cost_plot(plt, summary: dict):
     if not batches:
         return None
     fig, ax = plt.subplots(figsize=(7.2, 4.0))
-    priced = [b for b in batches if b["value_status"] == "priced" and b["value_usd"]]
+    priced = [b for b in batches if b["value_status"] == "priced"]
     ax.plot([b["batch"] for b in priced], [b["value_usd"] for b in priced], "o-", color="C0", label="value (observed)")
     ax.plot([b["batch"] for b in batches], [b["pool_cost_usd"] for b in batches], "s-", color="C3", ms=3,
             label="full cost")
@@ -26,22 +26,27 @@ def value_cost_plot(plt, summary: dict):
         hi = [f.get("value_usd_high") or float("nan") for f in future]
         ax.fill_between(fb, lo, hi, color="C0", alpha=0.2, label="90 % band of the value")
         ax.plot(fb, [f["pool_cost_usd"] for f in future], "s--", color="C3", ms=3, mfc="white")
-    top = max([b["pool_cost_usd"] for b in batches] + [b["value_usd"] for b in priced] + [1e-12])
+    values = [b["pool_cost_usd"] for b in batches] + [b["value_usd"] for b in priced]
+    top = max(values + [1e-12])
     for status, (marker, label) in STATUS_MARKERS.items():
         hits = [b["batch"] for b in batches + future if b["value_status"] == status]
         if hits:
             ax.plot(hits, [top * 1.5] * len(hits), marker, color="k", ls="none", label=label)
     last = batches[-1]["batch"]
     if "reason" not in stop and not stop["beyond_horizon"]:
+        more = f"{stop['low']}–{stop['high']}" if stop["low"] < stop["high"] else f"{stop['low']}"
         ax.axvspan(last + stop["low"] + 0.5, last + stop["high"] + 1.5, color="C2", alpha=0.15,
-                   label=f"stop range: after {stop['low']}–{stop['high']} more")
+                   label=f"stop range: after {more} more batches")
         ax.axvline(last + stop["batches_more"] + 1, color="C2", ls=":", label="first batch not worth it (point fit)")
-    ax.set_yscale("log")
+    # symlog: a batch worth $0 (a pool past what the plan can use) stays on the chart
+    ax.set_yscale("symlog", linthresh=min([v for v in values if v > 0] or [1.0]) / 2)
+    ax.set_ylim(bottom=0)
     ax.set_xlabel("batch (arrival order)")
     ax.set_ylabel("US dollars per batch (pool scale)")
     ax.set_title("Value of each batch's new unique tokens vs its full cost")
     ax.legend(fontsize=7, loc="best")
-    return fig, "Value vs full cost per batch (log scale), forecast with its 90 % band, and the stop range"
+    return fig, "Value vs full cost per batch (log scale above the smallest cost), forecast with its 90 % band, " \
+        "and the stop range"
 
 
 def yield_plot(plt, summary: dict):
@@ -55,10 +60,12 @@ def yield_plot(plt, summary: dict):
         ax.plot([b["cum_raw_tokens"] for b in batches], [b["fitted_unique"] for b in batches], "-",
                 label=f"fit: {summary['curve']['model'].replace('_', ' ')}")
     if future:
-        fx = [f["raw_tokens"] for f in future]
-        ax.plot(fx, [f["unique_tokens"] for f in future], "--", label="forecast")
-        ax.fill_between(fx, [f["unique_tokens_low"] for f in future], [f["unique_tokens_high"] for f in future],
-                        alpha=0.25, label="90 % band (bootstrap cumulative paths)")
+        r0, u0 = batches[-1]["cum_raw_tokens"], batches[-1]["cum_unique_tokens"]   # the forecast starts here
+        fx = [r0] + [f["raw_tokens"] for f in future]
+        ax.plot(fx, [u0] + [f["unique_tokens"] for f in future], "--", label="forecast")
+        ax.fill_between(fx, [u0] + [f["unique_tokens_low"] for f in future],
+                        [u0] + [f["unique_tokens_high"] for f in future], alpha=0.25,
+                        label="90 % band (bootstrap cumulative paths)")
     ax.set_xlabel("cumulative raw tokens R (o200k tokens)")
     ax.set_ylabel("cumulative unique kept tokens U")
     ax.set_title("Yield curve U(R)")
