@@ -58,7 +58,7 @@ class ValueConfig(Strict):
                                   "default 6 * params * tokens")
     training_runs: int = Field(1, ge=1, description="training runs that will use this data; value is per run x this")
     # Muennighoff et al. 2023: up to ~4 epochs of repeated data cost little loss against unique data.
-    epochs: float = Field(4, ge=1, description="epochs over the unique pool accepted when sizing the target pool")
+    epochs: float = Field(4.0, ge=1, description="epochs over the unique pool accepted when sizing the target pool")
     sample_fraction: float = Field(1.0, gt=0, le=1, description="fraction of the raw pool this run's input is; "
                                    "values and the target pool are at pool scale")
     # o200k_base, the tokenizer the pipeline counts tokens with (pipeline/resources.py): n_vocab = 200,019.
