@@ -217,12 +217,37 @@ def datatrove_agreement(rows: list[dict], dt_python: str) -> dict:
                  "disagreements": [{"class": k, "docs": n, "example": examples[k]} for k, n in classes.most_common()]}
         if family == "c4":
             both = [r for r in en if not any(c.startswith("c4_") for c in r["after"]) and dt[r["id"]]["c4"] is None]
-            same = sum(1 for r in both if [ln.strip() for ln in r["kept_text"].split("\n") if ln.strip()]
-                       == dt[r["id"]]["c4_lines"])
+            differ = [r["id"] for r in both if [ln.strip() for ln in r["kept_text"].split("\n") if ln.strip()]
+                      != dt[r["id"]]["c4_lines"]]
             entry["kept_by_both"] = len(both)
-            entry["same_kept_lines"] = same
+            entry["same_kept_lines"] = len(both) - len(differ)
+            entry["different_kept_lines_examples"] = differ[:5]
         res[family] = entry
     return res
+
+
+# Who is right, per class of disagreement (family, substring of the class): the paper's words against each reading.
+JUDGEMENT = {
+    ("gopher_quality", "gopher_below_alpha_threshold"):
+        "datatrove's spaCy tokens make every punctuation mark a word, so ordinary prose falls below 80% of words "
+        "with a letter. Gopher (Rae et al. 2021, A.1.1): '80% of words in a document contain at least one "
+        "alphabetic character' -- a comma is not a word. **Ours.**",
+    ("fineweb", "line_punct_ratio"):
+        "datatrove divides by every line, blank lines between paragraphs included, and a trailing space fails a "
+        "line end. FineWeb (Penedo et al. 2024): 'fraction of lines ending with punctuation' -- lines of text, "
+        "their end after trailing whitespace. **Ours.**",
+    ("gopher_repetition", "ours gopher_dup_"):
+        "datatrove counts only the repeats after the first occurrence of a duplicated n-gram (greedy skip), ours "
+        "every occurrence (overlaps once). Gopher table A1: 'fraction of characters contained within all duplicate "
+        "n-grams' -- all occurrences are duplicates. **Ours** (datatrove removes fewer).",
+    ("gopher_repetition", "datatrove "):
+        "word definitions: datatrove's spaCy tokens (punctuation as tokens, case kept) against our lower-cased "
+        "whitespace words stripped of punctuation. The paper does not define its tokens: **either**.",
+}
+
+
+def _judgement(family: str, cls: str) -> str:
+    return next((text for (fam, key), text in JUDGEMENT.items() if fam == family and key in cls), "")
 
 
 def markdown(res: dict) -> str:
@@ -256,10 +281,13 @@ def markdown(res: dict) -> str:
     if "datatrove" in res:
         L += ["", "## Per-filter agreement with datatrove (English documents, same thresholds)", ""]
         for family, e in res["datatrove"].items():
-            extra = (f"; kept by both: {e['kept_by_both']}, same kept lines: {e['same_kept_lines']}"
-                     if family == "c4" else "")
+            extra = (f"; kept by both: {e['kept_by_both']}, same kept lines: {e['same_kept_lines']} (a difference: "
+                     f"datatrove deletes Wikipedia citation markers such as '[1]' or '[]' inside a line, e.g. "
+                     f"`{', '.join(e['different_kept_lines_examples']) or '-'}`; C4 does too, but a stage here only "
+                     "removes whole lines)" if family == "c4" else "")
             L.append(f"* **{family}**: {e['agree']:,}/{e['docs']:,} same verdict ({e['agreement']:.1%}){extra}")
-            L += [f"  * {d['class']}: {d['docs']} (e.g. `{d['example']}`)" for d in e["disagreements"][:6]]
+            L += [f"  * {d['class']}: {d['docs']} (e.g. `{d['example']}`) {_judgement(family, d['class'])}"
+                  for d in e["disagreements"][:6]]
     return "\n".join(L) + "\n"
 
 
