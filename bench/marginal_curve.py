@@ -77,11 +77,14 @@ sys.path.insert(0, str(REPO / "bench"))
 
 from corpus import EN_SOURCES, ZH_SOURCES, Shingler, Sources, _edit, _editable, _expected_amount, _tokens  # noqa: E402
 
-from corpusslim.curve import MODELS, _curve, _derivative, extrapolate, fit_yield_curve  # noqa: E402
+from corpusslim.curve import MODELS, extrapolate, fit_yield_curve, model_curve  # noqa: E402
 from corpusslim.filters.minhash import DEFAULT_N, jaccard  # noqa: E402
+from corpusslim.value import format_usd  # noqa: E402
 
 RESULTS = REPO / "bench" / "results"
 DEFAULT_WORK = Path("/tmp/corpusslim-bench/marginal")
+# configs/sample.yaml's scenario: each run a 1e-5 sample of a crawl, a compute-optimal 7B-scale budget.
+DEFAULT_VALUE = {"law": "muennighoff", "plan": "compute-optimal", "compute": 5.88e21, "sample_fraction": 1e-5}
 
 _EN_SENT = re.compile(r"(?<=[.!?])\s+|\n+")
 _ZH_SENT = re.compile(r"(?<=[。！？])|\n+")
@@ -389,7 +392,7 @@ def prefix_fits(R, U, C, ledger: pl.DataFrame, truth: pl.DataFrame, fractions: l
             "batches": p, "R": float(R[last]), "model": fit.model, "gamma": fit.gamma,
             "marginal_yield": fit.marginal_yield, "band": list(fit.marginal_yield_band),
             "marginal_per_usd": fit.marginal_per_usd,
-            "power_law_marginal": _derivative("power_law", pw, float(R[last])) if pw else None,
+            "power_law_marginal": pw["K"] * pw["gamma"] * float(R[last]) ** (pw["gamma"] - 1) if pw else None,
             "holdout_error": fit.holdout_error,
             "planned_dup_fraction": fractions[last],
             "observed_yield_last": float(new[last] / raw[last]),
@@ -417,9 +420,10 @@ def extrapolation_check(R, U, C) -> dict:
         p = fit.fits.get(model)
         if p is None:
             continue
-        models[model] = U[a] + _curve(model, p, R[h:]) - _curve(model, p, R[a])
+        models[model] = U[a] + model_curve(model, p, R[h:]) - model_curve(model, p, R[a])
     chosen = models[fit.model]
-    boot = np.array([U[a] + _curve(fit.model, p, R[h:]) - _curve(fit.model, p, R[a]) for p in fit.boot_params])
+    curves = fit.curves.cumulative(np.r_[R[a], R[h:]])[1:] if fit.curves is not None else np.empty((0, n - h + 1))
+    boot = U[a] + curves[:, 1:] - curves[:, :1]         # every bootstrap curve (model re-chosen), anchored at U[a]
     lo, hi = (np.percentile(boot, [5, 95], axis=0) if len(boot) else (chosen, chosen))
     rows = []
     for i in range(n - h):
@@ -462,8 +466,8 @@ def value_scenarios(run_dir: Path, scenarios: list[dict]) -> list[dict]:
     """The run's summary re-priced under other ``value:`` settings (the value section is not part of the config
     hash: same run, other answer)."""
     from corpusslim.config import parse_config
-    from corpusslim.report import summarise
-    from corpusslim.scaling import TrainingPrice, usd_per_flop
+    from corpusslim.decision import summarise
+    from corpusslim.value import plan_compute, usd_per_flop
 
     cfg_json = json.loads((run_dir / "config.json").read_text())
     ledger = pl.read_parquet(run_dir / "ledger.parquet")
@@ -472,13 +476,11 @@ def value_scenarios(run_dir: Path, scenarios: list[dict]) -> list[dict]:
     for sc in scenarios:
         cfg = parse_config({**cfg_json, "value": {**cfg_json["value"], **sc}}, "scenario")
         s = summarise(ledger, stats, cfg)
-        vals = [b["value_usd"] for b in s["batches"]]
-        v = cfg.value
-        train_usd = 6 * v.params * v.tokens * usd_per_flop(TrainingPrice(v.usd_per_gpu_hour, v.mfu, v.peak_flops))
-        out.append({"value": sc, "stopping": s["stopping"], "recommendation": s["recommendation"],
-                    "training_cost_usd": train_usd,
+        vals = [(b["value_status"], b["value_usd"]) for b in s["batches"]]
+        out.append({"value": sc, "stop": s["stop"], "headline": s["headline"],
+                    "training_cost_usd": plan_compute(cfg.value) * usd_per_flop(cfg.value),
                     "value_batch_1": vals[1] if len(vals) > 1 else None, "value_last": vals[-1],
-                    "cost_last": s["batches"][-1]["cost_usd"]})
+                    "cost_last": s["batches"][-1]["pool_cost_usd"]})
     return out
 
 
@@ -503,14 +505,15 @@ def analyse(name: str, run_dir: Path, corpus: dict, fractions: list[float], quic
             "tokens_check": t["tokens"] - row["raw_tokens"],
             "cpu_seconds": row["cpu_seconds"], "cost_usd": row["cost_usd"],
             "value_usd": summary["batches"][row["batch"]]["value_usd"],
+            "value_status": summary["batches"][row["batch"]]["value_status"],
             "cum_raw_tokens": row["cum_raw_tokens"], "cum_unique_tokens": row["cum_unique_tokens"],
         })
     fit = fit_yield_curve(R, U, C, seed=0)
     return {
         "name": name, "corpus": corpus, "fractions": fractions,
         "stats_totals": stats["totals"], "memory_mb": stats.get("memory_mb"),
-        "report": {k: summary[k] for k in ("curve", "stopping", "recommendation", "value_assumptions",
-                                           "cost_assumptions")},
+        "report": {k: summary[k] for k in ("curve", "stop", "headline", "next_batch", "value_assumptions",
+                                           "cost_assumptions", "cost_basis")},
         "report_extrapolation_head": summary["extrapolation"][:3],
         "refit_matches_report": bool(fit.model == summary["curve"]["model"]
                                      and math.isclose(fit.marginal_yield, summary["curve"]["marginal_yield"],
@@ -557,8 +560,8 @@ def render(results: dict) -> str:
             ["dU/dC, unique tokens per $ (90 % band)", f"{_f(curve['marginal_per_usd'])} ({_f(uband[0])} – {_f(uband[1])})"],
             ["observed yield of the last 3 batches (new unique / raw)",
              _f(sum(b["new_unique_tokens"] for b in res["batches"][-3:]) / sum(b["raw_tokens"] for b in res["batches"][-3:]))],
-            ["stopping point", f"observed batch {rep['stopping']['observed_batch']}, future batch +{rep['stopping']['future_batch']}"],
-            ["recommendation", rep["recommendation"]],
+            ["stop (more batches worth processing: point, 90 % range)", _stop(rep["stop"])],
+            ["headline", rep["headline"]],
             ["notes", "; ".join(curve["notes"]) or "–"],
         ]), ""]
         out += ["### Ledger and ground truth per batch", "",
@@ -620,14 +623,12 @@ def render(results: dict) -> str:
         ]), ""]
         if res["scenarios"]:
             out += ["### The same ledger under other `value:` scenarios", ""]
-            out += ["The last column is the whole training run's compute bill, 6·N·D FLOPs at the training price: "
-                    "a batch valued above it is worth more than training the model at all (see Notes).", ""]
-            out += [table(["value", "value of batch 1 $", "value of last batch $", "cost of last batch $",
-                           "stop (observed / future)", "recommendation", "whole training run $"],
-                          [[f"`{json.dumps(s['value'])}`", _f(s["value_batch_1"], 3), _f(s["value_last"], 3),
-                            _f(s["cost_last"], 3),
-                            f"{s['stopping']['observed_batch']} / +{s['stopping']['future_batch']}",
-                            s["recommendation"].split(" (value of")[0], _f(s["training_cost_usd"], 3)]
+            out += ["Values and costs at pool scale. The last column is the plan's whole training compute bill at "
+                    "the training price.", ""]
+            out += [table(["value", "value of batch 1", "value of last batch", "full cost of last batch",
+                           "stop (point, 90 % range)", "whole training run $"],
+                          [[f"`{json.dumps(s['value'])}`", _worth(s["value_batch_1"]), _worth(s["value_last"]),
+                            format_usd(s["cost_last"]), _stop(s["stop"]), _f(s["training_cost_usd"], 3)]
                            for s in res["scenarios"]]), ""]
     if results.get("notes"):
         out += ["## Notes", ""] + [f"* {n}" for n in results["notes"]] + [""]
@@ -635,42 +636,23 @@ def render(results: dict) -> str:
     return "\n".join(out)
 
 
-def notes(results: dict) -> list[str]:
-    """Findings computed from the runs: value estimates above the whole training bill, and start-up cost."""
-    from corpusslim.scaling import MUENNIGHOFF, batch_value, get_law, marginal_loss_per_flop, params_for_tokens
+def _worth(v) -> str:
+    """A (status, usd) pair as a table cell."""
+    if v is None:
+        return "–"
+    status, usd = v
+    return format_usd(usd) if status == "priced" else {"outside_law": "outside the law"}.get(status, status)
 
+
+def _stop(stop: dict) -> str:
+    if "reason" in stop:
+        return f"none: {stop['reason']}"
+    return f"{stop['batches_more']} ({stop['low']}–{stop['high']})"
+
+
+def notes(results: dict) -> list[str]:
+    """Findings computed from the runs: the start-up cost of the first batches."""
     out = []
-    worst = None
-    for res in results["corpora"]:
-        b1 = res["batches"][1] if len(res["batches"]) > 1 else None
-        for sc in res["scenarios"]:
-            if b1 and sc["value_batch_1"] and sc["value_batch_1"] > sc["training_cost_usd"]:
-                ratio = sc["value_batch_1"] / sc["training_cost_usd"]
-                if worst is None or ratio > worst[0]:
-                    worst = (ratio, res["name"], sc, b1)
-    if worst:
-        ratio, name, sc, b1 = worst
-        law = get_law(sc["value"]["law"])
-        n, d = sc["value"]["params"], sc["value"]["tokens"]
-        u0 = b1["cum_unique_tokens"] - b1["new_unique_tokens"]
-        bv = batch_value(law, n, d, u0, b1["new_unique_tokens"])
-        lam = marginal_loss_per_flop(law, n, d, u0)
-        epochs = d / u0 - 1
-        rd = law.rd_star or MUENNIGHOFF.rd_star
-        un = params_for_tokens(law, u0)
-        out.append(
-            f"`corpusslim.scaling.batch_value` prices early batches above the whole training run: {name} batch 1 "
-            f"under `{json.dumps(sc['value'])}` is worth ${sc['value_batch_1']:.3g}, {ratio:.2g}x the ${sc['training_cost_usd']:.3g} "
-            f"of training the model at all. Cause: equivalent_flops = loss_gain / marginal_loss_per_flop, "
-            f"first order at (N, D0, U0 = {u0:,.0f}): with D/U0 - 1 = {epochs:,.0f} repeated epochs, "
-            f"dD'/dD = exp(-{epochs:,.0f}/{rd:.2f}) = {math.exp(-epochs / rd):.2g}"
-            + (f" and dN'/dN = exp(-(N/U_N - 1)/R*_N) = {math.exp(-(n / un - 1) / law.rn_star):.2g} (U_N = {un:,.0f})"
-               if law.rn_star else "")
-            + f", so the shadow price is {lam:.2g} loss/FLOP and a loss gain of {bv['loss_gain']:.3g} becomes "
-            f"{bv['equivalent_flops']:.2g} FLOPs. The guard `shadow > 0 else inf` only catches an exact 0; "
-            "once the shadow price underflows towards 0 the value is astronomically large but finite. No stopping "
-            "decision changes here (those batches are far above cost), but the value column and the report's "
-            "'worth $X' sentence are meaningless while U is far below D.")
     for res in results["corpora"]:
         cpu = [b["cpu_seconds"] for b in res["batches"]]
         if len(cpu) >= 6:
@@ -695,9 +677,7 @@ def main() -> None:
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--seed", type=int, default=5)
     ap.add_argument("--only", default="ramp,control")
-    ap.add_argument("--params", type=float, default=1e6, help="value: target model size N")
-    ap.add_argument("--tokens", type=float, default=2e7, help="value: training token budget D")
-    ap.add_argument("--law", default="muennighoff")
+    ap.add_argument("--value", type=json.loads, default=DEFAULT_VALUE, help="the runs' value: section (JSON)")
     ap.add_argument("--data-dir", type=Path)
     ap.add_argument("--work-dir", type=Path, default=DEFAULT_WORK)
     ap.add_argument("--reuse-runs", action="store_true",
@@ -708,11 +688,11 @@ def main() -> None:
     docs = args.docs or (300 if args.quick else 2000)
     f_control = args.f_control if args.f_control is not None else (args.f_start + args.f_end) / 2
     stages = args.stages.split(",")
-    value = {"law": args.law, "params": args.params, "tokens": args.tokens}
-    scenarios = [{"law": "muennighoff", "params": 1e6, "tokens": 2e7},
-                 {"law": "muennighoff", "params": 3e5, "tokens": 6e6},
-                 {"law": "muennighoff", "params": 1e7, "tokens": 2e8},
-                 {"law": "chinchilla", "params": 1e6, "tokens": 2e7}]
+    value = args.value
+    scenarios = [DEFAULT_VALUE, {**DEFAULT_VALUE, "sample_fraction": 1e-4},
+                 {"law": "muennighoff", "plan": "fixed-params", "params": 7e9, "tokens": 1.4e11,
+                  "sample_fraction": 1e-5},
+                 {"law": "chinchilla", "plan": "fixed", "params": 1e9, "tokens": 2e10, "sample_fraction": 1e-5}]
 
     def log(msg):
         print(msg, file=sys.stderr, flush=True)
@@ -750,8 +730,7 @@ def main() -> None:
         results["corpora"].append(res)
     results["notes"] = notes(results)
     results["meta"]["wall_seconds"] = time.perf_counter() - started
-    pool_text = ", ".join(f"{r['name']} {r['batches'][-1]['cum_unique_tokens'] / 1e6:.2f}M tokens "
-                          f"(D/U = {args.tokens / r['batches'][-1]['cum_unique_tokens']:.1f})"
+    pool_text = ", ".join(f"{r['name']} {r['batches'][-1]['cum_unique_tokens'] / 1e6:.2f}M tokens"
                           for r in results["corpora"])
     results["assumptions"] = [
         f"Corpus: {batches} batches of {docs:,} documents; duplicate fraction f(b) {args.f_start:.0%} → {args.f_end:.0%} "
@@ -763,17 +742,13 @@ def main() -> None:
         "Observed yield counts what the pipeline keeps: fresh documents minus those lid/quality (and dedup, for "
         "the source data's own duplicates) reject, plus any planted copy the dedup misses; 'fresh kept' leaves "
         "out the missed copies (ground truth from the planted `kind` column).",
-        f"Value: `{json.dumps(value)}`: a {args.params:.0e}-parameter model with a Chinchilla-optimal budget of "
-        f"{args.tokens:.0e} tokens (20 per parameter), the toy scale of configs/sample.yaml. The final unique pool "
-        f"of these corpora is {pool_text}, below the budget, so every new unique token replaces a repeated one. "
-        "Training at $2/GPU-hour, 40 % MFU, H100 dense BF16 peak; cleaning at $0.0425 per CPU-hour (c5.24xlarge "
-        "on-demand vCPU). At this scale a batch's cleaning (~$2.5e-5) is a sizeable fraction of the whole "
-        "training bill (6ND FLOPs = $1.7e-4), so the stopping point comes early whatever the duplicates do; the "
-        "scenario table re-prices the same ledger (`corpusslim.report.summarise`) under other models and budgets.",
-        "Cost per batch is the CPU seconds measured on the workers (process time): less sensitive to other jobs "
-        "than wall time but not immune (a few % between repeated runs on the shared machine), and a stopping point "
-        "where value and cost cross slowly can move by a batch between runs; the first batch each worker runs also "
-        "pays for loading the tokenizer, fastText and jieba.",
+        f"Value: `{json.dumps(value)}`: the scenario of configs/sample.yaml, each run a 1e-5 sample of a crawl, "
+        f"priced for a compute-optimal 7B-scale budget under Muennighoff et al. 2023 (pipeline/value.py). Final "
+        f"unique pool of the runs (run scale): {pool_text}. Full cost per batch (pipeline/ledger.py): cleaning CPU "
+        "at $0.0425 per CPU-hour (c5.24xlarge on-demand vCPU), egress $0.09/GB read, storage $0.023 per GB-month "
+        "for 12 months; the scenario table re-prices the same ledger (`corpusslim.decision.summarise`).",
+        "The ledger keeps each batch's measured CPU seconds (process time on the workers); the decision uses the "
+        "median CPU cost per raw token over all batches, so one slow batch or a busier machine does not move it.",
         "Extrapolation (a) uses only the first half (its mean raw tokens and cost per batch); (b) uses the second "
         "half's actual R, so its error is the curve's alone.",
     ]

@@ -384,6 +384,15 @@ def predict(fit: CurveFit, R) -> np.ndarray:
     return fit.curves.cumulative(R.ravel())[0].reshape(R.shape)
 
 
+def model_curve(model: str, params: dict[str, float], R) -> np.ndarray:
+    """U(R) of one model with parameters in raw-token units (``K``/``gamma`` or ``U_inf``/``R0``, as in
+    ``CurveFit.params`` and ``CurveFit.fits``)."""
+    R = np.asarray(R, dtype=float)
+    if model == "power_law":
+        return params["K"] * _shape(model, np.array(params["gamma"]), R)
+    return params["U_inf"] * _shape(model, np.array(math.log(params["R0"])), R)
+
+
 def heaps_gamma(raw_tokens: float, unique_tokens: float, n_batches: int) -> float:
     """The power-law gamma implied by end points alone: with n equal batches and the first batch entirely unique
     (K = r**(1 - gamma) for a batch of r raw tokens), U/R = n**(gamma - 1), so gamma = 1 + ln(U/R) / ln n."""
