@@ -56,8 +56,9 @@ def _next_section(summary: dict):
         return None
     c = nxt["cost_components"]
     value = worth(nxt["value_status"], nxt["value_usd"])
-    if nxt["value_status"] == "priced":
-        value += f" (90 % band {_usd(nxt['value_usd_low'])}–{_usd(nxt['value_usd_high'])})"
+    lo, hi = _usd(nxt["value_usd_low"]), _usd(nxt["value_usd_high"])
+    if nxt["value_status"] == "priced" and lo != hi:
+        value += f" (90 % band {lo}–{hi})"
     elif nxt["value_reason"]:
         value += f": {nxt['value_reason']}"
     rows = [["raw tokens", si(nxt["raw_tokens"])],
@@ -73,10 +74,11 @@ def _stop_sentence(summary: dict) -> str:
     stop = summary["stop"]
     if "reason" in stop:
         return f"No stop point: {stop['reason']}."
+    more = f"{stop['low']}–{stop['high']}" if stop["low"] < stop["high"] else f"{stop['low']}"
     return (f"Stop rule: each of the {summary['curve']['bootstrap']} bootstrap curves and the point fit forecast the "
             f"next {stop['horizon']} batches; a batch is worth processing while its expected value exceeds its "
-            f"full cost. 90 % range of the batches still worth processing: {stop['low']}–{stop['high']}; point "
-            f"fit: {stop['batches_more']} ({'checked' if stop['checked'] else 'NOT confirmed'} with exact prices).")
+            f"full cost. Batches still worth processing: {more} (90 % range); point fit: {stop['batches_more']} "
+            f"({'confirmed' if stop['checked'] else 'outside that range'} with exact prices).")
 
 
 def _batches_section(summary: dict):
@@ -138,7 +140,7 @@ def _cost_section(summary: dict):
             f"acquisition at ${basis['acquisition_usd_per_raw_token'] * 1e9:.3g} per billion raw tokens and storage at "
             f"${basis['storage_usd_per_unique_token'] * 1e9:.3g} per billion kept tokens, so machine load does not "
             f"move it. The plan wants {si(tp['unique_tokens'])} unique tokens ({si(tp['unique_tokens_at_epochs'])} at "
-            f"{tp['epochs']} epochs); the corpus has {si(have)} (pool scale).")
+            f"{tp['epochs']:g} epochs); the corpus has {si(have)} (pool scale).")
     if basis["pool_scale"] != 1:
         text += (" This run is a sample of the pool: dedup sees only a fraction of the pool's duplicate pairs "
                  "(pairs scale as the square of the sampling fraction), so the yield is an upper bound.")
