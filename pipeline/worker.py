@@ -10,7 +10,7 @@ The outputs of a shard: ``kept/`` and ``rejected/``, and ``removed_lines/`` wher
 """
 from __future__ import annotations
 
-import time
+import time  # task CPU: time.thread_time(), as the worker's other threads run other tasks (docs/ARCHITECTURE.md)
 from collections.abc import Sequence
 
 import polars as pl
@@ -51,13 +51,13 @@ def _stage_stats(name: str, before: pl.DataFrame, kept: pl.DataFrame, rejected: 
 def input_step(df: pl.DataFrame, max_doc_chars: int, cpu_before: float
                ) -> tuple[pl.DataFrame, pl.DataFrame, StageStats]:
     """Token counts, and rejection of documents no stage can process. ``cpu_before``: CPU spent reading."""
-    start = time.process_time()
+    start = time.thread_time()
     df = df.with_columns(n_tokens=pl.Series(count_tokens(df["text"].to_list()), dtype=pl.Int64))
     flagged = df.with_columns(input_rejects(df, max_doc_chars).alias("reject_reason"))
     kept = flagged.filter(pl.col("reject_reason").is_null()).drop("reject_reason")
     rejected = (flagged.filter(pl.col("reject_reason").is_not_null())
                 .with_columns(reject_stage=pl.lit(INPUT_STAGE, dtype=pl.String)))
-    return kept, rejected, _stage_stats(INPUT_STAGE, df, kept, rejected, cpu_before + time.process_time() - start)
+    return kept, rejected, _stage_stats(INPUT_STAGE, df, kept, rejected, cpu_before + time.thread_time() - start)
 
 
 def apply_stages(kept: pl.DataFrame, stages: Sequence[Stage]
@@ -65,13 +65,13 @@ def apply_stages(kept: pl.DataFrame, stages: Sequence[Stage]
     """Run local stages in order on the surviving documents; returns survivors, rejected parts, per-stage stats."""
     rejected, stats = [], []
     for stage in stages:
-        start = time.process_time()
+        start = time.thread_time()
         before = kept
         kept, removed = stage.process(before)
         removed_lines = None
         if stage.edits_lines:
             kept, removed, removed_lines = lines.collect(stage.name, kept, removed)
-        stat = _stage_stats(stage.name, before, kept, removed, time.process_time() - start)
+        stat = _stage_stats(stage.name, before, kept, removed, time.thread_time() - start)
         if removed_lines is not None:
             stat["lines_removed"] = removed_lines
         stats.append(stat)
@@ -92,14 +92,14 @@ def assemble(kept: pl.DataFrame, rejected: Sequence[pl.DataFrame]) -> tuple[pl.D
 def _write_outputs(shard: Shard, kept: pl.DataFrame, rejected: pl.DataFrame, removed_lines: pl.DataFrame,
                    output: str) -> tuple[ShardRows, float]:
     """Write the shard's outputs (``removed_lines/`` only when lines were removed); their rows and the CPU."""
-    start = time.process_time()
+    start = time.thread_time()
     rows: ShardRows = {"in": kept.height + rejected.height, "kept": kept.height, "rejected": rejected.height}
     storage.write_parquet(kept, storage.join(output, "kept", f"{shard.stem}.parquet"))
     storage.write_parquet(rejected, storage.join(output, "rejected", f"{shard.stem}.parquet"))
     if not removed_lines.is_empty():
         storage.write_parquet(removed_lines, storage.join(output, "removed_lines", f"{shard.stem}.parquet"))
         rows["removed_lines"] = removed_lines.height
-    return rows, round(time.process_time() - start, 6)
+    return rows, round(time.thread_time() - start, 6)
 
 
 def _task(shard: Shard) -> dict:
@@ -115,9 +115,9 @@ def _read_and_run(shard: Shard, configs: Sequence[StageConfig], max_doc_chars: i
                   ) -> tuple[pl.DataFrame, list[pl.DataFrame], list[StageStats], int]:
     """Read and check a shard (``ShardInputError`` when it cannot be used), then run the input step and
     ``configs`` on it: kept, rejected parts, per-stage stats, text bytes."""
-    start = time.process_time()
+    start = time.thread_time()
     df = read_shard(shard)
-    survivors, input_rejected, input_stat = input_step(df, max_doc_chars, time.process_time() - start)
+    survivors, input_rejected, input_stat = input_step(df, max_doc_chars, time.thread_time() - start)
     kept, rejected, stats = apply_stages(survivors, [build_stage(c) for c in configs])
     return kept, [input_rejected, *rejected], [input_stat, *stats], int(df["text"].str.len_bytes().sum() or 0)
 
@@ -150,9 +150,9 @@ def map_shard(shard: Shard, shard_number: int, before: Sequence[StageConfig], gl
         kept, rejected, stats, text_bytes = _read_and_run(shard, before, max_doc_chars)
     except ShardInputError as exc:
         return _bad_input(shard, exc)
-    start = time.process_time()
+    start = time.thread_time()
     index = build_stage(global_config).index(kept, shard_number)
-    map_cpu = time.process_time() - start
+    map_cpu = time.thread_time() - start
     pre = pl.concat([kept, *rejected], how="diagonal_relaxed").sort(ROW)
 
     def checked(frame: pl.DataFrame, *parts: str) -> FileRecord:

@@ -10,7 +10,7 @@
 """
 from __future__ import annotations
 
-import time
+import time  # task CPU: time.thread_time(), as the worker's other threads run other tasks (docs/ARCHITECTURE.md)
 
 import numpy as np
 import polars as pl
@@ -29,7 +29,7 @@ def reduce_candidates(task: str, index_records: list[dict], column: str, partiti
                       out_path: str) -> dict:
     """Candidate pairs (a, b) for one key column: b is the earliest document with a's key, a != b.
     Returns the record of the pairs file and the task's CPU seconds."""
-    start = time.process_time()
+    start = time.thread_time()
     frames = []
     for record in index_records:
         keys = read_checked(record, [DOC, column]).drop_nulls(column)
@@ -38,7 +38,7 @@ def reduce_candidates(task: str, index_records: list[dict], column: str, partiti
         frames.append(keys)
     keys = pl.concat(frames) if frames else pl.DataFrame(schema={DOC: pl.UInt64, column: pl.UInt64})
     pairs = write_checked(candidate_pairs(keys, column), out_path)
-    return {"task": task, "pairs": pairs, "cpu_seconds": time.process_time() - start, "peak_rss_mb": peak_rss_mb()}
+    return {"task": task, "pairs": pairs, "cpu_seconds": time.thread_time() - start, "peak_rss_mb": peak_rss_mb()}
 
 
 def duplicate_ids(id_records: list[dict], examples: int = 10) -> dict:
@@ -110,13 +110,13 @@ def gather_docs(keys: np.ndarray, dests: pl.DataFrame, source: dict, config: Ded
     documents in any candidate or exact pair; the cluster names kept documents by id), and, per verify task
     (``dests``: DOC, dest shard), the payloads that task compares. Total work and bytes are linear in the pairs,
     not in shards squared."""
-    start = time.process_time()
+    start = time.thread_time()
     docs = with_payload(_source_docs(keys, source, config), config)
     parts = {}
     if "payload" in docs.columns:
         joined = dests.join(docs.select(DOC, "payload"), on=DOC)
         parts = {int(d): p.drop("dest") for (d,), p in joined.partition_by("dest", as_dict=True).items()}
-    return {"ids": docs.select(DOC, "id"), "parts": parts, "cpu_seconds": time.process_time() - start,
+    return {"ids": docs.select(DOC, "id"), "parts": parts, "cpu_seconds": time.thread_time() - start,
             "peak_rss_mb": peak_rss_mb()}
 
 
@@ -133,10 +133,10 @@ def ids_of(gathered: dict) -> dict:
 def verify_shard(pairs: pl.DataFrame, config: DedupConfig, *parts: pl.DataFrame) -> dict:
     """The candidate pairs of one shard whose Jaccard reaches the threshold; ``parts``: the payloads of their
     documents, gathered from their shards."""
-    start = time.process_time()
+    start = time.thread_time()
     verified = similar_pairs(pairs, config, pl.concat(parts)) if parts else pairs
     return {"task": f"verify-{int(pairs['a'][0]) >> 32}", "pairs": verified,
-            "cpu_seconds": time.process_time() - start, "peak_rss_mb": peak_rss_mb()}
+            "cpu_seconds": time.thread_time() - start, "peak_rss_mb": peak_rss_mb()}
 
 
 def similar_pairs(pairs: pl.DataFrame, config: DedupConfig, payload: pl.DataFrame) -> pl.DataFrame:
