@@ -829,3 +829,20 @@ def test_zh_hotel_reviews_pass_when_long_enough():
             long_ok += reason is None
     # full set: 3553 reviews with 50+ words, 97% pass
     assert long_n and long_ok / long_n >= 0.9
+
+
+def test_quality_stage_reads_a_bad_word_list(tmp_path):
+    import polars as pl
+
+    from corpusslim.stages.quality import QualityStage, QualityStageConfig
+
+    (tmp_path / "words.txt").write_text("xqzzy\nquux flerb\n", encoding="utf-8")
+    cfg = QualityStageConfig.model_validate({"kind": "quality", "bad_words_file": "words.txt"},
+                                            context={"base": str(tmp_path)})
+    text, _ = doc_c4_bad_words()
+    batch = pl.DataFrame({"id": ["a", "b"], "text": [text, _base(23)], "lang": ["en", "en"]})
+    assert QualityStage(cfg).annotate(batch)["quality_reason"].to_list() == ["c4_bad_words", None]
+    assert QualityStage(QualityStageConfig()).annotate(batch)["quality_reason"].to_list() == [None, None]
+    with pytest.raises(pydantic.ValidationError, match="no such file"):
+        QualityStageConfig.model_validate({"kind": "quality", "bad_words_file": "missing.txt"},
+                                          context={"base": str(tmp_path)})
