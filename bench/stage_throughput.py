@@ -76,7 +76,7 @@ from corpusslim.filters.langid import cjk_by_script  # noqa: E402
 from corpusslim.filters.minhash import MinHasher, exact_hashes, shingles  # noqa: E402
 from corpusslim.filters.quality import document_stats, first_failure  # noqa: E402
 from corpusslim.resources import language_identifier, tokenizer  # noqa: E402
-from corpusslim.shard_io import ROW, Shard, read_shard  # noqa: E402
+from corpusslim.inputs import ROW, Shard, read_shard  # noqa: E402
 from corpusslim.stages.lid import LidConfig, LidStage  # noqa: E402
 from corpusslim.stages.quality import QualityStage, QualityStageConfig  # noqa: E402
 from corpusslim.stages.segment import SegmentConfig, SegmentStage  # noqa: E402

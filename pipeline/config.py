@@ -17,6 +17,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from corpusslim.errors import ConfigError
+from corpusslim.inputs import FORMATS
 from corpusslim.stages import STAGES
 
 # One registry: the config of every registered stage, told apart by its ``kind``.
@@ -73,11 +74,26 @@ class ValueConfig(Strict):
 
 class InputLimits(Strict):
     max_doc_chars: int = Field(1_000_000, ge=1, description="longer documents are rejected as input/too_long")
+    # A unit of work holds about 50 times its text in memory at its peak (all annotations, dedup keys, the
+    # outputs being written): 20,000 documents or 64 MB of text keeps a worker near 1.5 GB on web text.
+    chunk_rows: int | None = Field(20_000, ge=1, description="a Parquet file with more rows is cut into parts "
+                                   "(row-group ranges) processed as separate tasks; null: never cut")
+    chunk_mb: float | None = Field(64.0, gt=0, description="likewise, by MB of text (from the Parquet footer)")
 
 
 class RunConfig(Strict):
-    input: str = Field(description="Parquet file, directory of shards, or glob; shards run in sorted path order")
+    input: str = Field(description="file, directory (searched at any depth) or glob of Parquet or JSON Lines "
+                       "(.jsonl, .jsonl.gz, .jsonl.zst) files; they arrive in sorted relative-path order")
+    input_format: Literal[FORMATS] = Field("auto", description="auto: by extension")
+    text_column: str = Field("text", min_length=1, description="the input column holding the text")
+    id_column: str = Field("id", min_length=1, description="the input column holding document ids (else "
+                           "<file>:<row>)")
     output: str = Field(description="run directory: kept/, rejected/, stats.json, _manifest.json")
+    output_format: Literal["parquet", "jsonl.gz"] = Field(
+        "parquet", description="format of kept/, rejected/ and removed_lines/ (jsonl.gz: Dolma-style documents)")
+    annotations: Literal["all"] | list[str] = Field(
+        "all", description="annotation columns written to kept/ and rejected/ (input columns are always kept)")
+    keep_index: bool = Field(True, description="keep dedup's index/ for later --against runs")
     workers: int | None = Field(None, ge=1, description="local Dask worker processes; default: the CPU count")
     batch_shards: int = Field(1, ge=1, description="consecutive shards that form one batch of the ledger")
     on_bad_shard: Literal["quarantine", "fail"] = Field(
@@ -103,6 +119,21 @@ class RunConfig(Strict):
             if STAGES[stage.kind].is_global and any(STAGES[k].is_global for k in seen):
                 raise ValueError(f"stages[{i}]: only one global stage per run")
             seen.append(stage.kind)
+        return self
+
+    @model_validator(mode="after")
+    def _annotations(self) -> RunConfig:
+        if self.annotations == "all":
+            return self
+        added = {"n_tokens", *(c for s in self.stages for c in STAGES[s.kind].columns)}
+        unknown = sorted(set(self.annotations) - added)
+        if unknown:
+            raise ValueError(f"annotations: {', '.join(unknown)} is added by no configured stage "
+                             f"(the stages add: {', '.join(sorted(added))})")
+        kinds = {s.kind for s in self.stages}
+        if self.keep_index and {"segment", "dedup"} <= kinds and "seg" not in self.annotations:
+            raise ValueError("annotations: keep seg while keep_index is on (a later --against run verifies its "
+                             "Chinese duplicates on these words), or set keep_index: false")
         return self
 
     def config_hash(self) -> str:

@@ -17,9 +17,9 @@ import polars as pl
 
 from corpusslim.config import RunConfig
 from corpusslim.errors import ConfigError
+from corpusslim.inputs import shards_of
 from corpusslim.resources import STARTUP
 from corpusslim.sampling import InputTotals, draw_sample
-from corpusslim.shard_io import discover_shards
 from corpusslim.stages import STAGES, build_stage
 from corpusslim.stages.base import Stage, StageConfig
 from corpusslim.text import printable
@@ -128,7 +128,7 @@ def dry_run(config: RunConfig, name: str, sample: int = 1000, seed: int = 0, wor
     """Run stage NAME on a sample of the input; returns the report (see ``format_dry_run``). Writes nothing."""
     started = time.perf_counter()
     before_configs, target_cfg = target_config(config, name)
-    docs, totals = draw_sample(discover_shards(config.input), sample, seed)
+    docs, totals = draw_sample(shards_of(config), sample, seed)
     target = build_stage(target_cfg)
     observed = _observe(config, [build_stage(c) for c in before_configs], target, docs, totals)
     workers = workers or config.workers or os.cpu_count() or 1

@@ -12,6 +12,7 @@ the earliest copy among the documents that reach it, so the plan says so when it
 from __future__ import annotations
 
 import math
+import os
 import time
 
 import polars as pl
@@ -19,8 +20,8 @@ import yaml
 
 from corpusslim.config import RunConfig
 from corpusslim.dryrun import WARM_UP_DOCS
+from corpusslim.inputs import shards_of
 from corpusslim.sampling import draw_sample
-from corpusslim.shard_io import discover_shards
 from corpusslim.stages import STAGES, build_stage
 from corpusslim.stages.base import Stage, StageConfig
 from corpusslim.stages.prefilter import PrefilterConfig
@@ -105,7 +106,7 @@ def _crosses_global(old: list[str], new: list[str]) -> list[str]:
 
 def plan(config: RunConfig, sample: int = 1000, seed: int = 0) -> dict:
     """Measure the configured order on a sample, propose a better one, measure that too."""
-    docs, totals = draw_sample(discover_shards(config.input), sample, seed)
+    docs, totals = draw_sample(shards_of(config), sample, seed)
     configs = list(config.stages)
     kept, current = run_chain(docs, configs, config.limits.max_doc_chars)
     by_kind = {m["kind"]: m for m in current[1:]}
@@ -148,15 +149,44 @@ def plan(config: RunConfig, sample: int = 1000, seed: int = 0) -> dict:
     }
 
 
-def reordered_yaml(config_path: str, order: list[str], prefilter_min_chars: int | None) -> str:
-    """The config file with its stages in ``order`` (each stage's own YAML kept as written)."""
+def planned_output(output: str, target: str) -> str:
+    """The reordered config's run directory: beside the source's, named after the new file (another config may not
+    reuse the source's output)."""
+    name = os.path.splitext(os.path.basename(target))[0]
+    parent = output.rstrip("/").rsplit("/", 1)[0] if "://" in output else os.path.dirname(output)
+    planned = f"{parent}/{name}" if "://" in output else os.path.join(parent, name)
+    return planned if planned.rstrip("/") != output.rstrip("/") else f"{output.rstrip('/')}-planned"
+
+
+def _relative(path: str, directory: str) -> str:
+    return path if "://" in path else os.path.relpath(path, directory)
+
+
+def write_planned_config(config_path: str, result: dict, target: str) -> str:
+    """Save the source config file with its stages in the proposed order (each stage's YAML kept as written) as
+    ``target``: paths relative to ``target``'s directory, and a new ``output:`` (returned)."""
+    from corpusslim.config import load_config
+
+    config = load_config(config_path)
     with open(config_path, encoding="utf-8") as f:
         data = yaml.safe_load(f)
-    by_kind = {s["kind"]: s for s in data["stages"]}
+    directory = os.path.dirname(os.path.abspath(target))
+    output = planned_output(config.output, os.path.abspath(target))
+    data.update(input=_relative(config.input, directory), output=_relative(output, directory))
+    validated = {c.kind: c for c in config.stages}
+    by_kind = {}
+    for stage in data["stages"]:  # files a stage names (model_path, user_dict, ...), as validation resolved them
+        resolved = {k: getattr(validated[stage["kind"]], k) for k, v in stage.items() if isinstance(v, str)}
+        by_kind[stage["kind"]] = {**stage, **{k: _relative(p, directory) for k, p in resolved.items()
+                                              if os.path.isabs(p) and os.path.isfile(p)}}
+    order = result["proposed"]["order"]
     if "prefilter" in order and "prefilter" not in by_kind:
-        by_kind["prefilter"] = {"kind": "prefilter", "min_chars": prefilter_min_chars}
+        by_kind["prefilter"] = {"kind": "prefilter", "min_chars": prefilter_bound(list(config.stages))}
     data["stages"] = [by_kind[k] for k in order]
-    return "# Stage order proposed by `corpusslim plan`.\n" + yaml.safe_dump(data, sort_keys=False, allow_unicode=True)
+    text = "# Stage order proposed by `corpusslim plan`.\n" + yaml.safe_dump(data, sort_keys=False, allow_unicode=True)
+    with open(target, "w", encoding="utf-8") as f:
+        f.write(text)
+    return output
 
 
 def format_plan(p: dict) -> str:

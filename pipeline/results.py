@@ -59,11 +59,18 @@ class BadInput(_Task):
     error: str
 
 
+class FileSize(TypedDict):
+    rows: int
+    bytes: int
+
+
 class ShardResult(_Task):
     """A shard's final outputs written (``process_shard``, ``apply_shard``)."""
 
     status: Literal["done", "stale"]
     rows: ShardRows
+    files: dict[str, FileSize]  # per output directory written
+    format: str  # output format (corpusslim.outputs.EXTENSIONS)
     bytes_in: int
     text_bytes: int
     stages: list[StageStats]

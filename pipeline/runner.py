@@ -19,13 +19,15 @@ from corpusslim import storage
 from corpusslim.cluster import check_workers, dask_client
 from corpusslim.config import RunConfig
 from corpusslim.errors import ConfigError, OutputError, ShardInputError
+from corpusslim.inputs import Shard, shards_of
 from corpusslim.keys import shard_expr
 from corpusslim.ledger import build_ledger, load_ledger
 from corpusslim.manifest import Manifest, read_manifest
 from corpusslim.measure import peak_rss_mb
+from corpusslim.outputs import OutputSpec, spec_of
 from corpusslim.phases import LINK_KEY, Links
 from corpusslim.report import write_report
-from corpusslim.shard_io import Shard, discover_shards, remove_temporaries
+from corpusslim.shard_io import remove_temporaries
 from corpusslim.stages import STAGES
 from corpusslim.stages.base import GlobalStage, StageConfig
 from corpusslim.stats import build_stats
@@ -108,6 +110,7 @@ class Job:
         self.plan = Plan.of(list(config.stages))
         self.before = [c.kind for c in self.plan.before]
         self.work = storage.join(config.output, "_work")
+        self.outputs: OutputSpec = spec_of(config)
         self.bad: set[str] = set()  # shards quarantined in this invocation: not retried within it
 
     def each(self, phase: str, futures: list) -> Iterable[dict]:
@@ -138,7 +141,7 @@ class Job:
     def run_local(self) -> None:
         todo = [s for s in self.shards if not self.manifest.is_done(s.stem)]
         futures = [self.client.submit(process_shard, s, self.plan.before, self.config.limits.max_doc_chars,
-                                      self.config.output, key=f"shard-{s.index}-{self.manifest.config_hash}",
+                                      self.outputs, key=f"shard-{s.index}-{self.manifest.config_hash}",
                                       pure=False) for s in todo]
         self._shard_results("shards", futures, "shards")
 
@@ -211,7 +214,7 @@ class Job:
         for s in pending:
             entry = self.manifest.get("map", s.stem)
             futures.append(self.client.submit(apply_shard, s, entry, by_shard.get((entry["shard_number"],), none),
-                                              self.plan.global_, self.plan.after, self.config.output, pure=False))
+                                              self.plan.global_, self.plan.after, self.outputs, pure=False))
         for result in self.each("apply", futures):
             share = linked.cpu_seconds * self.manifest.get("map", result["shard"])["docs_indexed"] / indexed
             stage = next(st for st in result["stages"] if st["stage"] == self.plan.global_.kind)
@@ -219,9 +222,12 @@ class Job:
             self.manifest.record("shards", result["shard"], {**result, "fp": fp})
 
     def clean_up(self) -> None:
-        """Delete intermediates once every shard is done; the index stays for later ``--against`` runs."""
+        """Delete intermediates once every shard is done; the index stays for later ``--against`` runs unless
+        ``keep_index`` is off."""
         if all(self.manifest.is_done(s.stem) for s in self.shards):
             storage.rmtree(self.work)
+            if not self.config.keep_index:
+                storage.rmtree(storage.join(self.config.output, "index"))
 
 
 def run(config: RunConfig, scheduler: str | None = None, force: bool = False, progress: Progress | None = None,
@@ -235,7 +241,7 @@ def run(config: RunConfig, scheduler: str | None = None, force: bool = False, pr
     started = time.perf_counter()
     progress = progress or Progress()
     plan = Plan.of(list(config.stages))
-    shards = discover_shards(config.input)
+    shards = shards_of(config)
     if against and plan.global_ is None:
         raise ConfigError("--against needs a dedup stage in the config")
     global_stage = plan.global_stage()
@@ -249,7 +255,8 @@ def run(config: RunConfig, scheduler: str | None = None, force: bool = False, pr
     removed = manifest.drop_shards({s.stem for s in shards}, dependent=plan.global_ is not None)
     done = sum(manifest.is_done(s.stem) for s in shards)
     # A finished run keeps its dedup index for later --against runs: a torn index file is rebuilt too.
-    index_torn = plan.global_ is not None and not all(manifest.intact("map", s.stem, "index", "ids") for s in shards)
+    index_torn = plan.global_ is not None and config.keep_index and not all(
+        manifest.intact("map", s.stem, "index", "ids") for s in shards)
     if done == len(shards) and not index_torn:
         progress.start(len(shards), done, None)
     else:
@@ -263,6 +270,7 @@ def run(config: RunConfig, scheduler: str | None = None, force: bool = False, pr
                 job.run_global()
                 job.clean_up()
         remove_temporaries(config.output)  # a worker killed mid-write leaves its temporary; its task ran again
+        manifest.save()  # the journal folded into _manifest.json
     results = [manifest.get("shards", s.stem) or {"status": "missing", "shard": s.stem, "path": s.path,
                                                    "error": "not processed"} for s in shards]
     worker_peaks = [u["peak_rss_mb"] for section in manifest.sections.values() for u in section.values()

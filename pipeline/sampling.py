@@ -1,5 +1,5 @@
 """Samples of the input for dry runs and plans: documents spread over every shard, reproducible with a seed,
-and the input's totals from Parquet footers (no shard is read in full)."""
+and the input's totals from Parquet footers (no Parquet shard is read in full; JSON Lines files are counted)."""
 from __future__ import annotations
 
 import random
@@ -7,9 +7,8 @@ from dataclasses import dataclass, field
 
 import polars as pl
 
-from corpusslim import storage
 from corpusslim.errors import ShardInputError
-from corpusslim.shard_io import ROW, Shard, read_shard
+from corpusslim.inputs import ROW, Shard, read_shard, unit_bytes, unit_rows
 
 
 @dataclass
@@ -21,17 +20,17 @@ class InputTotals:
 
 
 def input_totals(shards: list[Shard]) -> tuple[InputTotals, dict[str, int]]:
-    """Totals of the input and rows per shard, from the footers alone."""
+    """Totals of the input and rows per unit: from the Parquet footers alone (JSON Lines files are counted)."""
     rows: dict[str, int] = {}
     totals = InputTotals(shards=len(shards), docs=0, file_bytes=0)
     for shard in shards:
         try:
-            rows[shard.stem] = storage.parquet_file(shard.path).metadata.num_rows
-        except Exception as exc:  # noqa: BLE001 - any unreadable footer is reported, not fatal, in a dry run
+            rows[shard.stem] = unit_rows(shard)
+            totals.file_bytes += unit_bytes(shard)
+        except Exception as exc:  # noqa: BLE001 - any unreadable file is reported, not fatal, in a dry run
             totals.unreadable[shard.path] = str(exc)
             continue
         totals.docs += rows[shard.stem]
-        totals.file_bytes += storage.size(shard.path)
     return totals, rows
 
 

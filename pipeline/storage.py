@@ -16,6 +16,7 @@ the next run) or an unrecorded file (redone and overwritten).
 from __future__ import annotations
 
 import glob as globlib
+import gzip
 import hashlib
 import io
 import json
@@ -224,6 +225,13 @@ def write_text(path: str, text: str) -> None:
 def write_json(path: str, payload: dict) -> None:
     """Publish a JSON file atomically (indented, keys sorted, non-ASCII kept)."""
     write_text(path, json.dumps(payload, indent=1, sort_keys=True, ensure_ascii=False))
+
+
+def write_jsonl_gz(df: pl.DataFrame, path: str) -> None:
+    """Publish a DataFrame atomically as gzip-compressed JSON Lines (nested columns as nested JSON; no timestamp
+    in the gzip header, so the same rows give the same bytes)."""
+    data = gzip.compress(df.write_ndjson().encode("utf-8"), mtime=0)
+    _published(path, lambda f: f.write(data))
 
 
 def write_parquet(df: pl.DataFrame, path: str) -> None:

@@ -15,24 +15,16 @@ from collections.abc import Sequence
 
 import polars as pl
 
-from corpusslim import lines, storage
+from corpusslim import lines, outputs, storage
 from corpusslim.errors import ShardInputError
+from corpusslim.inputs import INPUT_STAGE, ROW, Shard, input_rejects, read_shard, unit_bytes
 from corpusslim.measure import peak_rss_mb
+from corpusslim.outputs import REJECT_COLUMNS, OutputSpec
 from corpusslim.resources import STARTUP, count_tokens
 from corpusslim.results import BadInput, FileRecord, MapResult, ShardResult, ShardRows, StageStats
-from corpusslim.shard_io import (
-    INPUT_STAGE,
-    ROW,
-    Shard,
-    input_rejects,
-    read_checked,
-    read_shard,
-    write_checked,
-)
+from corpusslim.shard_io import read_checked, write_checked
 from corpusslim.stages import build_stage
 from corpusslim.stages.base import Stage, StageConfig
-
-REJECT_COLUMNS = ("reject_stage", "reject_reason")
 
 
 def _stage_stats(name: str, before: pl.DataFrame, kept: pl.DataFrame, rejected: pl.DataFrame,
@@ -90,16 +82,15 @@ def assemble(kept: pl.DataFrame, rejected: Sequence[pl.DataFrame]) -> tuple[pl.D
 
 
 def _write_outputs(shard: Shard, kept: pl.DataFrame, rejected: pl.DataFrame, removed_lines: pl.DataFrame,
-                   output: str) -> tuple[ShardRows, float]:
-    """Write the shard's outputs (``removed_lines/`` only when lines were removed); their rows and the CPU."""
+                   spec: OutputSpec) -> dict:
+    """Write the unit's outputs; the result fields that describe them (rows, files, format, write CPU)."""
     start = time.thread_time()
+    files = outputs.write(spec, shard.stem, {"kept": kept, "rejected": rejected, "removed_lines": removed_lines})
     rows: ShardRows = {"in": kept.height + rejected.height, "kept": kept.height, "rejected": rejected.height}
-    storage.write_parquet(kept, storage.join(output, "kept", f"{shard.stem}.parquet"))
-    storage.write_parquet(rejected, storage.join(output, "rejected", f"{shard.stem}.parquet"))
-    if not removed_lines.is_empty():
-        storage.write_parquet(removed_lines, storage.join(output, "removed_lines", f"{shard.stem}.parquet"))
+    if "removed_lines" in files:
         rows["removed_lines"] = removed_lines.height
-    return rows, round(time.thread_time() - start, 6)
+    return {"rows": rows, "files": files, "format": spec.format,
+            "write_cpu_seconds": round(time.thread_time() - start, 6)}
 
 
 def _task(shard: Shard) -> dict:
@@ -123,7 +114,7 @@ def _read_and_run(shard: Shard, configs: Sequence[StageConfig], max_doc_chars: i
 
 
 def process_shard(shard: Shard, stage_configs: Sequence[StageConfig], max_doc_chars: int,
-                  output: str) -> ShardResult | BadInput:
+                  output: OutputSpec) -> ShardResult | BadInput:
     """Process one shard end to end and write its outputs; returns the shard's stats.
 
     An input shard that cannot be read or breaks the data contract comes back as ``status: bad_input`` with the
@@ -134,10 +125,9 @@ def process_shard(shard: Shard, stage_configs: Sequence[StageConfig], max_doc_ch
         kept, rejected, stats, text_bytes = _read_and_run(shard, stage_configs, max_doc_chars)
     except ShardInputError as exc:
         return _bad_input(shard, exc)
-    rows, write_cpu = _write_outputs(shard, *assemble(kept, rejected), output)
-    return {**_task(shard), "status": "done", "rows": rows, "bytes_in": storage.size(shard.path),
-            "text_bytes": text_bytes, "stages": stats, "write_cpu_seconds": write_cpu,
-            "startup_cpu_seconds": STARTUP["cpu_seconds"] - startup}
+    written = _write_outputs(shard, *assemble(kept, rejected), output)
+    return {**_task(shard), "status": "done", **written, "bytes_in": unit_bytes(shard), "text_bytes": text_bytes,
+            "stages": stats, "startup_cpu_seconds": STARTUP["cpu_seconds"] - startup}
 
 
 def map_shard(shard: Shard, shard_number: int, before: Sequence[StageConfig], global_config: StageConfig,
@@ -159,14 +149,14 @@ def map_shard(shard: Shard, shard_number: int, before: Sequence[StageConfig], gl
         return write_checked(frame, storage.join(*parts, f"{shard.stem}.parquet"))
 
     return {**_task(shard), "status": "done", "shard_number": shard_number, "rows_in": pre.height,
-            "docs_indexed": index.height, "bytes_in": storage.size(shard.path), "text_bytes": text_bytes,
+            "docs_indexed": index.height, "bytes_in": unit_bytes(shard), "text_bytes": text_bytes,
             "stages": stats, "map_cpu_seconds": round(map_cpu, 6), "pre": checked(pre, work, "pre"),
             "index": checked(index, index_dir), "ids": checked(pre.select("id"), index_dir, "ids"),
             "startup_cpu_seconds": STARTUP["cpu_seconds"] - startup}
 
 
 def apply_shard(shard: Shard, map_entry: MapResult, links: pl.DataFrame, global_config: StageConfig,
-                after: Sequence[StageConfig], output: str) -> ShardResult:
+                after: Sequence[StageConfig], output: OutputSpec) -> ShardResult:
     """The global stage's decision for this shard's documents (``links``: its linker's rows for them), then the
     stages after it; writes the shard's outputs."""
     startup = STARTUP["cpu_seconds"]
@@ -176,8 +166,7 @@ def apply_shard(shard: Shard, map_entry: MapResult, links: pl.DataFrame, global_
     stages = [build_stage(global_config).bind(links), *[build_stage(c) for c in after]]
     kept, rejected, stats = apply_stages(survivors, stages)
     stats[0]["cpu_seconds"] = round(stats[0]["cpu_seconds"] + map_entry["map_cpu_seconds"], 6)
-    rows, write_cpu = _write_outputs(shard, *assemble(kept, [earlier, *rejected]), output)
-    return {**_task(shard), "status": "done", "rows": rows, "bytes_in": map_entry["bytes_in"],
+    written = _write_outputs(shard, *assemble(kept, [earlier, *rejected]), output)
+    return {**_task(shard), "status": "done", **written, "bytes_in": map_entry["bytes_in"],
             "text_bytes": map_entry["text_bytes"], "stages": [*map_entry["stages"], *stats],
-            "write_cpu_seconds": write_cpu,
             "startup_cpu_seconds": map_entry["startup_cpu_seconds"] + STARTUP["cpu_seconds"] - startup}

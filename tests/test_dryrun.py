@@ -15,7 +15,7 @@ from corpusslim.config import load_config
 from corpusslim.dryrun import dry_run, wilson
 from corpusslim.plan import plan, run_chain
 from corpusslim.sampling import allocate, draw_sample
-from corpusslim.shard_io import discover_shards
+from corpusslim.inputs import discover_shards
 from corpusslim.stages import STAGES, all_reasons
 from corpusslim.stages.base import Stage, StageConfig
 from corpusslim.stages.lid import LidConfig

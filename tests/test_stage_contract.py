@@ -11,7 +11,7 @@ from corpusslim import lines
 from corpusslim.config import load_config, parse_config
 from corpusslim.dryrun import dry_run
 from corpusslim.sampling import draw_sample
-from corpusslim.shard_io import discover_shards
+from corpusslim.inputs import discover_shards
 from corpusslim.stages import STAGES, build_stage, describe_stages
 from corpusslim.worker import input_step
 from tests.conftest import SAMPLE, write_config

@@ -1,0 +1,337 @@
+"""The input: find its files, cut big files into units of work, read a unit and check the data contract.
+
+Formats, by extension (case-insensitive) or ``input_format``: Parquet, JSON Lines (``.jsonl``, ``.json``,
+``.ndjson``), gzip- or zstd-compressed JSON Lines (``.jsonl.gz``, ``.jsonl.zst``…), the formats of Dolma,
+RedPajama and most released corpora. A directory is searched at any depth; the arrival order of the data is the
+sorted path relative to the input root, and outputs mirror those relative paths (``kept/<dump>/000_00000…``).
+
+A *unit* (:class:`Shard`) is what one task processes: a whole file, or, for a Parquet file larger than the
+configured chunk, a run of consecutive row groups (``<name>.part-00003``), so worker memory is set by the chunk
+size rather than by the file and the parts of one file run on every worker.
+
+Reading renames the configured text and id columns to ``text`` and ``id`` (the writer renames them back), derives
+an id ``<name>:<row>`` where a document has none, and raises :class:`ShardInputError` naming the file (and line)
+for a unit that cannot be used at all. Documents that cannot be processed one by one (null, empty or too long
+text) are not errors: they are rejected by the ``input`` step with a reason, so nothing is lost.
+"""
+from __future__ import annotations
+
+import glob as globlib
+import io
+import json
+import posixpath
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import polars as pl
+import pyarrow as pa
+
+from corpusslim import storage
+from corpusslim.errors import ConfigError, ShardInputError
+
+if TYPE_CHECKING:
+    from corpusslim.config import RunConfig
+
+INPUT_STAGE = "input"
+INPUT_REASONS = {
+    "null_text": "text is null",
+    "empty_text": "text is empty or only white space",
+    "too_long": "text longer than limits.max_doc_chars",
+}
+ROW = "_row"  # internal row number within the input file; never written
+# Extension -> (format, compression); longest first, matched case-insensitively.
+EXTENSIONS = {".jsonl.gz": ("jsonl", "gzip"), ".json.gz": ("jsonl", "gzip"), ".ndjson.gz": ("jsonl", "gzip"),
+              ".jsonl.zst": ("jsonl", "zstd"), ".json.zst": ("jsonl", "zstd"), ".ndjson.zst": ("jsonl", "zstd"),
+              ".parquet": ("parquet", None), ".jsonl": ("jsonl", None), ".json": ("jsonl", None),
+              ".ndjson": ("jsonl", None)}
+FORMATS = ("auto", "parquet", "jsonl", "jsonl.gz", "jsonl.zst")
+
+
+@dataclass(frozen=True)
+class Columns:
+    """The user's names of the text and id columns."""
+
+    text: str = "text"
+    id: str = "id"
+
+
+@dataclass(frozen=True)
+class Shard:
+    """One unit of work in arrival order: a whole input file, or rows ``[start, end)`` of a Parquet file."""
+
+    path: str
+    stem: str  # output name: the file's path relative to the input root without its extension (+ ".part-NNNNN")
+    index: int
+    format: str = "parquet"
+    compression: str | None = None
+    columns: Columns = Columns()
+    name: str = ""  # the file's output name without the part suffix (derived ids use it); default: stem
+    rows: tuple[int, int] | None = None  # the row range of a part; None: the whole file
+
+    @property
+    def file_name(self) -> str:
+        return self.name or self.stem
+
+
+def _format_of(path: str, forced: str) -> tuple[str, str | None, str] | None:
+    """(format, compression, name without extension) of a file, or None when it is not an input file."""
+    lower = path.lower()
+    for ext, (fmt, compression) in EXTENSIONS.items():
+        if lower.endswith(ext):
+            if forced != "auto":
+                fmt, compression = forced.split(".")[0], {"gz": "gzip", "zst": "zstd"}.get(forced.split(".")[-1])
+            return fmt, compression, path[: -len(ext)]
+    if forced != "auto":  # an explicit format reads files of any extension
+        fmt, _, suffix = forced.partition(".")
+        return fmt, {"gz": "gzip", "zst": "zstd"}.get(suffix), posixpath.splitext(path)[0]
+    return None
+
+
+def _root_and_paths(spec: str) -> tuple[str, list[str]]:
+    """The input root (outputs mirror paths relative to it) and every file the spec names."""
+    if storage.isdir(spec):
+        return spec, storage.walk_files(spec)
+    if globlib.has_magic(spec):
+        head = spec[: min(spec.find(c) for c in "*?[" if c in spec)]
+        return storage.dirname(head + "x"), storage.glob(spec)
+    return storage.dirname(spec), [spec] if storage.isfile(spec) else []
+
+
+def discover_shards(spec: str, input_format: str = "auto", columns: Columns = Columns(),
+                    chunk_rows: int | None = None, chunk_mb: float | None = None) -> list[Shard]:
+    """The units of work of the input (a file, a directory searched at any depth, or a glob; local or a URL), in
+    arrival order: sorted relative path, then part. Parquet files over ``chunk_rows`` rows or ``chunk_mb`` MB of
+    text are cut into parts at row-group boundaries (from the footer alone)."""
+    root, paths = _root_and_paths(spec)
+    found = []
+    for path in paths:
+        kind = _format_of(path, input_format)
+        if kind is not None and not storage.basename(path).startswith("."):
+            found.append((posixpath.relpath(kind[2], root) if not storage.is_url(root) else kind[2][len(root):]
+                          .lstrip("/"), path, kind))
+    if not found:
+        raise ConfigError(f"input: no input files (Parquet or JSON Lines) match {spec!r}")
+    found.sort()
+    names: dict[str, str] = {}
+    for name, path, _ in found:
+        if name in names:
+            raise ConfigError(f"input: {names[name]} and {path} would write the same output ({name!r}); "
+                              "keep one format of each file")
+        names[name] = path
+    units: list[Shard] = []
+    for name, path, (fmt, compression, _) in found:
+        ranges = _parquet_parts(path, columns.text, chunk_rows, chunk_mb) if fmt == "parquet" else [None]
+        for k, rows in enumerate(ranges):
+            stem = name if rows is None or len(ranges) == 1 else f"{name}.part-{k:05d}"
+            units.append(Shard(path=path, stem=stem, index=len(units), format=fmt, compression=compression,
+                               columns=columns, name=name, rows=None if len(ranges) == 1 else rows))
+    return units
+
+
+def shards_of(config: RunConfig) -> list[Shard]:
+    """The units of work of a run's input, as its config describes it."""
+    return discover_shards(config.input, config.input_format, Columns(config.text_column, config.id_column),
+                           config.limits.chunk_rows, config.limits.chunk_mb)
+
+
+def _parquet_parts(path: str, text: str, chunk_rows: int | None, chunk_mb: float | None) -> list:
+    """Row ranges of consecutive row groups, each within the chunk limits (a larger row group alone); [None]
+    for a file within the limits or one whose footer cannot be read (reading it will say why)."""
+    if chunk_rows is None and chunk_mb is None:
+        return [None]
+    try:
+        meta = storage.parquet_file(path).metadata
+    except (OSError, pa.ArrowException):
+        return [None]
+    names = [meta.schema.column(i).path.split(".")[0] for i in range(meta.num_columns)]
+    text_columns = [i for i, n in enumerate(names) if n == text]
+    limit_rows, limit_bytes = chunk_rows or float("inf"), (chunk_mb or float("inf")) * 1e6
+    parts, start, rows, size = [], 0, 0, 0
+    for g in range(meta.num_row_groups):
+        group = meta.row_group(g)
+        group_bytes = sum(group.column(i).total_uncompressed_size for i in text_columns)
+        if rows and (rows + group.num_rows > limit_rows or size + group_bytes > limit_bytes):
+            parts.append((start, start + rows))
+            start, rows, size = start + rows, 0, 0
+        rows, size = rows + group.num_rows, size + group_bytes
+    parts.append((start, start + rows))
+    return [None] if len(parts) == 1 else parts
+
+
+def _check_utf8(column: pa.ChunkedArray, name: str, path: str) -> None:
+    """Raise naming the first row of a string column whose bytes are not valid UTF-8 (Parquet readers do not
+    check; lone surrogates and truncated sequences would reach the stages)."""
+    try:
+        column.validate(full=True)
+    except pa.ArrowInvalid:
+        for row, value in enumerate(column.cast(pa.large_binary()).to_pylist()):
+            try:
+                value is None or value.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                raise ShardInputError(f"{path}: row {row}: {name!r} is not valid UTF-8 ({exc.reason} at byte "
+                                      f"{exc.start})") from None
+        raise
+
+
+def _text_column(table: pa.Table, path: str, name: str) -> pa.Table:
+    """The text column as a UTF-8 string column (binary accepted when it is valid UTF-8; dictionary decoded)."""
+    if name not in table.column_names:
+        raise ShardInputError(f"{path}: no {name!r} column (columns: {', '.join(table.column_names) or 'none'}); "
+                              "set text_column to the column that holds the text")
+    i = table.column_names.index(name)
+    text = table.column(i)
+    if pa.types.is_dictionary(text.type):  # dictionary-encoded (e.g. from a pandas categorical): decode it
+        text = text.cast(text.type.value_type)
+    if pa.types.is_binary(text.type) or pa.types.is_large_binary(text.type):
+        text = text.cast(pa.large_string(), safe=False)
+    elif pa.types.is_null(text.type):
+        text = text.cast(pa.large_string())
+    elif not (pa.types.is_string(text.type) or pa.types.is_large_string(text.type)):
+        raise ShardInputError(f"{path}: {name!r} must be a string column, found {text.type}")
+    return table.set_column(i, name, text)
+
+
+def _checked(table: pa.Table, path: str, columns: Columns) -> pa.Table:
+    """The text column checked and converted, every string column valid UTF-8, nested columns valid."""
+    table = _text_column(table, path, columns.text)
+    for name, column in zip(table.column_names, table.columns):
+        if pa.types.is_string(column.type) or pa.types.is_large_string(column.type):
+            _check_utf8(column, name, path)
+        else:  # nested columns (lists, structs of strings) are carried through: they must be valid too
+            try:
+                column.validate(full=True)
+            except pa.ArrowInvalid as exc:
+                raise ShardInputError(f"{path}: column {name!r} is not valid: {exc}") from None
+    return table
+
+
+def _jsonl_lines(shard: Shard) -> io.TextIOBase:
+    raw = storage.open_read(shard.path)
+    stream = pa.CompressedInputStream(raw, shard.compression) if shard.compression else raw
+    return io.TextIOWrapper(stream, encoding="utf-8", newline="\n")
+
+
+def _read_jsonl(shard: Shard) -> pa.Table:
+    """Every record of a JSON Lines file (decompressed as it streams), nested fields kept; a malformed line or
+    one that is not an object raises naming the file and line number."""
+    records = []
+    try:
+        with _jsonl_lines(shard) as lines:
+            for number, line in enumerate(lines, 1):
+                if not line.strip():
+                    continue
+                try:
+                    record = json.loads(line)
+                except json.JSONDecodeError as exc:
+                    raise ShardInputError(f"{shard.path}: line {number}: not valid JSON ({exc.msg})") from None
+                if not isinstance(record, dict):
+                    raise ShardInputError(f"{shard.path}: line {number}: a JSON object was expected, found "
+                                          f"{type(record).__name__}")
+                records.append(record)
+    except UnicodeDecodeError as exc:
+        raise ShardInputError(f"{shard.path}: not valid UTF-8 ({exc.reason})") from None
+    except (OSError, pa.ArrowException, EOFError) as exc:
+        raise ShardInputError(f"{shard.path}: cannot be read as {shard.format}"
+                              f"{'.' + shard.compression if shard.compression else ''} ({exc})") from None
+    try:
+        return pa.Table.from_pylist(records) if records else pa.table({shard.columns.text: pa.array([], pa.string())})
+    except (pa.ArrowException, TypeError) as exc:
+        raise ShardInputError(f"{shard.path}: records of mixed types cannot form one table ({exc})") from None
+
+
+def _read_parquet(shard: Shard, rows: Sequence[int] | None) -> tuple[pa.Table, list[int]]:
+    f = storage.parquet_file(shard.path)
+    if rows is not None:
+        return _read_rows(f, list(rows))
+    if shard.rows is None:
+        table = f.read()
+        return table, list(range(table.num_rows))
+    start, end = shard.rows
+    pieces, first = [], 0
+    for g in range(f.metadata.num_row_groups):
+        n = f.metadata.row_group(g).num_rows
+        if first + n > start and first < end:
+            pieces.append(f.read_row_group(g))
+        first += n
+    return pa.concat_tables(pieces), list(range(start, end))
+
+
+def _read_rows(f, rows: list[int]) -> tuple[pa.Table, list[int]]:
+    """The given rows (sorted) of a Parquet file, reading only the row groups that contain them."""
+    pieces, numbers, start = [], [], 0
+    for g in range(f.metadata.num_row_groups):
+        n = f.metadata.row_group(g).num_rows
+        local = [r - start for r in rows if start <= r < start + n]
+        if local:
+            pieces.append(f.read_row_group(g).take(local))
+            numbers += [start + r for r in local]
+        start += n
+    return (pa.concat_tables(pieces) if pieces else f.schema_arrow.empty_table()), numbers
+
+
+def read_shard(shard: Shard, rows: Sequence[int] | None = None) -> pl.DataFrame:
+    """Read one unit (or only the given ``rows`` of it, counted from its first row) as ``_row`` (the row in the
+    file), ``id`` (the id column, or ``<name>:<row>`` where absent or null), ``text`` and every other column,
+    carried through untouched."""
+    first = shard.rows[0] if shard.rows else 0
+    wanted = None if rows is None else sorted(first + r for r in rows)
+    try:
+        if shard.format == "parquet":
+            table, numbers = _read_parquet(shard, wanted)
+        else:
+            table = _read_jsonl(shard)
+            numbers = list(range(table.num_rows)) if wanted is None else wanted
+            table = table if wanted is None else table.take(wanted)
+    except (OSError, pa.ArrowException) as exc:
+        raise ShardInputError(f"{shard.path}: not a readable {shard.format} file ({exc})") from None
+    df = pl.from_arrow(_checked(table, shard.path, shard.columns)).with_columns(
+        pl.Series(ROW, numbers, dtype=pl.UInt32))
+    return _internal_names(df, shard).select(ROW, "id", "text", pl.exclude(ROW, "id", "text"))
+
+
+def unit_rows(shard: Shard) -> int:
+    """Documents in a unit: from the Parquet footer, or by counting the lines of a JSON Lines file."""
+    if shard.rows is not None:
+        return shard.rows[1] - shard.rows[0]
+    if shard.format == "parquet":
+        return storage.parquet_file(shard.path).metadata.num_rows
+    with _jsonl_lines(shard) as lines:
+        return sum(1 for line in lines if line.strip())
+
+
+def unit_bytes(shard: Shard) -> int:
+    """Bytes of the input file a unit stands for: the file, or a part's share of it by rows."""
+    size = storage.size(shard.path)
+    if shard.rows is None:
+        return size
+    return round(size * (shard.rows[1] - shard.rows[0]) / storage.parquet_file(shard.path).metadata.num_rows)
+
+
+def _internal_names(df: pl.DataFrame, shard: Shard) -> pl.DataFrame:
+    """``text`` and ``id`` under their internal names; a derived id where the document has none."""
+    text, id_ = shard.columns.text, shard.columns.id
+    for internal, user in (("text", text), ("id", id_)):
+        if internal != user and internal in df.columns:
+            raise ShardInputError(f"{shard.path}: has a column {internal!r} besides the configured "
+                                  f"{internal}_column {user!r}; rename one of them")
+    df = df.rename({text: "text", **({id_: "id"} if id_ in df.columns else {})})
+    derived = pl.format("{}:{}", pl.lit(shard.file_name), pl.col(ROW))
+    if "id" in df.columns:
+        return df.with_columns(id=pl.coalesce(pl.col("id").cast(pl.String), derived))
+    return df.with_columns(id=derived)
+
+
+def user_names(df: pl.DataFrame, columns: Columns) -> pl.DataFrame:
+    """A frame with the user's names for the text and id columns again (outputs keep the input's names)."""
+    return df.rename({k: v for k, v in (("text", columns.text), ("id", columns.id)) if k != v and k in df.columns})
+
+
+def input_rejects(df: pl.DataFrame, max_doc_chars: int) -> pl.Series:
+    """Reason per row for documents that no stage can process (null, blank, too long), null otherwise."""
+    return df.select(
+        pl.when(pl.col("text").is_null()).then(pl.lit("null_text"))
+        .when(pl.col("text").str.strip_chars().str.len_bytes() == 0).then(pl.lit("empty_text"))
+        .when(pl.col("text").str.len_chars() > max_doc_chars).then(pl.lit("too_long"))
+        .otherwise(pl.lit(None, dtype=pl.String))
+    ).to_series()
