@@ -5,10 +5,10 @@
 Every run starts fresh worker processes (a new LocalCluster, or ``dask worker`` processes restarted), so each run
 loads its models again: the lazy loads are where threads race. Per run: a digest of the kept/ and rejected/ files
 (SHA-256 over names and bytes), wall time (cluster start included), the CPU the tasks report (``stats.json``
-totals) and the CPU the worker processes really used (psutil, since they started: imports and model loads
-included). ``--cluster external`` runs ``dask scheduler`` + ``--workers`` ``dask worker --nworkers 1 --nthreads
-T`` on loopback instead of a LocalCluster. The first ``--threads`` setting is the reference: every other run must
-give its digest.
+totals), the CPU the worker processes really used (psutil, since they started: imports and model loads included)
+and their peak memory. ``--cluster external`` runs ``dask scheduler`` + ``--workers`` ``dask worker --nworkers 1
+--nthreads T`` on loopback instead of a LocalCluster. The first ``--threads`` setting is the reference: every other
+run must give its digest.
 
 Writes ``bench/results/threads.json`` and ``bench/results/threads.md`` (``--tag`` names other files, e.g. for the
 repeated race check: ``--threads 2 --runs 20 --tag race``).
@@ -48,11 +48,14 @@ def digest(out: Path) -> str:
     return h.hexdigest()[:16]
 
 
-def _worker_cpu() -> float:
+def _worker_usage() -> tuple[float, float]:
+    """(CPU seconds, peak resident MB) of this worker process since it started."""
     import psutil
 
+    from corpusslim.measure import peak_rss_mb
+
     times = psutil.Process().cpu_times()
-    return times.user + times.system
+    return times.user + times.system, peak_rss_mb()
 
 
 @contextmanager
@@ -106,10 +109,11 @@ def one_run(config: Path, out: Path, address: str) -> dict:
 
     stats = run(load_config(config, overrides={"output": str(out)}), scheduler=address)
     with Client(address, timeout=60) as client:
-        worker_cpu = sum(client.run(_worker_cpu).values())
+        usage = client.run(_worker_usage).values()
         nthreads = sorted(client.nthreads().values())
     return {"digest": digest(out), "task_cpu_s": stats["totals"]["cpu_seconds"],
-            "worker_cpu_s": round(worker_cpu, 2), "nthreads": nthreads}
+            "worker_cpu_s": round(sum(cpu for cpu, _ in usage), 2),
+            "worker_peak_mb": round(sum(mb for _, mb in usage)), "nthreads": nthreads}
 
 
 def measure(config: Path, work: Path, threads: int, runs: int, workers: int, kind: str) -> list[dict]:
@@ -152,7 +156,7 @@ def main() -> None:
         rows.append({"threads": t, "runs": len(results), "differ": differ,
                      "digests": sorted({r["digest"] for r in results}),
                      **{f"{k}_median": statistics.median(r[k] for r in results)
-                        for k in ("wall_s", "task_cpu_s", "worker_cpu_s")}, "results": results})
+                        for k in ("wall_s", "task_cpu_s", "worker_cpu_s", "worker_peak_mb")}, "results": results})
     result = {"date": datetime.now().isoformat(timespec="seconds"),
               "machine": f"{os.cpu_count()} CPUs, {platform.python_implementation()} {platform.python_version()}",
               "load_average_at_start": load, "cluster": args.cluster, "workers": args.workers,
@@ -165,10 +169,12 @@ def main() -> None:
         f"{result['date']} · {result['machine']} · commit {result['commit']} · load average at start {load[0]:.1f} · "
         f"sample job (every stage) · {args.workers} workers, {args.cluster} cluster · fresh worker processes per run "
         f"· reference digest {reference}", "",
-        "| threads per worker | runs | output differs from reference | wall s (median) | task CPU s (median) | "
-        "worker process CPU s (median) |", "|---|---|---|---|---|---|",
+        "| threads per worker | runs | output differs from reference | wall s | task CPU s | worker process CPU s "
+        "| workers' peak memory MB (sum) |", "|---|---|---|---|---|---|---|",
         *[f"| {r['threads']} | {r['runs']} | {r['differ']} | {r['wall_s_median']:.1f} | {r['task_cpu_s_median']:.2f} "
-          f"| {r['worker_cpu_s_median']:.1f} |" for r in rows], "",
+          f"| {r['worker_cpu_s_median']:.1f} | {r['worker_peak_mb_median']:,.0f} |" for r in rows],
+        "", "Medians over the runs. Task CPU: the CPU seconds the tasks report (stats.json); worker process CPU: all "
+        "the workers' CPU since they started (imports, model loads and Dask included).", "",
     ])
     (RESULTS / f"{args.tag}.md").write_text(md)
     print(md)

@@ -30,8 +30,9 @@ class _StartupClock(threading.local):
 
 
 STARTUP = _StartupClock()
-# Reentrant, so that a loader may ask for another object; one lock for all loads keeps their CPU measurement clean.
-_LOAD_LOCK = threading.RLock()
+# One lock for all loads: one load at a time per process, so each one's CPU is its own. Loaders do not ask for one
+# another (that would wait on itself).
+_LOAD_LOCK = threading.Lock()
 
 
 def _startup(load):
