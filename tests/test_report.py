@@ -69,3 +69,14 @@ def test_value_cli_json_and_text_agree_in_sign_and_name():
 def test_report_needs_a_run(tmp_path):
     result = CliRunner().invoke(main, ["report", str(tmp_path)])
     assert result.exit_code != 0 and "not a finished run" in result.output
+
+
+@pytest.mark.slow
+def test_every_shard_quarantined_is_one_clear_error(tmp_path):
+    (tmp_path / "input").mkdir()
+    for name in ("a.parquet", "b.parquet"):
+        (tmp_path / "input" / name).write_bytes(b"not parquet")
+    result = CliRunner().invoke(main, ["run", str(write_config(tmp_path))])
+    assert result.exit_code != 0
+    assert "every input shard was quarantined" in result.output and "a (" in result.output and "b (" in result.output
+    assert "Traceback" not in result.output and not isinstance(result.exception, (KeyError, AttributeError))
