@@ -27,7 +27,7 @@ References
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -376,59 +376,15 @@ def least_compute(law: ScalingLaw | str, target: float, unique: float, params: f
     return math.exp(_falling_root(excess, lo, hi))
 
 
-def optimal_allocation(law: ScalingLaw | str, compute: float, unique: float | None = None,
-                       method: str = "grid") -> tuple[float, float]:
-    """(params, tokens) minimising :func:`loss` at ``compute`` FLOPs, with C = 6*N*D.
-
-    Without a unique-data limit (``unique`` None, or at least the unconstrained optimal token count) it is
-    the closed form :func:`closed_form_optimum`; Chinchilla at C = 5.76e23 gives N_opt = 32.19e9.  With scarce
-    unique data the optimum moves towards fewer parameters and more epochs; ``method`` says how it is found:
-
-    * ``"grid"`` (default): Muennighoff et al.'s reference search (datablations README, "Parametric Fit"):
-      from the unconstrained optimum (N0, D0), the 1000 points (N0/k, D0*k) and (N0*k, D0/k) for the 500 values
-      k = linspace(1.0001, 3, 500), keeping the lowest loss.  It reproduces the published figure: muennighoff at
-      C = 1e22 with 25e9 unique tokens gives 7022364735.88 parameters and 237336955477.55 tokens.  Its
-      resolution is about 0.4 % in k and it cannot move more than 3x away from (N0, D0).
-    * ``"exact"``: :func:`best_allocation`.
-    """
-    law = get_law(law)
-    n0, d0 = closed_form_optimum(law, compute)
-    if unique is None or _positive("unique", unique) >= d0:
-        return n0, d0
-    if method == "exact":
-        return best_allocation(law, compute, unique)[1:]
-    if method != "grid":
-        raise ValueError(f"unknown optimal_allocation method {method!r}; use 'grid' or 'exact'")
-    ks = np.linspace(1.0001, 3.0, 500)
-    ns = np.concatenate([n0 / ks, n0 * ks])
-    ds = np.concatenate([d0 * ks, d0 / ks])
-    i = int(np.argmin(_loss_arrays(law, ns, ds, unique)))
-    return float(ns[i]), float(ds[i])
-
-
 # --------------------------------------------------------------------------------------------------
 # Dollars per FLOP
 # --------------------------------------------------------------------------------------------------
 
-@dataclass
-class TrainingPrice:
-    """What training compute costs.
-
-    Defaults: $2.00 per GPU-hour (an on-demand H100 at a low-cost cloud, an assumption to override);
-    40 % model FLOP utilisation (typical of large dense pretraining runs); 989e12 FLOP/s, the H100 SXM's
-    dense BF16 Tensor Core peak (NVIDIA H100 datasheet: 1,979 TFLOP/s with sparsity, half without).
-    """
-
-    usd_per_gpu_hour: float = 2.0
-    mfu: float = 0.4
-    peak_flops: float = 989e12
-
-
 def usd_per_flop(price) -> float:
     """Dollars per useful training FLOP: usd_per_gpu_hour / (3600 * mfu * peak_flops).
 
-    ``price`` is anything with those three attributes (:class:`TrainingPrice`, the run config's ``value``).
-    With the defaults, 2 / (3600 * 0.4 * 989e12) = 1.404e-18 $/FLOP.
+    ``price`` is the run config's ``value`` (or anything with those three attributes).  With its defaults
+    ($2/GPU-hour, 40 % MFU, the H100 SXM's 989 TFLOP/s dense BF16 peak), 2 / (3600 * 0.4 * 989e12) = 1.404e-18.
     """
     usd = float(price.usd_per_gpu_hour)
     if not usd >= 0 or math.isinf(usd):
@@ -437,56 +393,3 @@ def usd_per_flop(price) -> float:
     if not 0 < mfu <= 1:
         raise ValueError(f"mfu must be in (0, 1], got {mfu!r}")
     return usd / (3600.0 * mfu * _positive("peak_flops", price.peak_flops))
-
-
-# --------------------------------------------------------------------------------------------------
-# Legacy first-order pricing: used by report.py until it moves to corpusslim.value.price_batch (issue 13)
-# --------------------------------------------------------------------------------------------------
-
-def training_tokens(tokens: float, unique: float | None) -> float:
-    """The tokens trained on under the legacy pricing: D = max(tokens, unique) (one epoch over a larger pool)."""
-    return tokens if unique is None else max(tokens, unique)
-
-
-def marginal_loss_per_flop(law: ScalingLaw | str, params: float, tokens: float,
-                           unique: float | None = None) -> float:
-    """The loss a marginal training FLOP buys with the data in hand, the better of longer training
-    (-dL/dD / 6N) and a larger model (-dL/dN / 6D), from central differences of :func:`loss` in ln D and ln N."""
-    law, n, d, u = _checked(law, params, tokens, unique)
-    h = 1e-6
-    by_tokens = (loss(law, n, d * (1 - h), u) - loss(law, n, d * (1 + h), u)) / (6.0 * n * 2 * h * d)
-    by_params = (loss(law, n * (1 - h), d, u) - loss(law, n * (1 + h), d, u)) / (6.0 * d * 2 * h * n)
-    return max(by_tokens, by_params)
-
-
-def batch_value(law: ScalingLaw | str, params: float, tokens: float, unique_before: float,
-                new_unique: float, price: TrainingPrice | None = None) -> dict:
-    """Legacy first-order value of ``new_unique`` unique tokens (superseded by :func:`corpusslim.value.price_batch`).
-
-    loss gain / :func:`marginal_loss_per_flop`, minus the extra compute 6*N*(D1 - D0) of training on a
-    larger pool, in dollars; ``inf`` past the whole run's compute 6*N*D0.
-    """
-    law, n, d, u0 = _checked(law, params, tokens, unique_before)
-    price = TrainingPrice() if price is None else price
-    u1 = u0 + float(new_unique)
-    d0, d1 = training_tokens(d, u0), training_tokens(d, u1)
-    before, after = loss(law, n, d0, u0), loss(law, n, d1, u1)
-    gain = max(before - after, 0.0)
-    shadow = marginal_loss_per_flop(law, n, d0, u0)
-    equivalent = gain / shadow if shadow > 0 else (math.inf if gain > 0 else 0.0)
-    if equivalent > 6.0 * n * d0:
-        equivalent = math.inf
-    extra = 6.0 * n * (d1 - d0)
-    return {"loss_before": before, "loss_after": after, "loss_gain": gain, "equivalent_flops": equivalent,
-            "extra_training_flops": extra,
-            "value_usd": (equivalent - extra) * usd_per_flop(price) if equivalent > extra else 0.0}
-
-
-def stopping_batch(values_usd: Sequence[float], costs_usd: Sequence[float]) -> int | None:
-    """Index of the first batch whose value is below its processing cost, or None if none is."""
-    if len(values_usd) != len(costs_usd):
-        raise ValueError(f"{len(values_usd)} values but {len(costs_usd)} costs; give one of each per batch")
-    for i, (value, cost) in enumerate(zip(values_usd, costs_usd)):
-        if value < cost:
-            return i
-    return None

@@ -2,14 +2,15 @@
 from __future__ import annotations
 
 import math
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
 
 from corpusslim import scaling
+from corpusslim.config import ValueConfig
 from corpusslim.scaling import (
     LAWS,
-    TrainingPrice,
     UnknownLawError,
     best_allocation,
     closed_form_optimum,
@@ -198,10 +199,10 @@ def test_least_compute_is_unbounded_below_the_floor(name, params):
 # ---------------------------------------------------------------- dollars and errors
 
 def test_usd_per_flop_defaults():
-    assert usd_per_flop(TrainingPrice()) == pytest.approx(2.0 / (3600 * 0.4 * 989e12))
-    assert usd_per_flop(TrainingPrice(usd_per_gpu_hour=4.0)) == pytest.approx(2 * usd_per_flop(TrainingPrice()))
+    assert usd_per_flop(ValueConfig()) == pytest.approx(2.0 / (3600 * 0.4 * 989e12))
+    assert usd_per_flop(ValueConfig(usd_per_gpu_hour=4.0)) == pytest.approx(2 * usd_per_flop(ValueConfig()))
     with pytest.raises(ValueError, match="mfu"):
-        usd_per_flop(TrainingPrice(mfu=0))
+        usd_per_flop(SimpleNamespace(usd_per_gpu_hour=2.0, mfu=0.0, peak_flops=989e12))
 
 
 def test_unknown_law_is_a_clear_error():
