@@ -80,3 +80,26 @@ def test_every_shard_quarantined_is_one_clear_error(tmp_path):
     assert result.exit_code != 0
     assert "every input shard was quarantined" in result.output and "a (" in result.output and "b (" in result.output
     assert "Traceback" not in result.output and not isinstance(result.exception, (KeyError, AttributeError))
+
+
+@pytest.mark.slow
+def test_against_continues_the_ledger_of_the_earlier_run(sample_input, tmp_path):
+    """sample_data in one run, and as its first 3 shards then the other 3 with --against: same batches, same
+    cumulative R and U, same headline (cleaning CPU pinned, so only the data decide)."""
+    shards = sorted(sample_input.glob("*.parquet"))
+    for part, chosen in (("first", shards[:3]), ("second", shards[3:])):
+        (tmp_path / part).mkdir()
+        for s in chosen:
+            (tmp_path / part / s.name).write_bytes(s.read_bytes())
+    cost = {"cpu_seconds_per_raw_token": 2e-6}
+    single = CliRunner().invoke(main, ["run", str(write_config(tmp_path, cost=cost))])
+    assert single.exit_code == 0, single.output
+    for part, extra in (("first", []), ("second", ["--against", str(tmp_path / "out-first")])):
+        config = write_config(tmp_path, input=part, output=f"out-{part}", cost=cost)
+        result = CliRunner().invoke(main, ["run", str(config), *extra])
+        assert result.exit_code == 0, result.output
+    ledgers = [pl.read_parquet(tmp_path / d / "ledger.parquet") for d in ("out", "out-second")]
+    for column in ("batch", "raw_tokens", "new_unique_tokens", "cum_raw_tokens", "cum_unique_tokens"):
+        assert ledgers[0][column].to_list() == ledgers[1][column].to_list(), column
+    heads = [json.loads((tmp_path / d / "report/summary.json").read_text())["headline"] for d in ("out", "out-second")]
+    assert heads[0] == heads[1]
