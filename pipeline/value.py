@@ -200,6 +200,8 @@ def value_config_from_flags(law: str, plan: str | None, **flags: float | None) -
     for name in unused:
         if flags.get(name) is not None:
             raise ValueError(f"--{name} does not apply to --plan {plan} (it takes --{' and --'.join(needed)})")
+    if plan != "compute-optimal" and not math.isfinite(6.0 * flags["params"] * flags["tokens"]):
+        raise ValueError("--params x --tokens is too large: 6*N*D must be a finite number of FLOPs")
     return ValueConfig(law=law, plan=plan, **{k: flags[k] for k in needed})
 
 

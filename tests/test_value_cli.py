@@ -67,6 +67,7 @@ def test_fixed_params_is_worth_more_than_fixed():
     (["--compute", "1e22", "--unique", "-5"], "--unique"),
     (["--compute", "1e22", "--add", "0"], "--add"),
     ([], "--compute"),
+    (["--params", "1e300", "--tokens", "1e300"], "--params"),
 ])
 def test_bad_flags_are_one_line_exit_2(args, flag):
     result = run(*args)
