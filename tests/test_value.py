@@ -174,31 +174,27 @@ def oracle_floor_fixed_n(law: str, u: float, n: float) -> float:
     return oracle_loss(law, n, 1e40 if CONSTANTS[law][5] is not None else u, u)
 
 
+def random_case(rng: random.Random, plan: str):
+    """A random law, model size, budget, pool and batch: (status, L_after, oracle floor), None when outside the law
+    or within 1e-9 of the floor."""
+    law = rng.choice(sorted(CONSTANTS))
+    n, d = 10 ** rng.uniform(8.5, 10), 10 ** rng.uniform(10.5, 12.3)
+    u0 = 10 ** rng.uniform(9, 12)
+    du = u0 * 10 ** rng.uniform(-2, 0.5)
+    got = price_batch(ValueConfig(law=law, plan=plan, params=n, tokens=d), u0, du)
+    after = oracle_best_loss(law, 6 * n * d, u0 + du) if plan == "compute-optimal" else oracle_loss(law, n, d, u0 + du)
+    floor = oracle_floor_fixed_n(law, u0, n) if plan == "fixed-params" else oracle_floor(law, u0)
+    return None if got.status == "outside_law" or abs(after - floor) < 1e-9 else (got.status, after, floor)
+
+
 @pytest.mark.parametrize("plan", PLANS)
 def test_unbounded_decision_on_random_points(plan):
     """Issue 13 found the old test wrong both ways on random points; here "unbounded" must be exactly L_after below
-    the oracle's floor, over random laws, plans, model sizes, budgets, pools and batches."""
+    the oracle's floor, over random laws, model sizes, budgets, pools and batches."""
     rng = random.Random(13)
-    seen = set()
-    for _ in range(40):
-        law = rng.choice(sorted(CONSTANTS))
-        n, d = 10 ** rng.uniform(8.5, 10), 10 ** rng.uniform(10.5, 12.3)
-        u0 = 10 ** rng.uniform(9, 12)
-        du = u0 * 10 ** rng.uniform(-2, 0.5)
-        value = ValueConfig(law=law, plan=plan, params=n, tokens=d)
-        got = price_batch(value, u0, du)
-        if got.status == "outside_law":
-            continue
-        if plan == "compute-optimal":
-            after = oracle_best_loss(law, 6 * n * d, u0 + du)
-        else:
-            after = oracle_loss(law, n, d, u0 + du)
-        floor = oracle_floor_fixed_n(law, u0, n) if plan == "fixed-params" else oracle_floor(law, u0)
-        if abs(after - floor) < 1e-9:
-            continue
-        assert (got.status == "unbounded") == (after < floor), (law, n, d, u0, du, got)
-        seen.add(got.status)
-    assert seen == {"priced", "unbounded"}
+    cases = [c for c in (random_case(rng, plan) for _ in range(40)) if c]
+    assert all((status == "unbounded") == (after < floor) for status, after, floor in cases)
+    assert {status for status, _, _ in cases} == {"priced", "unbounded"}
 
 
 # ---------------------------------------------------------------- the guard, statuses, scale
@@ -271,7 +267,8 @@ def test_format_usd():
         ["$2,340", "$90.2", "$12.8", "$0.00113", "$0", "$1,500,000"]
 
 
-if __name__ == "__main__":  # the closing note's table
+def main(points: int) -> None:
+    """The closing note's table of oracle checks, and the unbounded decision on ``points`` random points per plan."""
     print("| plan | law | U before | batch | expected FLOPs (oracle) | got FLOPs | rel. diff | got $ |")
     print("|---|---|---|---|---|---|---|---|")
     for plan, law, u0, frac in POINTS:
@@ -281,3 +278,17 @@ if __name__ == "__main__":  # the closing note's table
             continue
         print(f"| {plan} | {law} | {u0:.3g} | {u0 * frac:.3g} | {e:.6e} | {g.flops:.6e} | "
               f"{abs(g.flops - e) / e:.1e} | {format_usd(g.usd)} |")
+    rng = random.Random(0)
+    for plan in PLANS:
+        cases = [c for c in (random_case(rng, plan) for _ in range(points)) if c]
+        wrong_priced = sum(s != "unbounded" and a < f for s, a, f in cases)
+        wrong_unbounded = sum(s == "unbounded" and a >= f for s, a, f in cases)
+        unbounded = sum(s == "unbounded" for s, _, _ in cases)
+        print(f"{plan}: {len(cases)} random points inside the law, {unbounded} unbounded; below the floor but priced: "
+              f"{wrong_priced}; above it but unbounded: {wrong_unbounded}")
+
+
+if __name__ == "__main__":  # python tests/test_value.py [random points per plan]
+    import sys
+
+    main(int(sys.argv[1]) if len(sys.argv) > 1 else 200)
