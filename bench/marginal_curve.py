@@ -474,7 +474,7 @@ def value_scenarios(run_dir: Path, scenarios: list[dict]) -> list[dict]:
     stats = json.loads((run_dir / "stats.json").read_text())
     out = []
     for sc in scenarios:
-        cfg = parse_config({**cfg_json, "value": {**cfg_json["value"], **sc}}, "scenario")
+        cfg = parse_config({**cfg_json, "value": sc}, "scenario")
         s = summarise(ledger, stats, cfg)
         vals = [(b["value_status"], b["value_usd"]) for b in s["batches"]]
         out.append({"value": sc, "stop": s["stop"], "headline": s["headline"],
@@ -570,12 +570,12 @@ def render(results: dict) -> str:
                 "kept (differs from the observed yield only by planted copies the dedup missed: copies kept); "
                 "fresh rm by dedup = fresh documents the dedup removed (audit below the table).", ""]
         out += [table(["batch", "planned dup", "raw docs", "raw tokens", "new unique", "observed yield", "fresh share",
-                       "fresh kept", "copies kept", "fresh rm by dedup", "cost $", "value $"],
+                       "fresh kept", "copies kept", "fresh rm by dedup", "cost $", "value"],
                       [[b["batch"], _share(b["planned_dup_fraction"]), f"{b['raw_docs']:,}", f"{b['raw_tokens']:,}",
                         f"{b['new_unique_tokens']:,}", _f(b["observed_yield"], 3), _share(b["true_fresh_share"]),
                         _share(b["true_fresh_kept_share"]), f"{b['copies_kept']}/{b['copies']}",
                         f"{b['fresh_dedup_rejected']}/{b['fresh_docs']}", _f(b["cost_usd"], 3),
-                        _f(b["value_usd"], 3)] for b in res["batches"]]), ""]
+                        _worth((b["value_status"], b["value_usd"]))] for b in res["batches"]]), ""]
         au = res["fresh_dedup_audit"]
         out += [f"Fresh documents removed by dedup: {au['removed']:,} ("
                 + ", ".join(f"{b['kind']} {b['source']} {b['reject_reason']} {b['len']}" for b in au["by"])
@@ -647,7 +647,9 @@ def _worth(v) -> str:
 def _stop(stop: dict) -> str:
     if "reason" in stop:
         return f"none: {stop['reason']}"
-    return f"{stop['batches_more']} ({stop['low']}–{stop['high']})"
+    plus = "+" if stop["beyond_horizon"] else ""           # the range reaches the search horizon
+    return f"{stop['batches_more']}{plus if stop['batches_more'] >= stop['horizon'] else ''} " \
+        f"({stop['low']}–{stop['high']}{plus})"
 
 
 def notes(results: dict) -> list[str]:
