@@ -5,7 +5,8 @@
     python bench/marginal_curve.py --reuse-runs   # re-analyse the last runs without rerunning them
 
 Writes ``bench/results/marginal_curve.json`` (every number) and ``bench/results/marginal_curve.md`` (the tables,
-also printed); ``--quick`` writes them under ``<work-dir>/quick/`` instead, leaving bench/results alone. Generated corpora and run directories go
+also printed); ``--quick`` writes them under ``<work-dir>/quick/`` instead, leaving bench/results alone.
+Generated corpora and run directories go
 under ``--work-dir`` (default /tmp/corpusslim-bench/marginal). Data: ``../shared/data/corpus`` (``--data-dir``),
 else ``sample_data/``.
 
@@ -553,13 +554,16 @@ def render(results: dict) -> str:
                 "### The run's report (`report/summary.json`)", ""]
         band, uband = curve["marginal_yield_band"], curve["marginal_per_usd_band"]
         out += [table(["figure", "value"], [
-            ["model chosen (hold-out error by model)", f"{curve['model']} ({', '.join(f'{k} {_share(v)}' for k, v in curve['holdout_error'].items())})"],
+            ["model chosen (hold-out error by model)",
+             f"{curve['model']} ({', '.join(f'{k} {_share(v)}' for k, v in curve['holdout_error'].items())})"],
             ["parameters", ", ".join(f"{k}={_f(v)}" for k, v in curve["params"].items())],
             ["γ (power-law exponent)", _f(curve["gamma"])],
             ["dU/dR at the last batch (90 % band)", f"{_f(curve['marginal_yield'])} ({_f(band[0])} – {_f(band[1])})"],
-            ["dU/dC, unique tokens per $ (90 % band)", f"{_f(curve['marginal_per_usd'])} ({_f(uband[0])} – {_f(uband[1])})"],
+            ["dU/dC, unique tokens per $ (90 % band)",
+             f"{_f(curve['marginal_per_usd'])} ({_f(uband[0])} – {_f(uband[1])})"],
             ["observed yield of the last 3 batches (new unique / raw)",
-             _f(sum(b["new_unique_tokens"] for b in res["batches"][-3:]) / sum(b["raw_tokens"] for b in res["batches"][-3:]))],
+             _f(sum(b["new_unique_tokens"] for b in res["batches"][-3:])
+                / sum(b["raw_tokens"] for b in res["batches"][-3:]))],
             ["stop (more batches worth processing: point, 90 % range)", _stop(rep["stop"])],
             ["headline", rep["headline"]],
             ["notes", "; ".join(curve["notes"]) or "–"],
@@ -590,7 +594,8 @@ def render(results: dict) -> str:
                 "prefix's last R (90 % band); the power-law column is K·γ·R^(γ−1) of the power-law fit at the same R.",
                 ""]
         out += [table(["first n batches", "planned dup of batch n−1", "model", "γ", "dU/dR (band)", "dU/dR power law",
-                       "observed yield batch n−1", "observed last 3", "fresh kept last 3 (truth)", "fresh share batch n−1"],
+                       "observed yield batch n−1", "observed last 3", "fresh kept last 3 (truth)",
+                       "fresh share batch n−1"],
                       [[p["batches"], _share(p["planned_dup_fraction"]), p["model"], _f(p["gamma"]),
                         f"{_f(p['marginal_yield'], 3)} ({_f(p['band'][0], 3)}–{_f(p['band'][1], 3)})",
                         _f(p["power_law_marginal"], 3), _f(p["observed_yield_last"], 3),
@@ -602,9 +607,11 @@ def render(results: dict) -> str:
                 f"{ex['train_batches'] + ex['predicted_batches'] - 1}", "",
                 f"Chosen on the first half: **{ex['model']}** (γ = {_f(ex['gamma'])}; hold-out errors "
                 f"{', '.join(f'{k} {_share(v)}' for k, v in ex['holdout_error'].items())}). (a) forecast = "
-                f"`extrapolate()` with the first half's mean raw tokens per batch ({ex['raw_per_batch_first_half']:,.0f}; "
+                f"`extrapolate()` with the first half's mean raw tokens per batch "
+                f"({ex['raw_per_batch_first_half']:,.0f}; "
                 f"the second half's was {ex['raw_per_batch_second_half']:,.0f}); (b) the same curve at the actual R, "
-                f"anchored at U of batch {ex['train_batches'] - 1}. Band: 5–95 % of the bootstrap curves at the actual R.", ""]
+                f"anchored at U of batch {ex['train_batches'] - 1}. Band: 5–95 % of the bootstrap curves at the "
+                "actual R.", ""]
         out += [table(["batch", "U actual", "U forecast (a)", "error (a)", "U at actual R (b)", "error (b)",
                        "band (b)", "in band", *[f"error {m} (b)" for m in ex["rows"][0]["err_by_model"]]],
                       [[r["batch"], f"{r['U_actual']:,.0f}", f"{r['U_forecast']:,.0f}", _pct(r["err_forecast"], 2),
@@ -735,7 +742,8 @@ def main() -> None:
     pool_text = ", ".join(f"{r['name']} {r['batches'][-1]['cum_unique_tokens'] / 1e6:.2f}M tokens"
                           for r in results["corpora"])
     results["assumptions"] = [
-        f"Corpus: {batches} batches of {docs:,} documents; duplicate fraction f(b) {args.f_start:.0%} → {args.f_end:.0%} "
+        f"Corpus: {batches} batches of {docs:,} documents; duplicate fraction f(b) {args.f_start:.0%} → "
+        f"{args.f_end:.0%} "
         f"linear (ramp) or {f_control:.1%} constant (control); copies are {args.near_share:.0%} near / "
         f"{1 - args.near_share:.0%} exact of uniformly random fresh documents of earlier batches (batch 0: of itself).",
         "Fresh documents are real corpus documents, each used once, interleaved evenly with sentence remixes "
