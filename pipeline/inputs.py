@@ -68,6 +68,7 @@ class Shard:
     columns: Columns = Columns()
     name: str = ""  # the file's output name without the part suffix (derived ids use it); default: stem
     rows: tuple[int, int] | None = None  # the row range of a part; None: the whole file
+    offset: int = 0  # the row of the original file a split part's first row was (``split_jsonl``)
 
     @property
     def file_name(self) -> str:
@@ -159,6 +160,40 @@ def _parquet_parts(path: str, text: str, chunk_rows: int | None, chunk_mb: float
     return [None] if len(parts) == 1 else parts
 
 
+def needs_split(shard: Shard, chunk_mb: float | None) -> bool:
+    """A JSON Lines file that may hold more than a chunk of text (compressed files by up to 8 times their size):
+    it is split into Parquet parts before processing, so no task holds it whole."""
+    if shard.format != "jsonl" or shard.offset or chunk_mb is None:
+        return False
+    return storage.size(shard.path) * (8 if shard.compression else 1) > chunk_mb * 1e6
+
+
+def split_jsonl(shard: Shard, chunk_rows: int | None, chunk_mb: float | None, directory: str) -> dict:
+    """Stream a JSON Lines file into Parquet parts of at most a chunk each under ``directory/<name>/`` (one pass,
+    memory: one block); their file records with the row each starts at, or the ``bad_input`` result of a file
+    that cannot be read."""
+    from corpusslim.shard_io import write_checked
+
+    parts, offset = [], 0
+    limit_rows, limit_bytes = chunk_rows or float("inf"), (chunk_mb or float("inf")) * 1e6
+    try:
+        for k, table in enumerate(jsonl_blocks(shard, limit_rows, limit_bytes)):
+            target = storage.join(directory, shard.stem, f"{k:05d}.parquet")
+            parts.append({**write_checked(pl.from_arrow(table), target), "offset": offset})
+            offset += table.num_rows
+    except ShardInputError as exc:
+        return {"shard": shard.stem, "path": shard.path, "index": shard.index, "status": "bad_input",
+                "error": str(exc)}
+    return {"shard": shard.stem, "path": shard.path, "status": "done", "parts": parts}
+
+
+def split_units(shard: Shard, parts: list[dict]) -> list[Shard]:
+    """The units of a split JSON Lines file: one per Parquet part (the file's own name when there is one)."""
+    return [Shard(path=p["path"], stem=shard.stem if len(parts) == 1 else f"{shard.stem}.part-{k:05d}",
+                  index=shard.index, format="parquet", columns=shard.columns, name=shard.file_name,
+                  offset=p["offset"]) for k, p in enumerate(parts)]
+
+
 def _check_utf8(column: pa.ChunkedArray, name: str, path: str) -> None:
     """Raise naming the first row of a string column whose bytes are not valid UTF-8 (Parquet readers do not
     check; lone surrogates and truncated sequences would reach the stages)."""
@@ -212,10 +247,18 @@ def _jsonl_lines(shard: Shard) -> io.TextIOBase:
     return io.TextIOWrapper(stream, encoding="utf-8", newline="\n")
 
 
-def _read_jsonl(shard: Shard) -> pa.Table:
-    """Every record of a JSON Lines file (decompressed as it streams), nested fields kept; a malformed line or
-    one that is not an object raises naming the file and line number."""
-    records = []
+def _records_table(records: list[dict], shard: Shard) -> pa.Table:
+    try:
+        return pa.Table.from_pylist(records) if records else pa.table({shard.columns.text: pa.array([], pa.string())})
+    except (pa.ArrowException, TypeError) as exc:
+        raise ShardInputError(f"{shard.path}: records of mixed types cannot form one table ({exc})") from None
+
+
+def jsonl_blocks(shard: Shard, max_rows: float = float("inf"), max_bytes: float = float("inf")):
+    """The records of a JSON Lines file as tables of at most ``max_rows`` records or ``max_bytes`` of lines,
+    decompressed as it streams (memory: one block); nested fields kept. A malformed line, or one that is not an
+    object, raises naming the file and line number."""
+    records, size, yielded = [], 0, False
     try:
         with _jsonl_lines(shard) as lines:
             for number, line in enumerate(lines, 1):
@@ -229,15 +272,23 @@ def _read_jsonl(shard: Shard) -> pa.Table:
                     raise ShardInputError(f"{shard.path}: line {number}: a JSON object was expected, found "
                                           f"{type(record).__name__}")
                 records.append(record)
+                size += len(line)
+                if len(records) >= max_rows or size >= max_bytes:
+                    yield _records_table(records, shard)
+                    records, size, yielded = [], 0, True
     except UnicodeDecodeError as exc:
         raise ShardInputError(f"{shard.path}: not valid UTF-8 ({exc.reason})") from None
     except (OSError, pa.ArrowException, EOFError) as exc:
         raise ShardInputError(f"{shard.path}: cannot be read as {shard.format}"
                               f"{'.' + shard.compression if shard.compression else ''} ({exc})") from None
-    try:
-        return pa.Table.from_pylist(records) if records else pa.table({shard.columns.text: pa.array([], pa.string())})
-    except (pa.ArrowException, TypeError) as exc:
-        raise ShardInputError(f"{shard.path}: records of mixed types cannot form one table ({exc})") from None
+    if records or not yielded:
+        yield _records_table(records, shard)
+
+
+def _read_jsonl(shard: Shard) -> pa.Table:
+    """Every record of a JSON Lines file in one table (files over the chunk size are split first:
+    :func:`split_jsonl`)."""
+    return pa.concat_tables(jsonl_blocks(shard), promote_options="permissive")
 
 
 def _read_parquet(shard: Shard, rows: Sequence[int] | None) -> tuple[pa.Table, list[int]]:
@@ -246,7 +297,7 @@ def _read_parquet(shard: Shard, rows: Sequence[int] | None) -> tuple[pa.Table, l
         return _read_rows(f, list(rows))
     if shard.rows is None:
         table = f.read()
-        return table, list(range(table.num_rows))
+        return table, list(range(shard.offset, shard.offset + table.num_rows))
     start, end = shard.rows
     pieces, first = [], 0
     for g in range(f.metadata.num_row_groups):

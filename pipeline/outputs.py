@@ -3,6 +3,7 @@ format (Parquet, or gzip-compressed JSON Lines as Dolma-style tools read), under
 user's text and id column names and the chosen annotation columns."""
 from __future__ import annotations
 
+import gzip
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -74,3 +75,22 @@ def intact(run_dir: str, stem: str, fmt: str, files: dict[str, dict]) -> bool:
         except (OSError, ValueError):
             return False
     return True
+
+
+def files(run_dir: str, directory: str) -> list[str]:
+    """Every output file of one output directory (``kept``, ``rejected``, ``removed_lines``), at any depth, in
+    sorted order."""
+    root = storage.join(run_dir, directory)
+    suffixes = tuple(EXTENSIONS.values())
+    return sorted(p for p in storage.walk_files(root) if p.endswith(suffixes))
+
+
+def read(path: str, columns: Columns = Columns()) -> pl.DataFrame:
+    """One output file (Parquet or gzip-compressed JSON Lines) with the text and id columns under their internal
+    names ``text`` and ``id``."""
+    if path.endswith(EXTENSIONS["parquet"]):
+        df = storage.read_parquet(path)
+    else:
+        with storage.open_read(path) as f:
+            df = pl.read_ndjson(gzip.decompress(f.read()))
+    return df.rename({v: k for k, v in (("text", columns.text), ("id", columns.id)) if k != v and v in df.columns})

@@ -11,10 +11,11 @@ import html
 import io
 import json
 
-from corpusslim import storage
+from corpusslim import outputs, storage
 from corpusslim.config import RunConfig
 from corpusslim.decision import json_safe, si, summarise
 from corpusslim.filters.minhash import jaccard, shingles
+from corpusslim.inputs import Columns
 from corpusslim.text import printable
 from corpusslim.value import format_usd
 
@@ -182,28 +183,26 @@ def plots(summary: dict) -> dict[str, tuple[str, str]]:
 
 
 # ---------------------------------------------------------------------------------------------------- examples
-def examples(run_dir: str) -> dict[str, list[dict]]:
+def examples(run_dir: str, columns: Columns) -> dict[str, list[dict]]:
     """A few removed documents per reason (text truncated); a duplicate comes with the kept document it
     duplicates and the shingle Jaccard of the two (read from kept/ for those few ids only)."""
     found: dict[str, list[dict]] = {}
-    rejected = storage.join(run_dir, "rejected")
-    for name in storage.listdir(rejected):
-        df = storage.read_parquet(storage.join(rejected, name))
-        for row in df.iter_rows(named=True):
+    for path in outputs.files(run_dir, "rejected"):
+        for row in outputs.read(path, columns).iter_rows(named=True):
             bucket = found.setdefault(f"{row['reject_stage']}/{row['reject_reason']}", [])
             if len(bucket) < EXAMPLES_PER_REASON:
                 bucket.append(row)
-    originals = _originals(run_dir, {r["dup_of"] for rows in found.values() for r in rows if r.get("dup_of")})
+    originals = _originals(run_dir, columns, {r["dup_of"] for rows in found.values() for r in rows
+                                              if r.get("dup_of")})
     return {reason: [_example(r, originals.get(r.get("dup_of"))) for r in rows] for reason, rows in found.items()}
 
 
-def _originals(run_dir: str, ids: set) -> dict:
+def _originals(run_dir: str, columns: Columns, ids: set) -> dict:
     if not ids:
         return {}
-    kept = storage.join(run_dir, "kept")
     out = {}
-    for name in storage.listdir(kept):
-        df = storage.read_parquet(storage.join(kept, name))
+    for path in outputs.files(run_dir, "kept"):
+        df = outputs.read(path, columns)
         for row in df.filter(df["id"].is_in(list(ids))).iter_rows(named=True):
             out[row["id"]] = row
     return out
@@ -286,7 +285,7 @@ def write_report(run_dir: str, config: RunConfig) -> dict:
     summary = summarise(ledger, stats, config)
     out = storage.join(run_dir, "report")
     storage.makedirs(out)
-    page = render_html(summary, plots(summary), examples(run_dir))
+    page = render_html(summary, plots(summary), examples(run_dir, Columns(config.text_column, config.id_column)))
     for name, text in (("index.html", page), ("summary.md", render_markdown(summary))):
         storage.write_text(storage.join(out, name), text)
     storage.write_json(storage.join(out, "summary.json"), json_safe(summary))

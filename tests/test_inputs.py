@@ -13,7 +13,7 @@ import pytest
 
 from corpusslim.config import load_config
 from corpusslim.errors import ConfigError, ShardInputError
-from corpusslim.inputs import Columns, discover_shards, read_shard
+from corpusslim.inputs import Columns, discover_shards, needs_split, read_shard, split_jsonl, split_units
 from corpusslim.runner import run
 from tests.conftest import SAMPLE, read_dir, write_config
 
@@ -135,3 +135,35 @@ def test_one_big_file_equals_the_same_documents_in_many_shards(tmp_path):
     for directory in ("kept", "rejected"):
         a, b = read_dir(tmp_path / "small" / directory), read_dir(tmp_path / "bigout" / directory)
         assert b.sort("id").equals(a.select(b.columns).sort("id"))
+
+
+def test_big_json_lines_files_are_split_into_parquet_parts(tmp_path):
+    docs = pl.read_parquet(SAMPLE / "shard-001.parquet").drop("id")  # ids derived from the file and row
+    _write_jsonl(docs, tmp_path / "in" / "web.jsonl.gz", "gzip")
+    [file] = discover_shards(str(tmp_path / "in"))
+    assert needs_split(file, chunk_mb=0.01) and not needs_split(file, chunk_mb=1e3)
+    result = split_jsonl(file, 300, None, str(tmp_path / "work"))
+    assert [p["offset"] for p in result["parts"]] == list(range(0, docs.height, 300))
+    parts = split_units(file, result["parts"])
+    assert [p.stem for p in parts[:2]] == ["web.part-00000", "web.part-00001"]
+    assert pl.concat([read_shard(p) for p in parts]).equals(read_shard(file))
+
+
+@pytest.mark.slow
+def test_split_json_lines_run_equals_the_parquet_run(tmp_path):
+    stages = [{"kind": "lid", "languages": ["en", "zh"]}, {"kind": "segment"}, {"kind": "dedup"}]
+    (tmp_path / "pq").mkdir()
+    docs = pl.concat([pl.read_parquet(p) for p in sorted(SAMPLE.glob("shard-00[12].parquet"))])
+    docs.write_parquet(tmp_path / "pq" / "web.parquet")
+    _write_jsonl(docs, tmp_path / "js" / "web.jsonl.zst", "zstd")
+    run(load_config(write_config(tmp_path, stages=stages, limits={"chunk_rows": None, "chunk_mb": None}),
+                    {"input": str(tmp_path / "pq"), "output": str(tmp_path / "a")}))
+    split = load_config(write_config(tmp_path, stages=stages, limits={"chunk_rows": 500, "chunk_mb": 0.05}),
+                        {"input": str(tmp_path / "js"), "output": str(tmp_path / "b")})
+    stats = run(split)
+    assert stats["shards"]["done"] == len(list((tmp_path / "b" / "kept").glob("web.part-*.parquet"))) >= 3
+    assert not (tmp_path / "b" / "_work").exists()
+    for directory in ("kept", "rejected"):
+        a, b = read_dir(tmp_path / "a" / directory), read_dir(tmp_path / "b" / directory)
+        assert b.sort("id").equals(a.select(b.columns).sort("id"))
+    assert run(split)["shards"]["done"] == stats["shards"]["done"]  # a rerun finds every part done
