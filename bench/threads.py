@@ -2,13 +2,14 @@
 
     python bench/threads.py [--threads 1 2 4] [--runs 3] [--workers 2] [--cluster local|external]
 
-Every run starts fresh worker processes (a new LocalCluster, or ``dask worker`` processes restarted), so each run
-loads its models again: the lazy loads are where threads race. Per run: a digest of the kept/ and rejected/ files
-(SHA-256 over names and bytes), wall time (cluster start included), the CPU the tasks report (``stats.json``
-totals), the CPU the worker processes really used (psutil, since they started: imports and model loads included)
-and their peak memory. ``--cluster external`` runs ``dask scheduler`` + ``--workers`` ``dask worker --nworkers 1
---nthreads T`` on loopback instead of a LocalCluster. The first ``--threads`` setting is the reference: every other
-run must give its digest.
+Settings alternate run by run (1 2 4 1 2 4 ...), so load from other processes falls on all of them alike. Every
+run starts fresh worker processes (a new LocalCluster, or ``dask worker`` processes restarted), so each run loads
+its models again: the lazy loads are where threads race. Per run: a digest of the kept/ and rejected/ files (SHA-256
+over names and bytes), wall time (cluster start included), the CPU the tasks report (``stats.json`` totals), the
+CPU the worker processes really used (psutil, since they started: imports and model loads included) and their peak
+memory. ``--cluster external`` runs ``dask scheduler`` + ``--workers`` ``dask worker --nworkers 1 --nthreads T`` on
+loopback instead of a LocalCluster. The first ``--threads`` setting is the reference: every other run must give
+its digest.
 
 Writes ``bench/results/threads.json`` and ``bench/results/threads.md`` (``--tag`` names other files, e.g. for the
 repeated race check: ``--threads 2 --runs 20 --tag race``).
@@ -116,20 +117,22 @@ def one_run(config: Path, out: Path, address: str) -> dict:
             "worker_peak_mb": round(sum(mb for _, mb in usage)), "nthreads": nthreads}
 
 
-def measure(config: Path, work: Path, threads: int, runs: int, workers: int, kind: str) -> list[dict]:
-    results = []
+def measure(config: Path, work: Path, settings: list[int], runs: int, workers: int, kind: str) -> dict[int, list]:
+    """Results by threads per worker, the settings alternating run by run."""
+    results = {t: [] for t in settings}
     with ExitStack() as stack:
-        fresh = (stack.enter_context(external_cluster(work / f"cluster-{threads}", workers, threads))
-                 if kind == "external" else partial(local_cluster, workers, threads))
+        fresh = {t: stack.enter_context(external_cluster(work / f"cluster-{t}", workers, t)) if kind == "external"
+                 else partial(local_cluster, workers, t) for t in settings}
         for i in range(runs):
-            out = work / f"out-{threads}-{i}"
-            start = time.perf_counter()
-            with fresh() as address:
-                result = one_run(config, out, address)
-            result["wall_s"] = round(time.perf_counter() - start, 2)
-            shutil.rmtree(out)
-            print(f"threads {threads} run {i}: {result}", flush=True)
-            results.append(result)
+            for t in settings:
+                out = work / f"out-{t}-{i}"
+                start = time.perf_counter()
+                with fresh[t]() as address:
+                    result = one_run(config, out, address)
+                result["wall_s"] = round(time.perf_counter() - start, 2)
+                shutil.rmtree(out)
+                print(f"threads {t} run {i}: {result}", flush=True)
+                results[t].append(result)
     return results
 
 
@@ -148,7 +151,7 @@ def main() -> None:
                                                                    f"input: {REPO / 'sample_data'}")
     config.write_text(text)
     load = os.getloadavg()
-    by_threads = {t: measure(config, work, t, args.runs, args.workers, args.cluster) for t in args.threads}
+    by_threads = measure(config, work, args.threads, args.runs, args.workers, args.cluster)
     reference = args.reference or by_threads[args.threads[0]][0]["digest"]
     rows = []
     for t, results in by_threads.items():

@@ -26,6 +26,9 @@ logging.getLogger("jieba").setLevel(logging.WARNING)
 # One jieba.Tokenizer per (process, user dictionary). Segmenter instances that
 # are re-created or unpickled in a worker share it, so the ~1 s dictionary load
 # happens once per process and the tokenizer is never pickled with a task.
+# Created and initialised under _LOCK, and marked ready only once its user
+# dictionary is in: tasks on a worker's threads share it, and `cut` only reads
+# its dictionary.
 _TOKENIZERS: dict[str | None, jieba.Tokenizer] = {}
 _LOCK = threading.Lock()
 
