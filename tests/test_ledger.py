@@ -139,3 +139,16 @@ def test_json_keeps_unbounded_na_and_outside_the_law_apart():
             assert b["value_status"] in ("priced", "unbounded", "n/a", "outside_law")
             assert (b["value_usd"] is None) == (b["value_status"] != "priced")
     assert json_safe({"x": math.inf}) == {"x": "Infinity"}
+
+
+def test_zero_batches_say_nothing_can_be_concluded():
+    summary = summarise(build_ledger([], 1, CONFIG.cost), stats_of([]), CONFIG)
+    assert summary["headline"].startswith("No batch finished") and summary["batches"] == []
+    json.dumps(json_safe(summary), allow_nan=False)
+
+
+def test_measured_cost_under_different_load_gives_overlapping_stop_ranges():
+    fitted = CONFIG.model_copy(update={"cost": CostConfig()})
+    stops = [summarise(build_ledger(series(12, cpu_noise=noise), 1, fitted.cost), stats_of([]), fitted)["stop"]
+             for noise in (0.0, 0.3)]                                    # CPU up to 30 % slower per batch
+    assert stops[0]["low"] <= stops[1]["high"] and stops[1]["low"] <= stops[0]["high"]

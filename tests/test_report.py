@@ -103,3 +103,17 @@ def test_against_continues_the_ledger_of_the_earlier_run(sample_input, tmp_path)
         assert ledgers[0][column].to_list() == ledgers[1][column].to_list(), column
     heads = [json.loads((tmp_path / d / "report/summary.json").read_text())["headline"] for d in ("out", "out-second")]
     assert heads[0] == heads[1]
+
+
+def test_rendered_report_keeps_unbounded_na_and_outside_the_law_apart():
+    from corpusslim.report import render_html, render_markdown, worth
+    from tests.test_ledger import CONFIG, build_ledger, series, stats_of, summarise
+    summary = summarise(build_ledger(series(6), 1, CONFIG.cost), stats_of([]), CONFIG)
+    summary["batches"][1].update(value_status="unbounded", value_usd=None)
+    summary["batches"][2].update(value_status="outside_law", value_usd=None)
+    page, md = render_html(summary, {}, {}), render_markdown(summary)
+    for text in (page, md):
+        assert ">n/a<" in text or "| n/a |" in text
+        assert "unbounded" in text and "outside the law" in text
+    assert [worth(s, None) for s in ("unbounded", "outside_law", "n/a")] == ["unbounded", "outside the law", "n/a"]
+    assert worth("priced", 0.0) == "$0"
