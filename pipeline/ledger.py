@@ -1,4 +1,4 @@
-"""The marginal-utility ledger: one row per batch in arrival order (repo DESIGN section 4).
+"""The marginal-utility ledger: one row per batch in arrival order (docs/ARCHITECTURE.md).
 
 A batch is ``batch_shards`` consecutive input shards. Built from the per-shard results the stages report (counts,
 bytes and CPU seconds); no stage knows about it. With a dedup stage, kept documents are unique by first arrival
