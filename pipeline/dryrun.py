@@ -18,6 +18,7 @@ import polars as pl
 from corpusslim.config import RunConfig
 from corpusslim.errors import ConfigError
 from corpusslim.inputs import shards_of
+from corpusslim.lines import line_stats
 from corpusslim.resources import STARTUP
 from corpusslim.sampling import InputTotals, draw_sample
 from corpusslim.stages import STAGES, build_stage
@@ -133,11 +134,13 @@ def dry_run(config: RunConfig, name: str, sample: int = 1000, seed: int = 0, wor
     observed = _observe(config, [build_stage(c) for c in before_configs], target, docs, totals)
     workers = workers or config.workers or os.cpu_count() or 1
     reasons = _removals(observed, target.is_global)
+    removed_lines = line_stats([observed.annotated]) if target.edits_lines else {}
     report = {
         "stage": name,
         "config": target.config.model_dump(mode="json"),
         "sample": _sample_section(observed, sample, seed),
         "removed": reasons,
+        "lines_removed": removed_lines,
         "kept": {"docs": observed.survivors.height,
                  "tokens": int(observed.survivors["n_tokens"].sum()) if observed.reached.height else 0},
         "thresholds": [{**{k: v for k, v in t.items() if k != "values"}, "n": len(t["values"]),
@@ -145,7 +148,7 @@ def dry_run(config: RunConfig, name: str, sample: int = 1000, seed: int = 0, wor
                        for t in target.thresholds(observed.annotated)],
         "cpu": _cpu_section(observed),
         "projection": _projection(observed, reasons, workers, config.cost.usd_per_cpu_hour),
-        "unseen_reasons": _unseen(observed, target),
+        "unseen_reasons": _unseen(observed, target, set(removed_lines)),
         "dry_run_wall_seconds": round(time.perf_counter() - started, 3),
         "notes": [DEDUP_CAVEAT] if target.is_global else [],
     }
@@ -239,10 +242,11 @@ def _projection(o: Observed, reasons: list[dict], workers: int, usd_per_cpu_hour
     }
 
 
-def _unseen(o: Observed, target: Stage) -> dict:
-    """Reasons the sample never saw, with the upper end of their rate (zero events in the sample)."""
+def _unseen(o: Observed, target: Stage, line_reasons: set[str]) -> dict:
+    """Reasons the sample never saw (documents or lines), with the upper end of their rate (zero events)."""
     high = wilson(0, o.reached.height)[1]
-    return {"codes": sorted(set(target.reasons) - set(o.removed["reject_reason"])), "pct_high": 100 * high,
+    seen = set(o.removed["reject_reason"]) | line_reasons
+    return {"codes": sorted(set(target.reasons) - seen), "pct_high": 100 * high,
             "projected_docs_high": round(o.population * high)}
 
 
@@ -260,6 +264,8 @@ def format_dry_run(r: dict) -> str:
                      f"({x['projected_docs_low']:,}–{x['projected_docs_high']:,})")
     if not r["removed"]:
         lines.append("  nothing")
+    for reason, x in r["lines_removed"].items():
+        lines.append(f"  {reason:<24} {x['lines']:>6,} lines {x['tokens']:>9,} tokens (lines removed, documents kept)")
     unseen = r["unseen_reasons"]
     if unseen["codes"]:
         lines.append(f"  not seen in the sample (each below {unseen['pct_high']:.2f}% at 95%, ≤ "

@@ -13,9 +13,9 @@ from pydantic import Field
 from corpusslim.cli import main
 from corpusslim.config import load_config
 from corpusslim.dryrun import dry_run, wilson
+from corpusslim.inputs import discover_shards
 from corpusslim.plan import plan, run_chain
 from corpusslim.sampling import allocate, draw_sample
-from corpusslim.inputs import discover_shards
 from corpusslim.stages import STAGES, all_reasons
 from corpusslim.stages.base import Stage, StageConfig
 from corpusslim.stages.lid import LidConfig
@@ -24,7 +24,8 @@ from corpusslim.stages.quality import QualityStageConfig
 from corpusslim.stages.segment import SegmentConfig
 from tests.conftest import SAMPLE, write_config
 
-REPORT_KEYS = {"stage", "config", "sample", "removed", "unseen_reasons", "kept", "thresholds", "cpu", "projection",
+REPORT_KEYS = {"stage", "config", "sample", "removed", "lines_removed", "unseen_reasons", "kept", "thresholds", "cpu",
+               "projection",
                "dry_run_wall_seconds", "notes"}
 
 
@@ -113,7 +114,7 @@ def test_stages_listing():
     quality = next(s for s in listed["stages"] if s["kind"] == "quality")
     assert any(c["key"] == "gopher_quality.min_words" and c["default"] == 50 for c in quality["config"])
     dedup = next(s for s in listed["stages"] if s["kind"] == "dedup")
-    assert dedup["requires"] == ["lid"] and dedup["after"] == ["segment"]
+    assert dedup["requires"] == ["lid"] and dedup["after"] == ["segment", "lines"]
 
 
 class _WordListConfig(StageConfig):
@@ -131,7 +132,7 @@ def test_stages_text_names_required_keys_and_order(monkeypatch):
     block = text[text.index("\nwordlist"):]
     assert "needs lid earlier" in block and "words (required)  # words that reject a document" in block
     assert "PydanticUndefined" not in text
-    assert "dedup · global (all shards) · needs lid earlier · after segment when configured" in text
+    assert "dedup · global (all shards) · needs lid earlier · after segment, lines when configured" in text
 
 
 def test_reordering_local_filters_keeps_the_same_documents():

@@ -107,3 +107,6 @@ def test_dry_run_knows_the_stage(kind, tmp_path):
     report = dry_run(config, kind, sample=60, seed=1)
     assert report["stage"] == kind
     assert {r["reason"] for r in report["removed"]} <= set(STAGES[kind].reasons)
+    line_reasons = set(report["lines_removed"])
+    assert line_reasons <= set(STAGES[kind].reasons) and not line_reasons & set(report["unseen_reasons"]["codes"])
+    assert bool(line_reasons) == STAGES[kind].edits_lines  # the sample's web pages lose some lines

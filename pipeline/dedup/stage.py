@@ -25,7 +25,7 @@ class DedupStage(GlobalStage):
     }
     columns = ("dup_cluster", "dup_of")
     requires = ("lid",)
-    after = ("segment",)  # Chinese documents are shingled on the words of ``seg``
+    after = ("segment", "lines")  # Chinese documents are shingled on the words of ``seg``, of the cleaned text
     Linker = DedupLinker
 
     def __init__(self, config: DedupConfig, duplicates: pl.DataFrame | None = None):
