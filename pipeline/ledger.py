@@ -74,6 +74,8 @@ def build_ledger(shard_results: list[dict], batch_shards: int, cost: CostConfig,
     _check_quarantine(shard_results)
     rows = _batch_rows(sorted(shard_results, key=lambda r: r["index"]), batch_shards)
     first = 0 if prior is None or prior.is_empty() else int(prior["batch"].max()) + 1
+    if first and "storage_usd" not in prior.columns:   # a ledger written before costs had components
+        prior = _with_costs(prior, cost).with_columns(cum_cost_usd=pl.col("cost_usd").cum_sum())
     if not rows:
         return prior if prior is not None else pl.DataFrame(schema={"batch": pl.Int64})
     new = pl.DataFrame([{"batch": first + i, **row} for i, (_, row) in enumerate(sorted(rows.items()))],

@@ -152,3 +152,11 @@ def test_measured_cost_under_different_load_gives_overlapping_stop_ranges():
     stops = [summarise(build_ledger(series(12, cpu_noise=noise), 1, fitted.cost), stats_of([]), fitted)["stop"]
              for noise in (0.0, 0.3)]                                    # CPU up to 30 % slower per batch
     assert stops[0]["low"] <= stops[1]["high"] and stops[1]["low"] <= stops[0]["high"]
+
+
+def test_against_a_ledger_without_cost_components_recomputes_them():
+    results = series(10)
+    old = build_ledger(results[:6], 1, CONFIG.cost).drop("cpu_usd", "acquisition_usd", "storage_usd", "kept_bytes")
+    continued = build_ledger([dict(r, index=r["index"] - 6) for r in results[6:]], 1, CONFIG.cost, prior=old)
+    single = build_ledger(results, 1, CONFIG.cost)
+    assert continued["cum_cost_usd"].to_list() == pytest.approx(single["cum_cost_usd"].to_list())
