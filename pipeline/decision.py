@@ -168,8 +168,9 @@ def _forward(fit: CurveFit, config: RunConfig, basis: CostBasis, R: float, U: fl
     counts = batches_worth(inc, U, per_token, fixed, basis.storage_usd_per_unique_token * scale)
     band = stop_range(counts, HORIZON, fit.level)
     exact = _exact_stop(band.batches_more, inc[0], U, config, basis, dr)
-    return {"batches_more": exact, "low": band.low, "high": band.high, "horizon": HORIZON,
-            "beyond_horizon": band.beyond, "checked": band.low <= exact <= band.high}
+    return {"batches_more": band.batches_more if exact is None else exact, "low": band.low, "high": band.high,
+            "horizon": HORIZON, "beyond_horizon": band.beyond,
+            "checked": exact is not None and band.low <= exact <= band.high}
 
 
 def _status_usd(value: ValueConfig, u: float, du: float) -> tuple[str, float | None]:
@@ -177,9 +178,10 @@ def _status_usd(value: ValueConfig, u: float, du: float) -> tuple[str, float | N
     return b.status, b.usd
 
 
-def _exact_stop(k: int, inc: np.ndarray, U: float, config: RunConfig, basis: CostBasis, dr: float) -> int:
+def _exact_stop(k: int, inc: np.ndarray, U: float, config: RunConfig, basis: CostBasis, dr: float) -> int | None:
     """The point forecast's stop count with exact prices, searched from the interpolated count ``k``: the first
-    batch whose value is below its full cost (at most ``EXACT_STEPS`` batches away; else ``k`` stands)."""
+    batch whose value is below its full cost, or the horizon when the last one is not; None when that is more than
+    ``EXACT_STEPS`` batches from ``k``."""
     scale = 1.0 / config.value.sample_fraction
     before = U + np.cumsum(inc) - inc
 
@@ -189,8 +191,6 @@ def _exact_stop(k: int, inc: np.ndarray, U: float, config: RunConfig, basis: Cos
         return worth < float(basis.batch(dr, inc[j])) * scale
 
     j = min(k, len(inc) - 1)
-    if k >= len(inc):
-        return k
     for _ in range(EXACT_STEPS):
         if not below(j):
             if j + 1 >= len(inc):
@@ -200,7 +200,7 @@ def _exact_stop(k: int, inc: np.ndarray, U: float, config: RunConfig, basis: Cos
             j -= 1
         else:
             return j
-    return k
+    return None
 
 
 def _future_rows(fit: CurveFit, R: list[float], U: list[float], C: list[float], config: RunConfig,
@@ -231,7 +231,7 @@ def _stop_words(stop: dict) -> str:
     if "reason" in stop:
         return f"no stop point ({stop['reason']})"
     k, lo, hi = stop["batches_more"], stop["low"], stop["high"]
-    if stop["beyond_horizon"] and lo >= stop["horizon"]:
+    if stop["beyond_horizon"] and lo >= stop["horizon"] and stop["checked"]:
         return f"keep going: every one of the next {stop['horizon']} batches is expected to be worth its cost"
     if hi == 0:
         return "stop now: it is expected to be worth less than it costs"
