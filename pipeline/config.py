@@ -74,11 +74,13 @@ class ValueConfig(Strict):
 
 class InputLimits(Strict):
     max_doc_chars: int = Field(1_000_000, ge=1, description="longer documents are rejected as input/too_long")
-    # A unit of work holds about 50 times its text in memory at its peak (all annotations, dedup keys, the
-    # outputs being written): 20,000 documents or 64 MB of text keeps a worker near 1.5 GB on web text.
-    chunk_rows: int | None = Field(20_000, ge=1, description="a Parquet file with more rows is cut into parts "
+    # A worker holds ~600 MB of models and about 23 times a unit's text at its peak (bench/big_shards.py: 726 MB
+    # for units of 5,000 sample documents, 1,152 MB for 20,000 = 24 MB of text): 10,000 documents or 32 MB of
+    # text keep a worker under ~1.5 GB.
+    chunk_rows: int | None = Field(10_000, ge=1, description="a Parquet file with more rows is cut into parts "
                                    "(row-group ranges) processed as separate tasks; null: never cut")
-    chunk_mb: float | None = Field(64.0, gt=0, description="likewise, by MB of text (from the Parquet footer)")
+    chunk_mb: float | None = Field(32.0, gt=0, description="likewise, by MB of text (from the Parquet footer); "
+                                   "JSON Lines files that may hold more are split into Parquet parts first")
 
 
 class RunConfig(Strict):
