@@ -33,7 +33,7 @@ def test_config_error_names_key(tmp_path, overrides, key, words):
 
 def test_missing_input_names_key(tmp_path):
     cfg = load_config(write_config(tmp_path, input="nowhere/*.parquet"))
-    with pytest.raises(ConfigError, match=r"input: no Parquet shards match .*nowhere"):
+    with pytest.raises(ConfigError, match=r"input: no input files \(Parquet or JSON Lines\) match .*nowhere"):
         run(cfg)
 
 

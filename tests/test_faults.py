@@ -110,7 +110,7 @@ def test_malformed_and_hostile_input(sample_input, tmp_path):
 @pytest.mark.slow
 def test_empty_glob_and_dashboard_on_loopback(tmp_path):
     result = CliRunner().invoke(main, ["run", str(write_config(tmp_path, input="nothing/*.parquet"))])
-    assert result.exit_code != 0 and "no Parquet shards match" in result.output
+    assert result.exit_code != 0 and "no input files (Parquet or JSON Lines) match" in result.output
     with dask_client(workers=1) as client:
         assert client.scheduler.address.startswith("tcp://127.0.0.1:")
         assert client.dashboard_link is None or "127.0.0.1" in client.dashboard_link
