@@ -1083,7 +1083,8 @@ class Bench:
         o = self.run(command(self.config, out, self.workers, "--input", str(root / "nothing" / "*.parquet")),
                      "bad-empty-glob")
         message = last_line(o.stderr)
-        ok = o.rc not in (0, None) and "no input files (Parquet or JSON Lines) match" in message and not has_traceback(o.stderr)
+        ok = (o.rc not in (0, None) and "no input files (Parquet or JSON Lines) match" in message
+              and not has_traceback(o.stderr))
         self.record("input", "input glob matching nothing", f"exit {o.rc}: `{message[:200]}`; output dir "
                     f"{'created' if out.exists() else 'not created'}", o.seconds, None, ok)
 
