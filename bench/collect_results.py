@@ -314,7 +314,7 @@ def extract_marginal_curve(d: dict) -> dict:
             "model": model, "holdout_error": get(curve, "holdout_error", model) if model else None,
             "gamma": get(curve, "gamma"), "marginal_yield": get(curve, "marginal_yield"),
             "marginal_yield_band": get(curve, "marginal_yield_band"),
-            "stop_observed_batch": get(c, "report", "stopping", "observed_batch"),
+            "stop_batches_more": get(c, "report", "stop", "batches_more"),
             "observed_yield_last3": get(c, "prefixes", -1, "observed_yield_last3"),
             "copies_kept": sum(num(get(b, "copies_kept")) or 0 for b in batches) if batches else None,
             "copies": sum(num(get(b, "copies")) or 0 for b in batches) if batches else None,
@@ -348,7 +348,7 @@ def render_marginal_curve(h: dict) -> list[str]:
              f"({band(get(c, 'marginal_yield_band', 0), get(c, 'marginal_yield_band', 1), 'f3')})"
              for c in cs)),
         row("observed yield, last 3 batches", (fmt(c["observed_yield_last3"], "f3") for c in cs)),
-        row("stopping point (observed batch)", (fmt(c["stop_observed_batch"], "int") for c in cs)),
+        row("more batches worth processing (point fit)", (fmt(c["stop_batches_more"], "int") for c in cs)),
         row("planted copies missed by dedup", (f"{fmt(c['copies_kept'], 'int')} of {fmt(c['copies'], 'int')}"
                                                for c in cs)),
         row("extrapolation: model fitted on the first half (γ)",

@@ -94,7 +94,7 @@ def test_ledger(reference):
     assert (ledger["cum_unique_tokens"].diff().drop_nulls() >= 0).all()
     assert ledger["cum_raw_tokens"][-1] == stats["totals"]["tokens_in"]
     cpu = ledger["cpu_seconds"] + ledger["startup_cpu_seconds"]
-    assert (ledger["cost_usd"] - cpu / 3600 * 0.0425).abs().max() < 1e-12 and ledger["cost_usd"].min() > 0
+    assert (ledger["cpu_usd"] - cpu / 3600 * 0.0425).abs().max() < 1e-12 and ledger["cost_usd"].min() > 0
     assert cpu.sum() == pytest.approx(stats["totals"]["cpu_seconds"], rel=1e-3)
     assert ledger["startup_cpu_seconds"].n_unique() == 1 and ledger["startup_cpu_seconds"][0] > 0
     for stage in ("lid", "segment", "dedup", "quality"):
