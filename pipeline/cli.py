@@ -2,10 +2,13 @@
 from __future__ import annotations
 
 import sys
+from contextlib import contextmanager
 
 import click
 
 from corpusslim.errors import CorpusSlimError
+
+INTERRUPTED = 130  # 128 + SIGINT, the shell's status for a command ended by Ctrl-C
 
 
 class ConsoleProgress:
@@ -44,7 +47,30 @@ class ConsoleProgress:
             self.bar = None
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class Main(click.Group):
+    """The command group; Ctrl-C ends any command with one line and status 130, no traceback."""
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except KeyboardInterrupt:
+            resumable = ctx.invoked_subcommand == "run"
+            click.echo("\ninterrupted" + ("; rerun the same command to resume" if resumable else ""), err=True)
+            ctx.exit(INTERRUPTED)
+
+
+@contextmanager
+def user_errors():
+    """A user's mistake (a CorpusSlimError, an unwritable path) as one ``Error:`` line and status 1."""
+    try:
+        yield
+    except CorpusSlimError as exc:
+        raise click.ClickException(str(exc)) from None
+    except OSError as exc:  # e.g. the output directory cannot be created
+        raise click.ClickException(f"{exc.filename or ''}: {exc.strerror or exc}") from None
+
+
+@click.group(cls=Main, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="corpusslim", message="%(prog)s %(version)s")
 def main() -> None:
     """CorpusSlim: clean pretraining data on Dask and price each batch by the unique tokens it adds."""
@@ -52,106 +78,119 @@ def main() -> None:
 
 @main.command("run")
 @click.argument("config", type=click.Path(dir_okay=False))
-@click.option("--input", "input_", help="Parquet file, directory or glob (overrides the config's input).")
+@click.option("--input", "input_", help="Input file, directory or glob (overrides the config's input).")
 @click.option("--output", help="Run directory (overrides the config's output).")
-@click.option("--workers", type=int, help="Local Dask worker processes (default: config, else CPU count).")
+@click.option("--workers", type=click.IntRange(min=1),
+              help="Local Dask worker processes (default: config, else CPU count); at most 4 per core and one per "
+                   "1.5 GB of RAM unless --force.")
 @click.option("--scheduler", help="Address of an existing Dask scheduler, e.g. tcp://10.0.0.5:8786.")
-@click.option("--force", is_flag=True, help="Replace an output directory that holds a run of another config.")
+@click.option("--scheduler-file", type=click.Path(dir_okay=False),
+              help="Scheduler file of an existing Dask cluster (dask-jobqueue, dask-mpi, dask scheduler "
+                   "--scheduler-file).")
+@click.option("--force", is_flag=True,
+              help="Replace an output directory that holds a run of another config; allow more local workers than "
+                   "the machine's bound.")
 @click.option("--against", "against", type=click.Path(file_okay=False),
               help="A finished run directory: dedup the new shards against everything it (and its own --against) saw.")
 def run_cmd(config: str, input_: str | None, output: str | None, workers: int | None, scheduler: str | None,
-            force: bool, against: str | None) -> None:
+            scheduler_file: str | None, force: bool, against: str | None) -> None:
     """Run the batch job of CONFIG (resumes an interrupted run of the same config)."""
-    from corpusslim.config import load_config
-    from corpusslim.runner import run
-    from corpusslim.stats import format_summary
+    from corpusslim import api
+    from corpusslim.cluster import local_workers_problem, scheduler_address
 
+    if scheduler and scheduler_file:
+        raise click.UsageError("give --scheduler or --scheduler-file, not both")
+    if scheduler_file:
+        try:
+            scheduler = scheduler_address(scheduler_file)
+        except ValueError as exc:
+            raise click.BadParameter(f"{scheduler_file}: {exc}", param_hint="'--scheduler-file'") from None
+    problem = workers and not scheduler and not force and local_workers_problem(workers)
+    if problem:
+        raise click.BadParameter(problem, param_hint="'--workers'")
     progress = ConsoleProgress()
     try:
-        cfg = load_config(config, {"input": input_, "output": output, "workers": workers})
-        stats = run(cfg, scheduler=scheduler, force=force, progress=progress, against=against)
-    except CorpusSlimError as exc:
-        raise click.ClickException(str(exc)) from None
-    except OSError as exc:  # e.g. the output directory cannot be created
-        raise click.ClickException(f"{exc.filename or ''}: {exc.strerror or exc}") from None
+        with user_errors():
+            result = api.run(config, input=input_, output=output, workers=workers, scheduler=scheduler,
+                             against=against, force=force, progress=progress)
     finally:
         progress.close()
-    click.echo(format_summary(stats))
-    click.echo(f"output: {cfg.output} (report: {cfg.output}/report/index.html)")
-    click.echo(stats["recommendation"])
+    click.echo(result.summary())
+    click.echo(f"output: {result.output} (report: {result.report})")
+    click.echo(result.headline)
 
 
 @main.command("report")
 @click.argument("run_dir")
 def report_cmd(run_dir: str) -> None:
     """Rebuild the marginal-benefit report of RUN_DIR (report/index.html, summary.json, summary.md)."""
-    import json
+    from corpusslim import api, storage
 
-    from corpusslim import storage
-    from corpusslim.config import parse_config
-    from corpusslim.report import write_report
-    from corpusslim.runner import CONFIG_FILE
-
-    path = storage.join(run_dir, CONFIG_FILE)
-    try:
-        config = parse_config(json.loads(storage.read_text(path)), path)
-        summary = write_report(run_dir, config)
-    except FileNotFoundError as exc:
-        raise click.ClickException(f"{run_dir}: not a finished run ({exc.filename} missing)") from None
-    except CorpusSlimError as exc:
-        raise click.ClickException(str(exc)) from None
-    click.echo(storage.join(run_dir, "report", "index.html"))
+    with user_errors():
+        summary = api.rebuild_report(run_dir)
+    click.echo(storage.join(storage.absolute(run_dir), "report", "index.html"))
     click.echo(summary["recommendation"])
 
 
+def _stage_name(ctx: click.Context, param: click.Parameter, name: str) -> str:
+    from corpusslim.inputs import INPUT_REASONS
+    from corpusslim.stages import STAGES
+
+    if name == "input":
+        raise click.BadParameter(f"'input' is the step before every stage (reasons {', '.join(INPUT_REASONS)}), not "
+                                 f"a stage of its own; stages: {', '.join(STAGES)}")
+    if name not in STAGES:
+        raise click.BadParameter(f"unknown stage {name!r}; stages: {', '.join(STAGES)}")
+    return name
+
+
 @main.command("stage")
-@click.argument("name")
+@click.argument("name", callback=_stage_name)
 @click.argument("config", type=click.Path(dir_okay=False))
-@click.option("--dry-run", is_flag=True, required=True, help="Run on a sample and write nothing (the only mode).")
-@click.option("--sample", "sample", type=int, default=1000, show_default=True, help="Documents in the sample.")
+@click.option("--dry-run", is_flag=True, help="Accepted for compatibility: a dry run is the only mode.")
+@click.option("--sample", "sample", type=click.IntRange(min=1), default=1000, show_default=True,
+              help="Documents in the sample.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the sample.")
-@click.option("--input", "input_", help="Parquet file, directory or glob (overrides the config's input).")
-@click.option("--workers", type=int, help="Cluster size for the projected wall time (default: config, else CPUs).")
+@click.option("--input", "input_", help="Input file, directory or glob (overrides the config's input).")
+@click.option("--workers", type=click.IntRange(min=1),
+              help="Cluster size for the projected wall time (default: config, else CPUs).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 def stage_cmd(name: str, config: str, dry_run: bool, sample: int, seed: int, input_: str | None,
               workers: int | None, as_json: bool) -> None:
-    """Dry run of stage NAME: what it would remove on a sample, why, and what the full run would cost."""
+    """Dry run of stage NAME on a sample, writing nothing: what it would remove, why, and what the full run would
+    cost."""
     import json
 
-    from corpusslim.config import load_config
-    from corpusslim.dryrun import dry_run as run_dry
+    from corpusslim import api
     from corpusslim.dryrun import format_dry_run
 
-    try:
-        report = run_dry(load_config(config, {"input": input_}), name, sample, seed, workers)
-    except CorpusSlimError as exc:
-        raise click.ClickException(str(exc)) from None
+    with user_errors():
+        report = api.dry_run(name, config, sample=sample, seed=seed, input=input_, workers=workers)
     click.echo(json.dumps(report, ensure_ascii=False) if as_json else format_dry_run(report))
 
 
 @main.command("plan")
 @click.argument("config", type=click.Path(dir_okay=False))
-@click.option("--sample", "sample", type=int, default=1000, show_default=True, help="Documents in the sample.")
+@click.option("--sample", "sample", type=click.IntRange(min=1), default=1000, show_default=True,
+              help="Documents in the sample.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the sample.")
-@click.option("--write", "write", type=click.Path(dir_okay=False), help="Write the reordered config to this file.")
+@click.option("--write", "write", type=click.Path(dir_okay=False),
+              help="Write the reordered config to this file (paths relative to it, a new output directory).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 def plan_cmd(config: str, sample: int, seed: int, write: str | None, as_json: bool) -> None:
     """Propose the stage order (and a cheap pre-filter) that minimises CPU per kept token, checked on a sample."""
     import json
 
-    from corpusslim.config import load_config
-    from corpusslim.plan import format_plan, plan, prefilter_bound, reordered_yaml
+    from corpusslim import api
+    from corpusslim.plan import format_plan, write_planned_config
 
-    try:
-        cfg = load_config(config)
-        result = plan(cfg, sample, seed)
-    except CorpusSlimError as exc:
-        raise click.ClickException(str(exc)) from None
+    with user_errors():
+        result = api.plan_order(config, sample=sample, seed=seed)
     click.echo(json.dumps(result) if as_json else format_plan(result))
     if write:
-        with open(write, "w", encoding="utf-8") as f:
-            f.write(reordered_yaml(config, result["proposed"]["order"], prefilter_bound(list(cfg.stages))))
-        click.echo(f"wrote {write}", err=True)
+        with user_errors():
+            output = write_planned_config(config, result, write)
+        click.echo(f"wrote {write} (output: {output})", err=True)
 
 
 @main.command("stages")
@@ -160,7 +199,7 @@ def stages_cmd(as_json: bool) -> None:
     """List the stages, their reason codes and their config keys with defaults."""
     import json
 
-    from corpusslim.shard_io import INPUT_REASONS
+    from corpusslim.inputs import INPUT_REASONS
     from corpusslim.stages import describe_stages
 
     stages = describe_stages()

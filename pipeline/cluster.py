@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import importlib
 import importlib.metadata
+import json
 import logging
 import os
+import signal
+import threading
 from contextlib import contextmanager
 
 from distributed import Client, LocalCluster
@@ -29,10 +32,62 @@ def dask_client(workers: int | None = None, scheduler: str | None = None):
             yield client
         return
     n = workers or os.cpu_count() or 1
-    with LocalCluster(n_workers=n, threads_per_worker=1, processes=True, host="127.0.0.1",
-                      dashboard_address="127.0.0.1:0", silence_logs=logging.CRITICAL) as cluster, \
-            Client(cluster) as client:
+    with _workers_ignore_sigint():
+        cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True, host="127.0.0.1",
+                               dashboard_address="127.0.0.1:0", silence_logs=logging.CRITICAL)
+    with cluster, Client(cluster) as client:
         yield client
+
+
+@contextmanager
+def _workers_ignore_sigint():
+    """Worker processes started inside inherit SIGINT ignored: Ctrl-C reaches the whole process group, and only
+    the driver should act on it (it closes the cluster); a worker would print Dask's traceback instead."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+# Bounds of local workers (ours): one single-threaded process per worker, so beyond 4 per core they only time-share
+# the cores; a worker's peak memory measured 771 MB at 1M documents (README, "scale"), so 1.5 GB each leaves room.
+MAX_WORKERS_PER_CORE = 4
+MIN_GB_PER_WORKER = 1.5
+
+
+def local_workers_problem(n: int) -> str | None:
+    """Why ``n`` local worker processes are too many for this machine (one line), or None when they fit."""
+    import psutil
+
+    cores = os.cpu_count() or 1
+    ram_gb = psutil.virtual_memory().total / 2**30
+    if n > MAX_WORKERS_PER_CORE * cores:
+        return (f"{n} worker processes on {cores} cores is more than {MAX_WORKERS_PER_CORE} per core (they would only "
+                f"time-share the cores); use at most {MAX_WORKERS_PER_CORE * cores}, or --force")
+    if ram_gb / n < MIN_GB_PER_WORKER:
+        return (f"{n} worker processes with {ram_gb:.1f} GB of RAM leave {ram_gb / n:.2f} GB each, below "
+                f"{MIN_GB_PER_WORKER} GB; use at most {max(1, int(ram_gb / MIN_GB_PER_WORKER))}, or --force")
+    return None
+
+
+def scheduler_address(scheduler_file: str) -> str:
+    """The address in a Dask scheduler file (the JSON that ``dask scheduler --scheduler-file``, dask-jobqueue and
+    dask-mpi write, read by ``distributed.Client(scheduler_file=...)``); ValueError saying what is wrong."""
+    try:
+        with open(scheduler_file, encoding="utf-8") as f:
+            info = json.load(f)
+    except OSError as exc:
+        raise ValueError(f"cannot read it ({exc.strerror})") from None
+    except ValueError:
+        raise ValueError("not a Dask scheduler file (not JSON)") from None
+    address = info.get("address") if isinstance(info, dict) else None
+    if not isinstance(address, str) or not address:
+        raise ValueError("not a Dask scheduler file (no 'address')")
+    return address
 
 
 def worker_problems(paths: list[str], version: str | None) -> list[str]:

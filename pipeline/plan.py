@@ -159,7 +159,10 @@ def planned_output(output: str, target: str) -> str:
 
 
 def _relative(path: str, directory: str) -> str:
-    return path if "://" in path else os.path.relpath(path, directory)
+    """``path`` relative to ``directory`` when they share a tree below the root (else absolute; URLs untouched)."""
+    if "://" in path or os.path.commonpath([path, directory]) == os.path.sep:
+        return path
+    return os.path.relpath(path, directory)
 
 
 def write_planned_config(config_path: str, result: dict, target: str) -> str:

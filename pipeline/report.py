@@ -16,6 +16,7 @@ from corpusslim.config import RunConfig
 from corpusslim.decision import json_safe, si, summarise
 from corpusslim.filters.minhash import jaccard, shingles
 from corpusslim.inputs import Columns
+from corpusslim.stats import quarantine_message
 from corpusslim.text import printable
 from corpusslim.value import format_usd
 
@@ -250,7 +251,7 @@ def render_html(summary: dict, figures: dict[str, tuple[str, str]], samples: dic
                    in sections(summary))
     imgs = "".join(f'<figure><img alt="{esc(cap)}" src="data:image/png;base64,{png}"><figcaption>{esc(cap)}'
                    f"</figcaption></figure>" for cap, png in figures.values())
-    quarantined = "".join(f"<li>{esc(q['path'])}: {esc(q['error'])}</li>" for q in summary["quarantined"])
+    quarantined = "".join(f"<li>{esc(quarantine_message(q))}</li>" for q in summary["quarantined"])
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>CorpusSlim marginal-benefit report</title>
 <style>body{{font-family:sans-serif;max-width:1100px;margin:2em auto;color:#222}}table{{border-collapse:collapse;
@@ -274,7 +275,7 @@ def render_markdown(summary: dict) -> str:
         if rows:
             lines += ["", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
             lines += ["| " + " | ".join(r) + " |" for r in rows]
-    lines += [f"- quarantined: {q['path']}: {q['error']}" for q in summary["quarantined"]]
+    lines += [f"- quarantined: {quarantine_message(q)}" for q in summary["quarantined"]]
     return "\n".join(lines) + "\n"
 
 

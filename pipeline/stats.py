@@ -59,6 +59,11 @@ def _pct(part: int, whole: int) -> str:
     return f"{100 * part / whole:.1f}%" if whole else "-"
 
 
+def quarantine_message(q: dict) -> str:
+    """A quarantined shard's error naming its path once (input errors start with the path)."""
+    return q["error"] if q["error"].startswith(q["path"]) else f"{q['path']}: {q['error']}"
+
+
 def format_summary(stats: dict) -> str:
     """The end-of-run table a person reads: per stage, documents and tokens in, kept and removed by reason."""
     rows = [("stage", "reason", "docs", "tokens", "% docs", "cpu s")]
@@ -77,7 +82,7 @@ def format_summary(stats: dict) -> str:
                  f"kept {t['docs_kept']:,}, rejected {t['docs_rejected']:,} · tokens in {t['tokens_in']:,}, kept "
                  f"{t['tokens_kept']:,} · wall {t['wall_seconds']:.1f} s · CPU {t['cpu_seconds']:.1f} s")
     for q in stats["quarantined"]:
-        lines.append(f"QUARANTINED {q['path']}: {q['error']}")
+        lines.append(f"QUARANTINED {quarantine_message(q)}")
     if stats.get("removed_shards"):
         lines.append(f"WARNING: {len(stats['removed_shards'])} shards of an earlier run are no longer in the input; "
                      f"their outputs were deleted: {', '.join(stats['removed_shards'][:5])}")
