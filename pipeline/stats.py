@@ -13,14 +13,23 @@ def merge_stage_stats(per_shard: Iterable[list[dict]]) -> list[dict]:
                                                "tokens_out": 0, "removed": {}, "cpu_seconds": 0.0})
             for key in ("docs_in", "tokens_in", "docs_out", "tokens_out", "cpu_seconds"):
                 m[key] += s[key]
-            for reason, r in s["removed"].items():
-                slot = m["removed"].setdefault(reason, {"docs": 0, "tokens": 0})
-                slot["docs"] += r["docs"]
-                slot["tokens"] += r["tokens"]
+            _add(m["removed"], s["removed"])
+            if "lines_removed" in s:
+                _add(m.setdefault("lines_removed", {}), s["lines_removed"])
     for m in merged.values():
         m["cpu_seconds"] = round(m["cpu_seconds"], 3)
         m["removed"] = dict(sorted(m["removed"].items()))
+        if "lines_removed" in m:
+            m["lines_removed"] = dict(sorted(m["lines_removed"].items()))
     return list(merged.values())
+
+
+def _add(total: dict[str, dict[str, int]], part: dict[str, dict[str, int]]) -> None:
+    """Add per-reason counts (documents and tokens, or lines and tokens) into ``total``."""
+    for reason, counts in part.items():
+        slot = total.setdefault(reason, dict.fromkeys(counts, 0))
+        for key, value in counts.items():
+            slot[key] += value
 
 
 def build_stats(config_hash: str, shard_results: list[dict], batch_shards: int, wall_seconds: float,
@@ -45,6 +54,7 @@ def build_stats(config_hash: str, shard_results: list[dict], batch_shards: int, 
             "docs_rejected": sum(r["rows"]["rejected"] for r in done),
             "bytes_in": sum(r["bytes_in"] for r in done),
             "text_bytes": sum(r["text_bytes"] for r in done),
+            "output_bytes": sum(f["bytes"] for r in done for f in r.get("files", {}).values()),
             "cpu_seconds": round(cpu, 3),
             "wall_seconds": round(wall_seconds, 3),
         },
@@ -59,6 +69,14 @@ def _pct(part: int, whole: int) -> str:
     return f"{100 * part / whole:.1f}%" if whole else "-"
 
 
+def _size(n: int) -> str:
+    """Bytes in kB, MB or GB with three significant digits."""
+    for unit, scale in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
+        if n >= scale:
+            return f"{n / scale:.3g} {unit}"
+    return f"{n} B"
+
+
 def quarantine_message(q: dict) -> str:
     """A quarantined shard's error naming its path once (input errors start with the path)."""
     return q["error"] if q["error"].startswith(q["path"]) else f"{q['path']}: {q['error']}"
@@ -71,6 +89,8 @@ def format_summary(stats: dict) -> str:
         rows.append((s["stage"], "in", f"{s['docs_in']:,}", f"{s['tokens_in']:,}", "", f"{s['cpu_seconds']:.2f}"))
         for reason, r in s["removed"].items():
             rows.append(("", f"- {reason}", f"{r['docs']:,}", f"{r['tokens']:,}", _pct(r["docs"], s["docs_in"]), ""))
+        for reason, r in s.get("lines_removed", {}).items():
+            rows.append(("", f"- {reason} (lines)", f"{r['lines']:,} lines", f"{r['tokens']:,}", "", ""))
         rows.append(("", "kept", f"{s['docs_out']:,}", f"{s['tokens_out']:,}", _pct(s["docs_out"], s["docs_in"]), ""))
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     lines = ["  ".join(cell.ljust(w) if i < 2 else cell.rjust(w) for i, (cell, w) in enumerate(zip(row, widths)))
@@ -81,6 +101,10 @@ def format_summary(stats: dict) -> str:
     lines.append(f"shards {stats['shards']['done']}/{stats['shards']['total']} done · documents in {t['docs_in']:,}, "
                  f"kept {t['docs_kept']:,}, rejected {t['docs_rejected']:,} · tokens in {t['tokens_in']:,}, kept "
                  f"{t['tokens_kept']:,} · wall {t['wall_seconds']:.1f} s · CPU {t['cpu_seconds']:.1f} s")
+    if t.get("bytes_in"):
+        lines.append(f"written {_size(t['output_bytes'])} to kept/, rejected/ and removed_lines/: "
+                     f"{t['output_bytes'] / t['bytes_in']:.2f}× the {_size(t['bytes_in'])} read"
+                     + (f" (dedup index/: {_size(t['index_bytes'])} more)" if t.get("index_bytes") else ""))
     for q in stats["quarantined"]:
         lines.append(f"QUARANTINED {quarantine_message(q)}")
     if stats.get("removed_shards"):
