@@ -350,25 +350,25 @@ class Elastic(Progress):
         return {w: [k for k in keys if str(k).startswith("apply_shard")] for w, keys in client.processing().items()}
 
 
-def _executed(dask_worker) -> list[str]:
-    """Keys of the tasks this worker ran to completion."""
-    return sorted({str(e[0]) for e in dask_worker.state.log if len(e) == 4 and e[1] == "put-in-memory"})
-
-
 @pytest.mark.slow
 def test_a_worker_joining_mid_map_gets_work_and_one_leaving_mid_apply_loses_nothing(reference, tmp_path):
     root, _ = reference
     external = ExternalCluster(tmp_path / "dask", 1, dict(os.environ), threads=2)
     elastic = Elastic(external)
+
+    def executed(dask_worker) -> list[str]:  # local, so it ships by value: workers cannot import this module
+        """Keys of the tasks this worker ran to completion."""
+        return sorted({str(e[0]) for e in dask_worker.state.log if len(e) == 4 and e[1] == "put-in-memory"})
+
     try:
         out = tmp_path / "out"
         run(load_config(root / "config.yaml", overrides={"output": str(out)}), scheduler=external.address,
             progress=elastic)
         with external.client() as client:
-            executed = client.run(_executed)
+            ran = client.run(executed)
     finally:
         external.close()
     assert elastic.joined and elastic.left and elastic.lost_tasks
-    assert any(k.startswith("map_shard") for k in executed.get(elastic.joined, [])), executed
+    assert any(k.startswith("map_shard") for k in ran.get(elastic.joined, [])), ran
     assert output_bytes(out) == output_bytes(root / "out")
     assert not list(out.rglob("*.tmp"))
