@@ -208,3 +208,20 @@ def test_sigint_mid_map_then_rerun_resumes_with_identical_output(reference, tmp_
     first_map = next(line for line in rerun.stderr.splitlines() if line.startswith("map ["))
     assert int(re.match(r"map \[1/(\d+)\]", first_map).group(1)) < 6, "the rerun mapped every shard again"
     assert output_bytes(out) == output_bytes(root / "out")
+
+
+@pytest.mark.slow
+def test_scheduler_file_of_an_external_cluster(reference, tmp_path):
+    """``--scheduler-file`` as dask-jobqueue and dask-mpi hand it out: the job runs on that cluster and gives the
+    local run's output."""
+    from tests.test_cluster import ExternalCluster
+
+    root, _ = reference
+    external = ExternalCluster(tmp_path / "dask", 2, dict(os.environ))
+    try:
+        result = invoke("run", str(write_config(root)), "--output", str(tmp_path / "out"), "--scheduler-file",
+                        str(external.scheduler_file))
+    finally:
+        external.close()
+    assert result.exit_code == 0, result.output
+    assert output_bytes(tmp_path / "out") == output_bytes(root / "out")
