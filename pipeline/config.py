@@ -83,9 +83,16 @@ class InputLimits(Strict):
                                    "JSON Lines files that may hold more are split into Parquet parts first")
 
 
+class SourceSpec(Strict):
+    """One data source: a name and the files it arrives as (pipeline/sources.py)."""
+
+    name: str = Field(min_length=1, pattern=r"^[^/\\]+$", description="the source's name (no slashes)")
+    input: str = Field(min_length=1, description="file, directory or glob of the source's files (or a URL)")
+
+
 class RunConfig(Strict):
-    input: str = Field(description="file, directory (searched at any depth) or glob of Parquet or JSON Lines "
-                       "(.jsonl, .jsonl.gz, .jsonl.zst) files; they arrive in sorted relative-path order")
+    input: str | None = Field(None, description="file, directory (searched at any depth) or glob of Parquet or JSON "
+                              "Lines (.jsonl, .jsonl.gz, .jsonl.zst) files; they arrive in sorted relative-path order")
     input_format: Literal[FORMATS] = Field("auto", description="auto: by extension")
     text_column: str = Field("text", min_length=1, description="the input column holding the text")
     id_column: str = Field("id", min_length=1, description="the input column holding document ids (else "
@@ -98,6 +105,13 @@ class RunConfig(Strict):
     keep_index: bool = Field(True, description="keep dedup's index/ for later --against runs")
     workers: int | None = Field(None, ge=1, description="local Dask worker processes; default: the CPU count")
     batch_shards: int = Field(1, ge=1, description="consecutive shards that form one batch of the ledger")
+    batch_tokens: float | None = Field(None, gt=0, description="instead: a batch closes at the first unit boundary "
+                                       "at or past this many raw tokens")
+    batch_docs: int | None = Field(None, ge=1, description="instead: ... at or past this many raw documents")
+    sources: list[SourceSpec] | None = Field(None, min_length=1, description="named sources, each a glob; their "
+                                             "units interleave round-robin (pipeline/sources.py); replaces input")
+    source_column: str | None = Field(None, min_length=1, description="or: the input column naming each "
+                                      "document's source")
     on_bad_shard: Literal["quarantine", "fail"] = Field(
         "quarantine", description="unreadable input shard: record it and finish the rest, or stop the job")
     limits: InputLimits = InputLimits()
@@ -121,6 +135,21 @@ class RunConfig(Strict):
             if STAGES[stage.kind].is_global and any(STAGES[k].is_global for k in seen):
                 raise ValueError(f"stages[{i}]: only one global stage per run")
             seen.append(stage.kind)
+        return self
+
+    @model_validator(mode="after")
+    def _sources(self) -> RunConfig:
+        if (self.input is None) == (self.sources is None):
+            raise ValueError("give exactly one of input and sources")
+        if self.sources is not None and self.source_column is not None:
+            raise ValueError("sources and source_column exclude each other (sources sets the column 'source')")
+        names = [s.name for s in self.sources or []]
+        if len(set(names)) < len(names):
+            raise ValueError(f"sources: names must be unique, got {', '.join(names)}")
+        sized = [k for k in ("batch_shards", "batch_tokens", "batch_docs") if k in self.model_fields_set
+                 and getattr(self, k) is not None]
+        if len(sized) > 1:
+            raise ValueError(f"give one of batch_shards, batch_tokens and batch_docs, not {' and '.join(sized)}")
         return self
 
     @model_validator(mode="after")
@@ -196,6 +225,9 @@ def load_config(path: str | Path, overrides: dict | None = None) -> RunConfig:
         for key in PATH_KEYS:
             if isinstance(data.get(key), str):
                 data[key] = _resolve(data[key], base)
+        if isinstance(data.get("sources"), list):
+            data["sources"] = [{**s, "input": _resolve(s["input"], base)} if isinstance(s, dict) and isinstance(
+                s.get("input"), str) else s for s in data["sources"]]
         for key, value in (overrides or {}).items():
             if value is not None:
                 data[key] = _resolve(str(value), Path.cwd()) if key in PATH_KEYS else value

@@ -21,7 +21,7 @@ import io
 import json
 import posixpath
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 import polars as pl
@@ -40,6 +40,7 @@ INPUT_REASONS = {
     "too_long": "text longer than limits.max_doc_chars",
 }
 ROW = "_row"  # internal row number within the input file; never written
+SOURCE = "source"  # the column ``sources:`` writes into every document
 # Extension -> (format, compression); longest first, matched case-insensitively.
 EXTENSIONS = {".jsonl.gz": ("jsonl", "gzip"), ".json.gz": ("jsonl", "gzip"), ".ndjson.gz": ("jsonl", "gzip"),
               ".jsonl.zst": ("jsonl", "zstd"), ".json.zst": ("jsonl", "zstd"), ".ndjson.zst": ("jsonl", "zstd"),
@@ -54,6 +55,7 @@ class Columns:
 
     text: str = "text"
     id: str = "id"
+    source: str | None = None  # the column naming each document's source (``sources:`` sets ``source``)
 
 
 @dataclass(frozen=True)
@@ -69,6 +71,7 @@ class Shard:
     name: str = ""  # the file's output name without the part suffix (derived ids use it); default: stem
     rows: tuple[int, int] | None = None  # the row range of a part; None: the whole file
     offset: int = 0  # the row of the original file a split part's first row was (``split_jsonl``)
+    source: str | None = None  # the configured source of every document of the unit (``sources:``)
 
     @property
     def file_name(self) -> str:
@@ -131,9 +134,19 @@ def discover_shards(spec: str, input_format: str = "auto", columns: Columns = Co
 
 
 def shards_of(config: RunConfig) -> list[Shard]:
-    """The units of work of a run's input, as its config describes it."""
-    return discover_shards(config.input, config.input_format, Columns(config.text_column, config.id_column),
-                           config.limits.chunk_rows, config.limits.chunk_mb)
+    """The units of work of a run's input, as its config describes it. With ``sources:``, each source's units
+    (outputs under ``<source>/``) arrive in its own order and the sources interleave round-robin by position: the
+    k-th unit of every source (in the listed order) before any source's (k+1)-th."""
+    if config.sources is None:
+        return discover_shards(config.input, config.input_format,
+                               Columns(config.text_column, config.id_column, config.source_column),
+                               config.limits.chunk_rows, config.limits.chunk_mb)
+    columns = Columns(config.text_column, config.id_column, SOURCE)
+    per_source = [[replace(u, stem=f"{spec.name}/{u.stem}", name=f"{spec.name}/{u.file_name}", source=spec.name)
+                   for u in discover_shards(spec.input, config.input_format, columns, config.limits.chunk_rows,
+                                            config.limits.chunk_mb)] for spec in config.sources]
+    order = sorted((k, i) for i, units in enumerate(per_source) for k in range(len(units)))
+    return [replace(per_source[i][k], index=n) for n, (k, i) in enumerate(order)]
 
 
 def _parquet_parts(path: str, text: str, chunk_rows: int | None, chunk_mb: float | None) -> list:
@@ -191,7 +204,7 @@ def split_units(shard: Shard, parts: list[dict]) -> list[Shard]:
     """The units of a split JSON Lines file: one per Parquet part (the file's own name when there is one)."""
     return [Shard(path=p["path"], stem=shard.stem if len(parts) == 1 else f"{shard.stem}.part-{k:05d}",
                   index=shard.index, format="parquet", columns=shard.columns, name=shard.file_name,
-                  offset=p["offset"]) for k, p in enumerate(parts)]
+                  offset=p["offset"], source=shard.source) for k, p in enumerate(parts)]
 
 
 def _check_utf8(column: pa.ChunkedArray, name: str, path: str) -> None:
@@ -338,6 +351,13 @@ def read_shard(shard: Shard, rows: Sequence[int] | None = None) -> pl.DataFrame:
         raise ShardInputError(f"{shard.path}: not a readable {shard.format} file ({exc})") from None
     df = pl.from_arrow(_checked(table, shard.path, shard.columns)).with_columns(
         pl.Series(ROW, numbers, dtype=pl.UInt32))
+    if shard.source is not None:
+        if SOURCE in df.columns:
+            raise ShardInputError(f"{shard.path}: has a column {SOURCE!r}, which sources: would overwrite; "
+                                  f"use source_column: {SOURCE} instead")
+        df = df.with_columns(pl.lit(shard.source, dtype=pl.String).alias(SOURCE))
+    elif shard.columns.source is not None and shard.columns.source not in df.columns:
+        raise ShardInputError(f"{shard.path}: no {shard.columns.source!r} column (source_column)")
     return _internal_names(df, shard).select(ROW, "id", "text", pl.exclude(ROW, "id", "text"))
 
 

@@ -32,14 +32,16 @@ def _add(total: dict[str, dict[str, int]], part: dict[str, dict[str, int]]) -> N
             slot[key] += value
 
 
-def build_stats(config_hash: str, shard_results: list[dict], batch_shards: int, wall_seconds: float,
+def build_stats(config_hash: str, shard_results: list[dict], batch_shards: int | dict[int, int], wall_seconds: float,
                 memory: dict | None = None) -> dict:
-    """The run's stats from the per-shard results, shards in arrival order."""
+    """The run's stats from the per-shard results, shards in arrival order; ``batch_shards``: units per batch, or
+    the batch of each unit by index (corpusslim.ledger.batch_numbers)."""
     done = [r for r in shard_results if r["status"] == "done"]
     stages = merge_stage_stats(r["stages"] for r in done)
     batches: dict[int, list[dict]] = {}
     for r in done:
-        batches.setdefault(r["index"] // batch_shards, []).append(r)
+        batches.setdefault(batch_shards[r["index"]] if isinstance(batch_shards, dict) else r["index"] // batch_shards,
+                           []).append(r)
     cpu = sum(s["cpu_seconds"] for s in stages) + sum(r["write_cpu_seconds"] for r in done)
     return {
         "config_hash": config_hash,

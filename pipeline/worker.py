@@ -23,6 +23,7 @@ from corpusslim.outputs import REJECT_COLUMNS, OutputSpec
 from corpusslim.resources import STARTUP, count_tokens
 from corpusslim.results import BadInput, FileRecord, MapResult, ShardResult, ShardRows, StageStats
 from corpusslim.shard_io import read_checked, write_checked
+from corpusslim.sources import kept_by_source, overlap_counts, raw_by_source
 from corpusslim.stages import build_stage
 from corpusslim.stages.base import Stage, StageConfig
 
@@ -89,7 +90,8 @@ def _write_outputs(shard: Shard, kept: pl.DataFrame, rejected: pl.DataFrame, rem
     rows: ShardRows = {"in": kept.height + rejected.height, "kept": kept.height, "rejected": rejected.height}
     if "removed_lines" in files:
         rows["removed_lines"] = removed_lines.height
-    return {"rows": rows, "files": files, "format": spec.format,
+    by_source = {"sources": kept_by_source(kept, shard.columns.source)} if shard.columns.source else {}
+    return {"rows": rows, "files": files, "format": spec.format, **by_source,
             "write_cpu_seconds": round(time.thread_time() - start, 6)}
 
 
@@ -109,6 +111,9 @@ def _read_and_run(shard: Shard, configs: Sequence[StageConfig], max_doc_chars: i
     start = time.thread_time()
     df = read_shard(shard)
     survivors, input_rejected, input_stat = input_step(df, max_doc_chars, time.thread_time() - start)
+    if shard.columns.source:  # raw documents and tokens per source (corpusslim.sources)
+        input_stat["sources"] = raw_by_source(pl.concat([survivors, input_rejected], how="diagonal_relaxed"),
+                                              shard.columns.source)
     kept, rejected, stats = apply_stages(survivors, [build_stage(c) for c in configs])
     return kept, [input_rejected, *rejected], [input_stat, *stats], int(df["text"].str.len_bytes().sum() or 0)
 
@@ -156,9 +161,11 @@ def map_shard(shard: Shard, shard_number: int, before: Sequence[StageConfig], gl
 
 
 def apply_shard(shard: Shard, map_entry: MapResult, links: pl.DataFrame, global_config: StageConfig,
-                after: Sequence[StageConfig], output: OutputSpec) -> ShardResult:
+                after: Sequence[StageConfig], output: OutputSpec, pre_paths: dict[int, str] | None = None
+                ) -> ShardResult:
     """The global stage's decision for this shard's documents (``links``: its linker's rows for them), then the
-    stages after it; writes the shard's outputs."""
+    stages after it; writes the shard's outputs. ``pre_paths`` (intermediate per shard number): where the overlap
+    between sources looks up the source of each kept document (corpusslim.sources)."""
     startup = STARTUP["cpu_seconds"]
     pre = read_checked(map_entry["pre"])
     survivors = pre.filter(pl.col("reject_reason").is_null()).drop(REJECT_COLUMNS, strict=False)
@@ -167,6 +174,8 @@ def apply_shard(shard: Shard, map_entry: MapResult, links: pl.DataFrame, global_
     kept, rejected, stats = apply_stages(survivors, stages)
     stats[0]["cpu_seconds"] = round(stats[0]["cpu_seconds"] + map_entry["map_cpu_seconds"], 6)
     written = _write_outputs(shard, *assemble(kept, [earlier, *rejected]), output)
+    if shard.columns.source:
+        written["overlap"] = overlap_counts(rejected[0], links, shard.columns.source, pre_paths or {})
     return {**_task(shard), "status": "done", **written, "bytes_in": map_entry["bytes_in"],
             "text_bytes": map_entry["text_bytes"], "stages": [*map_entry["stages"], *stats],
             "startup_cpu_seconds": map_entry["startup_cpu_seconds"] + STARTUP["cpu_seconds"] - startup}
