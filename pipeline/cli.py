@@ -180,10 +180,14 @@ def stage_cmd(name: str, config: str, dry_run: bool, sample: int, seed: int, inp
 def plan_cmd(config: str, sample: int, seed: int, write: str | None, as_json: bool) -> None:
     """Propose the stage order (and a cheap pre-filter) that minimises CPU per kept token, checked on a sample."""
     import json
+    import os
 
     from corpusslim import api
     from corpusslim.plan import format_plan, write_planned_config
 
+    if write and not os.path.isdir(os.path.dirname(os.path.abspath(write))):
+        raise click.BadParameter(f"{write}: no directory {os.path.dirname(os.path.abspath(write))}",
+                                 param_hint="'--write'")
     with user_errors():
         result = api.plan_order(config, sample=sample, seed=seed)
     click.echo(json.dumps(result) if as_json else format_plan(result))

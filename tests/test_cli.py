@@ -225,3 +225,9 @@ def test_scheduler_file_of_an_external_cluster(reference, tmp_path):
         external.close()
     assert result.exit_code == 0, result.output
     assert output_bytes(tmp_path / "out") == output_bytes(root / "out")
+
+
+def test_plan_write_into_a_missing_directory_is_refused_before_planning(tmp_path, monkeypatch):
+    monkeypatch.setattr("corpusslim.api.plan_order", lambda *a, **k: pytest.fail("planned before checking --write"))
+    result = invoke("plan", str(config_file(tmp_path)), "--write", str(tmp_path / "nodir" / "new.yaml"))
+    assert result.exit_code == 2 and "'--write'" in result.output and "no directory" in result.output
