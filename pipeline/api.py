@@ -188,6 +188,14 @@ class Run:
     ledger: pl.DataFrame = field(repr=False)
     summary: dict | None = field(repr=False)
 
+    def documents(self, directory: str = "kept") -> pl.DataFrame:
+        """Every document of ``kept``, ``rejected`` or ``removed_lines`` (either output format), in arrival order,
+        with the input's own column names."""
+        from corpusslim import outputs
+
+        frames = [outputs.read(path) for path in outputs.files(self.path, directory)]
+        return pl.concat(frames, how="diagonal_relaxed") if frames else pl.DataFrame()
+
 
 def load_run(run_dir: str) -> Run:
     """Read a finished run directory (``ConfigError`` naming the missing file when it is not one)."""
@@ -212,3 +220,25 @@ def rebuild_report(run_dir: str) -> dict:
 
     run = load_run(run_dir)
     return write_report(run.path, run.config)
+
+
+def budget(run_dir: str, *, usd: float | None = None, raw_tokens: float | None = None,
+           language: str | None = None) -> dict:
+    """How much of each source of a finished run to process next for ``usd`` (pool-scale dollars) and/or
+    ``raw_tokens``, like ``corpusslim budget``; with ``language`` (e.g. "zh"), for that language's unique tokens.
+    The allocation rule is :func:`corpusslim.budget.allocate`."""
+    from corpusslim.budget import allocate, languages, load_views
+
+    if usd is None and raw_tokens is None:
+        raise ConfigError("give a budget: usd (dollars) or raw_tokens")
+    for name, x in (("usd", usd), ("raw_tokens", raw_tokens)):
+        if x is not None and not x > 0:
+            raise ConfigError(f"{name}={x}: must be a positive number")
+    run = load_run(run_dir)
+    views = load_views(run.path, run.config, language)
+    if not views:
+        raise ConfigError(f"{run.path}: the run has no sources (set sources: or source_column: in its config)")
+    if language and not any(v.U > 0 for v in views):
+        seen = sorted(languages(storage.read_parquet(storage.join(run.path, "ledger_sources.parquet"))))
+        raise ConfigError(f"language {language!r}: no kept tokens of it in any source (kept: {', '.join(seen)})")
+    return {**allocate(views, run.config, usd=usd, raw_tokens=raw_tokens), "language": language}

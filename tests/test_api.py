@@ -84,6 +84,9 @@ def test_api_run_counts_equal_the_cli_and_load_run_reads_it_back(sample_input, t
     assert run.ledger["new_unique_tokens"].sum() == result.tokens_kept
     assert run.stats["totals"] == result.stats["totals"] and run.summary["recommendation"] == result.headline
     assert run.config.output == result.output
+    kept, rejected = run.documents("kept"), run.documents("rejected")
+    assert (kept.height, rejected.height) == (result.docs_kept, result.docs_rejected)
+    assert rejected["reject_reason"].null_count() == 0
 
 
 @pytest.mark.slow
