@@ -54,7 +54,7 @@ class SourceView:
         if self.fit.model == "none":
             return f"too few batches to fit ({self.fit.reason})" if "at least 3" in (self.fit.reason or "") \
                 else f"no curve: {self.fit.reason}"
-        return "no batch after the first added unique tokens" if self.fit.model == "constant" else ""
+        return (self.fit.reason or "").split(";")[0] if self.fit.model == "constant" else ""
 
     def cost(self, du: float, scale: float) -> float:
         """Full cost of one more batch adding ``du`` unique tokens (of the language), pool scale."""
@@ -221,3 +221,63 @@ def load_views(run_dir: str, config: RunConfig, language: str | None = None) -> 
 
     path = storage.join(run_dir, SOURCES_LEDGER_FILE)
     return source_views(storage.read_parquet(path) if storage.exists(path) else pl.DataFrame(), config, language)
+
+
+def overlap_sentence(rows: list[dict]) -> str:
+    """The largest share of one source's removed duplicates that are copies of another source's documents."""
+    totals: dict[str, int] = {}
+    for r in rows:
+        totals[r["from"]] = totals.get(r["from"], 0) + r["docs"]
+    cross = [r for r in rows if r["from"] != r["to"]]
+    if not rows:
+        return "No duplicates were removed, so no source overlaps another."
+    if not cross:
+        return "Every removed duplicate copies a document of its own source: the sources do not overlap."
+    top = max(cross, key=lambda r: (r["docs"] / totals[r["from"]], r["docs"]))
+    return (f"{100 * top['docs'] / totals[top['from']]:.0f} % of {top['from']}'s removed duplicates "
+            f"({top['docs']:,} of {totals[top['from']]:,} documents) are copies of {top['to']}.")
+
+
+def languages(ledger: pl.DataFrame) -> dict[str, dict[str, float]]:
+    """Kept tokens per detected language and source."""
+    out: dict[str, dict[str, float]] = {}
+    for column in (c for c in ledger.columns if c.startswith("lang_")):
+        for source, tokens in ledger.group_by("source").agg(pl.col(column).sum()).sort("source").rows():
+            if tokens:
+                out.setdefault(column.removeprefix("lang_"), {})[source] = float(tokens)
+    return out
+
+
+def sources_summary(run_dir: str, config: RunConfig, overlap: list[dict]) -> dict:
+    """The report's per-source part: ``sources``, ``overlap`` (with its sentence), ``languages`` and the
+    allocation of ``value.budget_usd`` when set; empty for a run without sources."""
+    from corpusslim import storage
+    from corpusslim.ledger import SOURCES_LEDGER_FILE
+
+    path = storage.join(run_dir, SOURCES_LEDGER_FILE)
+    ledger = storage.read_parquet(path) if storage.exists(path) else pl.DataFrame()
+    if ledger.is_empty():
+        return {}
+    views = source_views(ledger, config)
+    budget = config.value.budget_usd
+    return {"sources": summarise_sources(ledger, config), "overlap": overlap, "overlap_sentence":
+            overlap_sentence(overlap), "languages": languages(ledger),
+            "source_batches": ledger.select("source", "batch", "cum_raw_tokens", "cum_unique_tokens").to_dicts(),
+            "allocation": allocate(views, config, usd=budget) | {"budget_usd": budget} if budget else None}
+
+
+def format_allocation(result: dict) -> str:
+    """The allocation as text: one line per source allocated, then the sources that stop and why."""
+    lines = [result["message"] + (f" (unique tokens of language {result['language']})" if result.get("language")
+                                  else "")]
+    for r in result["allocation"]:
+        value = "" if r["value_usd"] is None else f", value {format_usd(r['value_usd'])}"
+        lines.append(f"  {r['source']}: {r['batches']} batch(es) (~{r['shards']:g} shards), {si(r['raw_tokens'])} "
+                     f"raw tokens -> {si(r['unique_tokens'])} unique tokens (90 % band "
+                     f"{si(r['unique_tokens_low'])}–{si(r['unique_tokens_high'])}), cost {format_usd(r['cost_usd'])}"
+                     f"{value}")
+    lines += [f"  {s['source']} stops: {s['reason']}" for s in result["stopped"]]
+    if result["unallocated_usd"] is not None:
+        lines.append(f"unallocated: {format_usd(result['unallocated_usd'])}")
+    lines.append(f"rule: {result['rule']}")
+    return "\n".join(lines)

@@ -251,5 +251,26 @@ def value_cmd(law: str, plan: str | None, params: float | None, tokens: float | 
     click.echo(json.dumps(report) if as_json else format_value_report(report))
 
 
+
+@main.command("budget")
+@click.argument("run_dir")
+@click.option("--usd", type=float, help="Budget in dollars (pool scale, like the report's costs).")
+@click.option("--raw-tokens", type=float, help="Or a limit in raw tokens (pool scale).")
+@click.option("--language", help="Allocate for the unique tokens of this detected language (e.g. zh).")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+def budget_cmd(run_dir: str, usd: float | None, raw_tokens: float | None, language: str | None,
+               as_json: bool) -> None:
+    """How many batches of each source of RUN_DIR to process next for a budget (README: the allocation rule)."""
+    import json
+
+    from corpusslim import api
+    from corpusslim.budget import format_allocation
+    from corpusslim.decision import json_safe
+
+    with user_errors():
+        result = api.budget(run_dir, usd=usd, raw_tokens=raw_tokens, language=language)
+    click.echo(json.dumps(json_safe(result)) if as_json else format_allocation(result))
+
+
 if __name__ == "__main__":
     main()

@@ -70,6 +70,8 @@ class ValueConfig(Strict):
     # NVIDIA H100 SXM dense BF16 peak, 989 TFLOP/s (H100 datasheet).
     peak_flops: float = Field(989e12, gt=0, description="peak FLOP/s of one GPU")
     extrapolate_batches: int = Field(10, ge=1, le=1000, description="future batches the report extrapolates")
+    budget_usd: float | None = Field(None, gt=0, description="the report allocates this budget (pool-scale dollars) "
+                                     "among the sources (corpusslim budget)")
 
 
 class InputLimits(Strict):

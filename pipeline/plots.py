@@ -112,3 +112,41 @@ def removals_plot(plt, summary: dict):
     ax.set_title("Removed documents per batch, by stage and reason")
     ax.legend(fontsize=6, ncol=2, bbox_to_anchor=(1.01, 1), loc="upper left")
     return fig, "Removals per batch by stage and reason"
+
+
+def sources_plot(plt, summary: dict):
+    """Each source's cumulative unique tokens against its raw tokens, on one plot."""
+    rows = summary.get("source_batches")
+    if not rows:
+        return None
+    fig, ax = plt.subplots(figsize=(6.4, 3.6))
+    for (source,), part in pl.DataFrame(rows).partition_by("source", as_dict=True).items():
+        ax.plot(part["cum_raw_tokens"], part["cum_unique_tokens"], "o-", ms=3, label=source)
+    ax.set_xlabel("raw tokens of the source (o200k tokens)")
+    ax.set_ylabel("unique kept tokens of the source")
+    ax.set_title("Yield curve per source")
+    ax.legend(fontsize=7)
+    return fig, "Yield curve per source: each source's unique kept tokens against its own raw tokens"
+
+
+def overlap_plot(plt, summary: dict):
+    """Heat map of removed duplicates: rows the source they were removed from, columns the kept document's."""
+    rows = summary.get("overlap")
+    if not rows:
+        return None
+    names = sorted({r["from"] for r in rows} | {r["to"] for r in rows})
+    grid = [[0] * len(names) for _ in names]
+    for r in rows:
+        grid[names.index(r["from"])][names.index(r["to"])] += r["docs"]
+    fig, ax = plt.subplots(figsize=(1.2 + 0.7 * len(names), 1.0 + 0.6 * len(names)))
+    image = ax.imshow(grid, cmap="Blues")
+    ax.set_xticks(range(len(names)), names, rotation=45, ha="right", fontsize=7)
+    ax.set_yticks(range(len(names)), names, fontsize=7)
+    for i, line in enumerate(grid):
+        for j, n in enumerate(line):
+            if n:
+                ax.text(j, i, f"{n:,}", ha="center", va="center", fontsize=7)
+    ax.set_xlabel("source of the kept document")
+    ax.set_ylabel("source of the removed duplicate")
+    fig.colorbar(image, ax=ax, label="documents")
+    return fig, "Overlap between sources: duplicates removed from each source (rows) by the source they copy"

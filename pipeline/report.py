@@ -12,6 +12,7 @@ import io
 import json
 
 from corpusslim import outputs, storage
+from corpusslim.budget import sources_summary
 from corpusslim.config import RunConfig
 from corpusslim.decision import json_safe, si, summarise
 from corpusslim.filters.minhash import jaccard, shingles
@@ -48,7 +49,8 @@ def _pct(x: float) -> str:
 def sections(summary: dict) -> list[tuple[str, str, list[str], list[list[str]]]]:
     """(title, sentences, table header, table rows) of every section, in reading order."""
     out = [_next_section(summary), _batches_section(summary), _future_section(summary), _curve_section(summary),
-           _cost_section(summary), _assumptions_section(summary)]
+           _cost_section(summary), _sources_section(summary), _overlap_section(summary),
+           _allocation_section(summary), _assumptions_section(summary)]
     return [s for s in out if s is not None]
 
 
@@ -149,6 +151,50 @@ def _cost_section(summary: dict):
     return "Cost basis and target", text, [], []
 
 
+def _sources_section(summary: dict):
+    sources = summary.get("sources")
+    if not sources:
+        return None
+    rows = []
+    for name, s in sources.items():
+        nxt, curve = s["next_batch"], s["curve"]
+        fit = curve.get("model", "none").replace("_", " ") if curve.get("model") not in (None, "none") \
+            else curve.get("reason") or "none"
+        rows.append([name, str(s["batches"]), si(s["raw_tokens"]), si(s["unique_tokens"]), fit,
+                     f"${s['cost_per_raw_token'] * 1e9:.3g}",
+                     "n/a" if nxt is None else _band(nxt["new_unique"], nxt["new_unique_low"], nxt["new_unique_high"]),
+                     "n/a" if nxt is None else worth(nxt["value_status"], nxt["value_usd"]),
+                     "n/a" if nxt is None or nxt["value_per_usd"] is None else f"{nxt['value_per_usd']:.3g}"])
+    text = ("Each source's batches (its units in arrival order) with its own yield curve and cost model; the next "
+            "batch of each is valued on the pool of all sources (pool scale).")
+    return "Sources", text, ["source", "batches", "raw tokens", "unique tokens", "curve", "$ per 1B raw tokens",
+                             "next batch: new unique (90 % band)", "next batch value", "value per $"], rows
+
+
+def _overlap_section(summary: dict):
+    rows = summary.get("overlap")
+    if rows is None:
+        return None
+    table = [[r["from"], r["to"], f"{r['docs']:,}", si(r["tokens"])] for r in rows]
+    return "Overlap between sources", summary["overlap_sentence"] + (
+        " Rows: duplicates removed from one source (from) as copies of a document kept from another (to)."), \
+        ["from (removed)", "to (kept)", "documents", "tokens"], table
+
+
+def _allocation_section(summary: dict):
+    alloc = summary.get("allocation")
+    if not alloc:
+        return None
+    rows = [[r["source"], str(r["batches"]), si(r["raw_tokens"]),
+             _band(r["unique_tokens"], r["unique_tokens_low"], r["unique_tokens_high"]), _usd(r["cost_usd"]),
+             _usd(r["value_usd"])] for r in alloc["allocation"]]
+    rows += [[s["source"], "stops", "", s["reason"], "", ""] for s in alloc["stopped"]]
+    text = (f"Allocation of value.budget_usd = {_usd(alloc['budget_usd'])}: {alloc['message']}; "
+            f"{_usd(alloc['unallocated_usd'])} left. Rule: {alloc['rule']}.")
+    return "Budget allocation", text, ["source", "batches", "raw tokens", "unique tokens (90 % band)", "cost",
+                                       "value"], rows
+
+
 def _assumptions_section(summary: dict):
     rows = [[f"value.{k}", str(v)] for k, v in summary["value_assumptions"].items()]
     rows += [[f"cost.{k}", str(v)] for k, v in summary["cost_assumptions"].items()]
@@ -170,11 +216,11 @@ def plots(summary: dict) -> dict[str, tuple[str, str]]:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from corpusslim.plots import removals_plot, share_plot, value_cost_plot, yield_plot
+    from corpusslim.plots import overlap_plot, removals_plot, share_plot, sources_plot, value_cost_plot, yield_plot
 
     out = {}
     for name, make in (("value_vs_cost", value_cost_plot), ("yield", yield_plot), ("fresh_share", share_plot),
-                       ("removals", removals_plot)):
+                       ("removals", removals_plot), ("sources", sources_plot), ("overlap", overlap_plot)):
         made = make(plt, summary)
         if made is not None:
             fig, caption = made
@@ -284,6 +330,7 @@ def write_report(run_dir: str, config: RunConfig) -> dict:
     ledger = storage.read_parquet(storage.join(run_dir, "ledger.parquet"))
     stats = json.loads(storage.read_text(storage.join(run_dir, "stats.json")))
     summary = summarise(ledger, stats, config)
+    summary.update(sources_summary(run_dir, config, stats.get("overlap", [])))
     out = storage.join(run_dir, "report")
     storage.makedirs(out)
     page = render_html(summary, plots(summary), examples(run_dir, Columns(config.text_column, config.id_column)))
