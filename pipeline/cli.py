@@ -60,12 +60,17 @@ class Main(click.Group):
 
 
 @contextmanager
-def user_errors():
-    """A user's mistake (a CorpusSlimError, an unwritable path) as one ``Error:`` line and status 1."""
+def user_errors(**flags: object):
+    """A user's mistake (a CorpusSlimError, an unwritable path) as one ``Error:`` line and status 1; an error about
+    a config key that a flag in ``flags`` set (``input: ...``) names the flag (``--input: ...``)."""
     try:
         yield
     except CorpusSlimError as exc:
-        raise click.ClickException(str(exc)) from None
+        message = str(exc)
+        for key, value in flags.items():
+            if value is not None and message.startswith(f"{key}: "):
+                message = f"--{key}{message[len(key):]}"
+        raise click.ClickException(message) from None
     except OSError as exc:  # e.g. the output directory cannot be created
         raise click.ClickException(f"{exc.filename or ''}: {exc.strerror or exc}") from None
 
@@ -110,7 +115,7 @@ def run_cmd(config: str, input_: str | None, output: str | None, workers: int | 
         raise click.BadParameter(problem, param_hint="'--workers'")
     progress = ConsoleProgress()
     try:
-        with user_errors():
+        with user_errors(input=input_, output=output):
             result = api.run(config, input=input_, output=output, workers=workers, scheduler=scheduler,
                              against=against, force=force, progress=progress)
     finally:
@@ -164,7 +169,7 @@ def stage_cmd(name: str, config: str, dry_run: bool, sample: int, seed: int, inp
     from corpusslim import api
     from corpusslim.dryrun import format_dry_run
 
-    with user_errors():
+    with user_errors(input=input_):
         report = api.dry_run(name, config, sample=sample, seed=seed, input=input_, workers=workers)
     click.echo(json.dumps(report, ensure_ascii=False) if as_json else format_dry_run(report))
 

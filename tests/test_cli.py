@@ -231,3 +231,10 @@ def test_plan_write_into_a_missing_directory_is_refused_before_planning(tmp_path
     monkeypatch.setattr("corpusslim.api.plan_order", lambda *a, **k: pytest.fail("planned before checking --write"))
     result = invoke("plan", str(config_file(tmp_path)), "--write", str(tmp_path / "nodir" / "new.yaml"))
     assert result.exit_code == 2 and "'--write'" in result.output and "no directory" in result.output
+
+
+def test_an_input_flag_matching_nothing_names_the_flag(tmp_path):
+    for command in (["run"], ["stage", "lid"]):
+        result = invoke(*command, str(config_file(tmp_path)), "--input", str(tmp_path / "nowhere"))
+        assert result.exit_code == 1
+        assert result.output.startswith("Error: --input: ") and str(tmp_path / "nowhere") in result.output
