@@ -201,7 +201,7 @@ def test_sigint_mid_map_then_rerun_resumes_with_identical_output(reference, tmp_
             os.killpg(proc.pid, signal.SIGINT)
             break
     stdout, stderr = proc.communicate(timeout=120)
-    assert proc.returncode == 130, stderr
+    assert proc.returncode == 130, "".join(seen) + stderr
     assert stderr.strip() == INTERRUPTED_LINE and "Traceback" not in stdout
     rerun = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
     assert rerun.returncode == 0, rerun.stderr
