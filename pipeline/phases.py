@@ -43,10 +43,13 @@ class PhaseContext(Protocol):
 
 @dataclass(frozen=True)
 class Links:
-    """What linking returns: rows keyed by ``LINK_KEY`` for the documents it has something to say about, and the
-    CPU seconds it spent (shared among the shards as part of the global stage's cost)."""
+    """What linking returns: per shard number, the record of the file holding the links of that shard's
+    documents (rows keyed by ``LINK_KEY``, for the documents linking has something to say about; read on the
+    worker that applies the shard, so links never pass through the driver), the frame a shard without a file
+    gets, and the CPU seconds linking spent (shared among the shards as part of the global stage's cost)."""
 
-    links: pl.DataFrame
+    files: dict[int, dict]
+    empty: pl.DataFrame
     cpu_seconds: float
 
 

@@ -1,9 +1,9 @@
 """The batch job: Dask tasks per shard (and per band), every finished unit recorded in the manifest as it arrives.
 
 Without a global stage, one task per shard runs every stage. With one (dedup), the phases are: *map* per shard
-(the stages before it, then its keys), *reduce* per band, *verify* per shard, *cluster* on the driver (memory
-proportional to duplicate pairs), *apply* per shard (its decision and the stages after it). Each phase resumes:
-units recorded in the manifest, whose files are intact, are not redone.
+(the stages before it, then its keys), *reduce* per band, *verify* per shard, *link* in rounds over partitions
+of document keys (the global stage's linker), *apply* per shard (its decision and the stages after it). Each
+phase resumes: units recorded in the manifest, whose files are intact, are not redone.
 """
 from __future__ import annotations
 
@@ -20,14 +20,13 @@ from corpusslim.cluster import check_workers, dask_client
 from corpusslim.config import RunConfig
 from corpusslim.errors import ConfigError, OutputError, ShardInputError
 from corpusslim.inputs import Shard, shards_of
-from corpusslim.keys import shard_expr
 from corpusslim.ledger import build_ledger, load_ledger
 from corpusslim.manifest import Manifest, read_manifest
 from corpusslim.measure import peak_rss_mb
 from corpusslim.outputs import OutputSpec, spec_of
-from corpusslim.phases import LINK_KEY, Links
+from corpusslim.phases import Links
 from corpusslim.report import write_report
-from corpusslim.shard_io import remove_temporaries
+from corpusslim.shard_io import read_checked, remove_temporaries
 from corpusslim.stages import STAGES
 from corpusslim.stages.base import GlobalStage, StageConfig
 from corpusslim.stats import build_stats
@@ -206,14 +205,13 @@ class Job:
         self._apply(pending, linker.link(fp), fp)
 
     def _apply(self, pending: list[Shard], linked: Links, fp: str) -> None:
-        by_shard = linked.links.with_columns(shard=shard_expr(LINK_KEY)).partition_by("shard", as_dict=True,
-                                                                                      include_key=False)
-        none = linked.links.clear()
         indexed = sum(self.manifest.get("map", s.stem)["docs_indexed"] for s in self._mapped()) or 1
         futures = []
         for s in pending:
             entry = self.manifest.get("map", s.stem)
-            futures.append(self.client.submit(apply_shard, s, entry, by_shard.get((entry["shard_number"],), none),
+            record = linked.files.get(entry["shard_number"])  # read on a worker: links never pass the driver
+            links = self.client.submit(read_checked, record, pure=False) if record else linked.empty
+            futures.append(self.client.submit(apply_shard, s, entry, links,
                                               self.plan.global_, self.plan.after, self.outputs, pure=False))
         for result in self.each("apply", futures):
             share = linked.cpu_seconds * self.manifest.get("map", result["shard"])["docs_indexed"] / indexed

@@ -2,8 +2,12 @@
 
 *reduce* (one task per key column and key range: candidate pairs), *verify* (one gather task per shard with
 paired documents, reading its files once, then one verify task per shard of the later documents, fed worker to
-worker), *cluster* (each document linked to its earliest verified duplicate, ``corpusslim.dedup.linking``).
-Every reduce task and the clusters are recorded in the manifest, so a kill mid-linking resumes.
+worker, writing its verified pairs), *link* (``schedule.LinkRounds``: the pairs routed to partitions of document
+keys, each document pointed at its earliest verified duplicate, then pointer-jumping rounds until no pointer
+moves, then the roots named and one links file written per shard; ``corpusslim.dedup.rounds``). The driver
+schedules and records: every reduce task, every round and every partition's links files are units in the
+manifest, so a kill mid-linking resumes from the last recorded round, and a torn state file sends it back to
+the last round whose files are intact.
 """
 from __future__ import annotations
 
@@ -13,51 +17,80 @@ from collections.abc import Iterable
 import polars as pl
 
 from corpusslim import storage
+from corpusslim.dedup import rounds as tasks_
 from corpusslim.dedup.config import DedupConfig
-from corpusslim.dedup.linking import PAIR_SCHEMA, cluster, name_roots
-from corpusslim.dedup.tasks import duplicate_ids, gather_docs, ids_of, part_of, reduce_candidates, verify_shard
+from corpusslim.dedup.linking import PAIR_SCHEMA, Partitions
+from corpusslim.dedup.schedule import PAIRS_PER_LINK_TASK, SECTION, LinkRounds
+from corpusslim.dedup.tasks import duplicate_ids, gather_docs, part_of, reduce_candidates, verify_shard
 from corpusslim.keys import DOC, shard_expr, shard_of
 from corpusslim.manifest import Manifest
 from corpusslim.phases import Links, PhaseContext
-from corpusslim.shard_io import read_checked, write_checked
+from corpusslim.shard_io import is_intact, read_checked
 
 EMPTY_DESTS = pl.DataFrame(schema={DOC: pl.UInt64, "dest": pl.Int64})  # a gathered shard no verify task needs
 NO_REPEATED_IDS = {"count": 0, "examples": []}
-
-
 class DedupLinker:
     def __init__(self, config: DedupConfig, context: PhaseContext):
         self.config, self.ctx = config, context
         self.reads_text = config.verify == "exact"  # exact Jaccard reads every paired document's text
 
-    def intact(self, fp: str) -> bool:
+    def _recorded(self, fp: str) -> tuple[dict, dict[int, dict]] | None:
+        """The recorded linking of ``fp`` and its links files by shard number, if every file is intact."""
         entry = self.ctx.manifest.get("clusters", "all")
-        return bool(entry) and entry.get("fp") == fp and self.ctx.manifest.intact("clusters", "all", "members")
+        if not entry or entry.get("fp") != fp:
+            return None
+        files: dict[int, dict] = {}
+        for part in range(entry["partitions"]):
+            links = self.ctx.manifest.get(SECTION, f"links-{part:05d}")
+            if not links or links.get("fp") != fp or not all(is_intact(r) for r in links["files"].values()):
+                return None
+            files.update({int(s): r for s, r in links["files"].items()})
+        return entry, files
+
+    def intact(self, fp: str) -> bool:
+        return self._recorded(fp) is not None
 
     @staticmethod
     def summary(manifest: Manifest) -> dict:
         return {"duplicate_ids": (manifest.get("clusters", "all") or {}).get("duplicate_ids", NO_REPEATED_IDS)}
 
     def link(self, fp: str) -> Links:
-        manifest = self.ctx.manifest
-        if self.intact(fp):
-            entry = manifest.get("clusters", "all")
-            return Links(read_checked(entry["members"]), entry["cpu_seconds"])
+        ctx = self.ctx
+        recorded = self._recorded(fp)
+        if recorded:
+            return Links(recorded[1], tasks_.EMPTY_LINKS, recorded[0]["cpu_seconds"])
+        rounds = LinkRounds(ctx.client, ctx.manifest, storage.join(ctx.work, "link"), fp, ctx.each)
+        entry = rounds.latest() or self._seed(rounds, fp)
+        entry = rounds.settle(entry)
+        index = ctx.index()
+        files, named = rounds.name(entry, index)
+        repeated = ctx.client.submit(duplicate_ids, ctx.id_files(), pure=False).result()
+        cpu = entry["cpu_seconds"] + named["cpu_seconds"]
+        record = {**entry["counts"], "members": named["members"], "rounds": entry["round"],
+                  "partitions": len(entry["starts"]), "duplicate_ids": repeated, "cpu_seconds": round(cpu, 6),
+                  "peak_rss_mb": max(entry["task_peak_mb"], named["task_peak_mb"]), "fp": fp}
+        ctx.manifest.record("clusters", "all", record)
+        return Links(files, tasks_.EMPTY_LINKS, record["cpu_seconds"])
+
+    def _seed(self, rounds: LinkRounds, fp: str) -> dict:
+        """Reduce and verify (their pairs stay in files), then round 0 of the linking."""
+        start = time.thread_time()
         reduced = self._reduce(fp)
-        exact = self._pairs(r for t, r in reduced.items() if t.startswith("exact-"))
-        candidates = self._pairs(r for t, r in reduced.items() if t.startswith("band_")).join(
-            exact, on=["a", "b"], how="anti")
-        near, ids, verify = self._verify(candidates, exact)
-        repeated = self.ctx.client.submit(duplicate_ids, self.ctx.id_files(), pure=False).result()
-        start = time.process_time()
-        members = name_roots(cluster(near, exact), ids)
-        cpu = sum(r["cpu_seconds"] for r in reduced.values()) + verify["cpu_seconds"] + time.process_time() - start
-        record = {"members": write_checked(members, storage.join(self.ctx.work, "clusters.parquet")),
-                  "candidate_pairs": candidates.height, "verified_pairs": near.height, "exact_pairs": exact.height,
-                  "duplicate_ids": repeated, "cpu_seconds": round(cpu, 6), "peak_rss_mb": verify["peak_rss_mb"],
-                  "fp": fp}
-        manifest.record("clusters", "all", record)
-        return Links(members, record["cpu_seconds"])
+        exact_records = [r["pairs"] for t, r in reduced.items() if t.startswith("exact-")]
+        band_records = [r["pairs"] for t, r in reduced.items() if t.startswith("band_")]
+        exact = self._pairs(exact_records)
+        candidates = self._pairs(band_records).join(exact, on=["a", "b"], how="anti")
+        verified, verify = self._verify(candidates, band_records)
+        index = self.ctx.index()
+        pairs = [(r, True) for r in exact_records] + [(r, False) for r in verified]
+        total = sum(r["rows"] for r, _ in pairs)
+        parts = self.config.partitions if self.config.partitions != "auto" else -(-total // PAIRS_PER_LINK_TASK)
+        partitions = Partitions.balanced({n: r["rows"] for n, r in index.items()}, max(1, parts))
+        counts = {"candidate_pairs": candidates.height, "exact_pairs": exact.height,
+                  "verified_pairs": sum(r["rows"] for r in verified)}
+        cpu = sum(r["cpu_seconds"] for r in reduced.values()) + verify["cpu_seconds"] + time.thread_time() - start
+        return rounds.seed(pairs, partitions, {"counts": counts, "cpu_seconds": cpu,
+                                               "task_peak_mb": verify["peak_rss_mb"]})
 
     def _reduce(self, fp: str) -> dict[str, dict]:
         cfg, manifest, client = self.config, self.ctx.manifest, self.ctx.client
@@ -79,38 +112,33 @@ class DedupLinker:
 
     @staticmethod
     def _pairs(records: Iterable[dict]) -> pl.DataFrame:
-        frames = [read_checked(r["pairs"]) for r in records]
+        frames = [read_checked(r) for r in records]
         return pl.concat(frames).unique() if frames else pl.DataFrame(schema=PAIR_SCHEMA)
 
-    def _verify(self, candidates: pl.DataFrame, exact: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame, dict]:
-        """Verified near pairs, the ids of every document in a pair, and the phase's CPU seconds and peak memory.
-        One gather task per shard with paired documents reads its files once; each verify task receives, worker
-        to worker, only the payloads of its own pairs."""
+    def _verify(self, candidates: pl.DataFrame, band_records: list[dict]) -> tuple[list[dict], dict]:
+        """Files of verified near pairs (the candidate files themselves when nothing is verified), and the phase's
+        CPU seconds and peak memory. One gather task per shard with paired documents reads its files once; each
+        verify task receives, worker to worker, only the payloads of its own pairs."""
         cfg, client = self.config, self.ctx.client
+        if cfg.verify == "none":
+            return band_records, {"cpu_seconds": 0.0, "peak_rss_mb": 0.0}
         has_seg = "segment" in self.ctx.before
         sources = {n: {**s, "has_seg": has_seg} for n, s in self.ctx.sources().items()}
-        nodes = pl.concat([candidates["a"], candidates["b"], exact["a"], exact["b"]]).unique().to_frame(DOC)
         dests = pl.concat([candidates.select(pl.col(side).alias(DOC), dest=shard_expr("a")) for side in ("a", "b")])
         dests_by = dests.unique().with_columns(shard=shard_expr(DOC)).partition_by("shard", as_dict=True,
                                                                                     include_key=False)
-        by_shard = nodes.with_columns(shard=shard_expr(DOC)).partition_by("shard", as_dict=True, include_key=False)
-        gathered = {s: client.submit(gather_docs, docs[DOC].to_numpy(), dests_by.get((s,), EMPTY_DESTS),
-                                     sources[s], cfg, pure=False) for (s,), docs in by_shard.items()}
+        gathered = {s: client.submit(gather_docs, d[DOC].unique().sort().to_numpy(), d, sources[s], cfg, pure=False)
+                    for (s,), d in dests_by.items()}
         futures = []
-        if cfg.verify != "none":
-            for (t,), pairs in candidates.with_columns(shard=shard_expr("a")).partition_by(
-                    "shard", as_dict=True, include_key=False).items():
-                needed = sorted({t, *shard_of(pairs["b"].to_numpy()).tolist()})
-                parts = [client.submit(part_of, gathered[s], t, pure=False) for s in needed]
-                futures.append(client.submit(verify_shard, pairs, cfg, *parts, pure=False))
-        kept_ids = [client.submit(ids_of, g, pure=False) for g in gathered.values()]
+        for (t,), pairs in candidates.with_columns(shard=shard_expr("a")).partition_by(
+                "shard", as_dict=True, include_key=False).items():
+            needed = sorted({t, *shard_of(pairs["b"].to_numpy()).tolist()})
+            parts = [client.submit(part_of, gathered[s], t, pure=False) for s in needed]
+            out = storage.join(self.ctx.work, "verified", f"{t}.parquet")
+            futures.append(client.submit(verify_shard, pairs, cfg, out, *parts, pure=False))
+        costs = [client.submit(tasks_.cost_of, g, pure=False) for g in gathered.values()]
         del gathered  # gathered payloads are released on the workers as their verify tasks finish
         results = list(self.ctx.each("verify", futures))
-        id_parts = client.gather(kept_ids)
-        verified = pl.concat([r["pairs"] for r in results]) if results else candidates if cfg.verify == "none" \
-            else pl.DataFrame(schema=PAIR_SCHEMA)
-        ids = pl.concat([p["ids"] for p in id_parts]) if id_parts else pl.DataFrame(schema={DOC: pl.UInt64,
-                                                                                            "id": pl.String})
-        both = [*results, *id_parts]
-        return verified, ids, {"cpu_seconds": sum(r["cpu_seconds"] for r in both),
-                               "peak_rss_mb": max((r["peak_rss_mb"] for r in both), default=0.0)}
+        both = [*results, *client.gather(costs)]
+        return [r["pairs"] for r in results], {"cpu_seconds": sum(r["cpu_seconds"] for r in both),
+                                               "peak_rss_mb": max((r["peak_rss_mb"] for r in both), default=0.0)}

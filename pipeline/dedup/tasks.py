@@ -5,8 +5,8 @@
   pair (doc, earliest doc with that key).
 * ``gather_docs`` (one task per shard with documents in pairs, reading its files once) and ``verify_shard`` (one
   task per shard of the later documents, fed the payloads it needs from each gathered shard, worker to worker):
-  keep the candidate pairs whose exact shingle Jaccard (or signature estimate) reaches the threshold. The
-  gathered ids name the kept documents, so apply tasks read no other shard's files.
+  keep the candidate pairs whose exact shingle Jaccard (or signature estimate) reaches the threshold, written
+  to a file per verify task for the linking rounds (``corpusslim.dedup.rounds``).
 """
 from __future__ import annotations
 
@@ -16,13 +16,14 @@ import numpy as np
 import polars as pl
 import pyarrow as pa
 
-from corpusslim import storage
+from corpusslim import outputs
 from corpusslim.dedup.config import DedupConfig
 from corpusslim.dedup.linking import PAIR_SCHEMA, cluster, name_roots
 from corpusslim.filters.minhash import set_jaccard, shingle_sets, shingles
+from corpusslim.inputs import ROW
 from corpusslim.keys import DOC, doc_keys, row_of, shard_of
 from corpusslim.measure import peak_rss_mb
-from corpusslim.shard_io import ROW, read_checked, write_checked
+from corpusslim.shard_io import read_checked, write_checked
 
 
 def reduce_candidates(task: str, index_records: list[dict], column: str, partition: int, partitions: int,
@@ -100,24 +101,20 @@ def _source_docs(keys: np.ndarray, source: dict, config: DedupConfig) -> pl.Data
                    ROW, row_of(keys))
         return df.select(doc_keys(number, df[ROW]), pl.exclude(ROW))
     ids = _only(read_checked(source["index"], [DOC, "id"]), DOC, keys)
-    outputs = pl.concat([storage.read_parquet(p) for p in source["outputs"]], how="diagonal_relaxed")
-    return ids.join(_only(outputs, "id", ids["id"].to_numpy()), on="id").select(
-        DOC, "id", "text", *(["seg"] if "seg" in outputs.columns else []))
+    written = pl.concat([outputs.read(p, source["columns"]) for p in source["outputs"]], how="diagonal_relaxed")
+    return ids.join(_only(written, "id", ids["id"].to_numpy()), on="id").select(
+        DOC, "id", "text", *(["seg"] if "seg" in written.columns else []))
 
 
 def gather_docs(keys: np.ndarray, dests: pl.DataFrame, source: dict, config: DedupConfig) -> dict:
-    """One shard's side of the shuffle before verification, its files read once: the ids of ``keys`` (its
-    documents in any candidate or exact pair; the cluster names kept documents by id), and, per verify task
-    (``dests``: DOC, dest shard), the payloads that task compares. Total work and bytes are linear in the pairs,
-    not in shards squared."""
+    """One shard's side of the shuffle before verification, its files read once: per verify task (``dests``:
+    DOC, dest shard) the payloads of ``keys`` (its documents in candidate pairs) that task compares. Total work
+    and bytes are linear in the pairs, not in shards squared."""
     start = time.thread_time()
     docs = with_payload(_source_docs(keys, source, config), config)
-    parts = {}
-    if "payload" in docs.columns:
-        joined = dests.join(docs.select(DOC, "payload"), on=DOC)
-        parts = {int(d): p.drop("dest") for (d,), p in joined.partition_by("dest", as_dict=True).items()}
-    return {"ids": docs.select(DOC, "id"), "parts": parts, "cpu_seconds": time.thread_time() - start,
-            "peak_rss_mb": peak_rss_mb()}
+    joined = dests.join(docs.select(DOC, "payload"), on=DOC)
+    parts = {int(d): p.drop("dest") for (d,), p in joined.partition_by("dest", as_dict=True).items()}
+    return {"parts": parts, "cpu_seconds": time.thread_time() - start, "peak_rss_mb": peak_rss_mb()}
 
 
 def part_of(gathered: dict, dest: int) -> pl.DataFrame:
@@ -125,17 +122,12 @@ def part_of(gathered: dict, dest: int) -> pl.DataFrame:
     return gathered["parts"][dest]
 
 
-def ids_of(gathered: dict) -> dict:
-    """What the driver keeps of a gathered shard: its documents' ids (small: documents in pairs only)."""
-    return {k: gathered[k] for k in ("ids", "cpu_seconds", "peak_rss_mb")}
-
-
-def verify_shard(pairs: pl.DataFrame, config: DedupConfig, *parts: pl.DataFrame) -> dict:
-    """The candidate pairs of one shard whose Jaccard reaches the threshold; ``parts``: the payloads of their
-    documents, gathered from their shards."""
+def verify_shard(pairs: pl.DataFrame, config: DedupConfig, out_path: str, *parts: pl.DataFrame) -> dict:
+    """The candidate pairs of one shard whose Jaccard reaches the threshold, written to ``out_path``; ``parts``:
+    the payloads of their documents, gathered from their shards."""
     start = time.thread_time()
-    verified = similar_pairs(pairs, config, pl.concat(parts)) if parts else pairs
-    return {"task": f"verify-{int(pairs['a'][0]) >> 32}", "pairs": verified,
+    verified = similar_pairs(pairs, config, pl.concat(parts))
+    return {"task": f"verify-{int(pairs['a'][0]) >> 32}", "pairs": write_checked(verified, out_path),
             "cpu_seconds": time.thread_time() - start, "peak_rss_mb": peak_rss_mb()}
 
 

@@ -1,0 +1,103 @@
+"""Dedup at scale (issue 19): linking on the workers, and driver bookkeeping per shard.
+
+    python bench/linking_scale.py --pairs 1000000,10000000      # linking on synthetic pairs
+    python bench/linking_scale.py --shards 6,100,1000            # the sample job split into more shards
+    python bench/linking_scale.py --pairs 1000000 --shards 6,100 --work-dir /tmp/corpusslim-scale
+
+1. Linking (``--pairs``): ``python -m corpusslim.dedup.simulate`` in a fresh process per size (2 spawned workers,
+   one thread each): synthetic duplicate pairs (chains, stars, cliques, random trees, chains of 10^5 documents,
+   over 1,000 shards) written by the workers and linked in rounds. Reported per size: the driver's peak RSS
+   (VmHWM: the driver process, with the Dask scheduler in it), the workers' peak RSS (the largest task), rounds,
+   partitions, the tasks' CPU seconds and the wall time; sizes up to ``--check-up-to`` are compared with the
+   single-process reference (``corpusslim.dedup.linking.cluster``).
+2. Bookkeeping (``--shards``): sample_data's 4,845 documents (in file order) re-split into N Parquet shards of
+   about equal rows, then ``configs/sample.yaml`` run in this process: wall seconds, driver CPU seconds
+   (``time.process_time`` of this process: runner, manifest and scheduler; the workers are other processes),
+   and both per shard.
+
+Rows go to ``bench/results/dedup_scale.json`` (``linking``: one row per size; ``shards``: one per shard count),
+merged with the rows already there.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import polars as pl
+
+REPO = Path(__file__).resolve().parents[1]
+RESULTS = REPO / "bench" / "results" / "dedup_scale.json"
+
+
+def linking_row(pairs: int, work: Path, check: bool) -> dict:
+    cmd = [sys.executable, "-m", "corpusslim.dedup.simulate", "--pairs", str(pairs), "--shards", "1000",
+           "--workers", "2", "--work", str(work / f"sim-{pairs}"), *(["--check"] if check else [])]
+    start = time.perf_counter()
+    done = subprocess.run(cmd, capture_output=True, text=True, check=True)
+    s = json.loads(done.stdout.splitlines()[-1])
+    return {"pairs": s["pairs"], "driver_peak_mb": s["driver_peak_mb"], "task_peak_mb": s["task_peak_mb"],
+            "rounds": s["rounds"], "cpu_s": round(s["cpu_s"], 2), "partitions": s["partitions"],
+            "members": s["members"], "linking_wall_s": round(s["wall_s"], 1),
+            "driver_cpu_s": round(s["driver_cpu_s"], 1), "process_wall_s": round(time.perf_counter() - start, 1),
+            "matches_reference": s.get("matches_reference")}
+
+
+def split_sample(shards: int, directory: Path) -> None:
+    """sample_data's documents in arrival order as ``shards`` Parquet files of about equal rows."""
+    docs = pl.concat([pl.read_parquet(p) for p in sorted((REPO / "sample_data").glob("*.parquet"))],
+                     how="diagonal_relaxed")
+    directory.mkdir(parents=True, exist_ok=True)
+    bounds = [round(i * docs.height / shards) for i in range(shards + 1)]
+    width = len(str(shards))
+    for i in range(shards):
+        docs.slice(bounds[i], bounds[i + 1] - bounds[i]).write_parquet(directory / f"shard-{i:0{width}d}.parquet")
+
+
+def shards_row(shards: int, work: Path) -> dict:
+    from corpusslim.config import load_config
+    from corpusslim.runner import run
+
+    base = work / f"shards-{shards}"
+    split_sample(shards, base / "input")
+    config = load_config(REPO / "configs" / "sample.yaml", {"input": str(base / "input"), "output": str(base / "out"),
+                                                           "workers": 2})
+    wall, cpu = time.perf_counter(), time.process_time()
+    stats = run(config, force=True)
+    wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+    return {"shards": shards, "docs": stats["totals"]["docs_in"], "wall_s": round(wall, 1),
+            "driver_cpu_s": round(cpu, 2), "wall_ms_per_shard": round(1000 * wall / shards, 1),
+            "driver_cpu_ms_per_shard": round(1000 * cpu / shards, 2)}
+
+
+def merge(rows: list[dict], key: str, section: str) -> None:
+    results = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
+    kept = {r[key]: r for r in results.get(section, [])}
+    kept.update({r[key]: r for r in rows})
+    results[section] = [kept[k] for k in sorted(kept)]
+    RESULTS.write_text(json.dumps(results, indent=1) + "\n")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--pairs", default="", help="comma-separated synthetic pair counts")
+    parser.add_argument("--shards", default="", help="comma-separated shard counts for the sample job")
+    parser.add_argument("--check-up-to", type=int, default=10_000_000, help="largest size checked against the "
+                                                                           "single-process reference")
+    parser.add_argument("--work-dir", type=Path, default=Path("/tmp/corpusslim-scale"))
+    args = parser.parse_args()
+    for n in [int(x) for x in args.pairs.split(",") if x]:
+        row = linking_row(n, args.work_dir, n <= args.check_up_to)
+        print(json.dumps(row), flush=True)
+        merge([row], "pairs", "linking")
+    for n in [int(x) for x in args.shards.split(",") if x]:
+        row = shards_row(n, args.work_dir)
+        print(json.dumps(row), flush=True)
+        merge([row], "shards", "shards")
+
+
+if __name__ == "__main__":
+    main()
