@@ -1,18 +1,18 @@
 """The sample job at 1, 2 and 4 threads per Dask worker: same output, and what threads cost.
 
-    python bench/threads.py [--threads 1 2 4] [--runs 3] [--workers 2] [--cluster local|external]
+    python bench/threads.py [--threads 1 2 4] [--workers 2] [--runs 3] [--cluster local|external]
 
-Settings alternate run by run (1 2 4 1 2 4 ...), so load from other processes falls on all of them alike. Every
+Layouts alternate run by run (1 2 4 1 2 4 ...), so load from other processes falls on all of them alike. Every
 run starts fresh worker processes (a new LocalCluster, or ``dask worker`` processes restarted), so each run loads
 its models again: the lazy loads are where threads race. Per run: a digest of the kept/ and rejected/ files (SHA-256
 over names and bytes), wall time (cluster start included), the CPU the tasks report (``stats.json`` totals), the
 CPU the worker processes really used (psutil, since they started: imports and model loads included) and their peak
 memory. ``--cluster external`` runs ``dask scheduler`` + ``--workers`` ``dask worker --nworkers 1 --nthreads T`` on
-loopback instead of a LocalCluster. The first ``--threads`` setting is the reference: every other run must give
-its digest.
+loopback instead of a LocalCluster. Every layout of ``--workers`` × ``--threads`` runs; the first layout's first run
+is the reference digest unless ``--reference`` gives one.
 
 Writes ``bench/results/threads.json`` and ``bench/results/threads.md`` (``--tag`` names other files, e.g. for the
-repeated race check: ``--threads 2 --runs 20 --tag race``).
+race check on an external cluster: ``--threads 2 --runs 10 --cluster external --tag threads-external``).
 """
 from __future__ import annotations
 
@@ -117,32 +117,32 @@ def one_run(config: Path, out: Path, address: str) -> dict:
             "worker_peak_mb": round(sum(mb for _, mb in usage)), "nthreads": nthreads}
 
 
-def measure(config: Path, work: Path, settings: list[int], runs: int, workers: int, kind: str) -> dict[int, list]:
-    """Results by threads per worker, the settings alternating run by run."""
-    results = {t: [] for t in settings}
+def measure(config: Path, work: Path, layouts: list[tuple[int, int]], runs: int, kind: str) -> dict[tuple, list]:
+    """Results by (workers, threads per worker), the layouts alternating run by run."""
+    results = {layout: [] for layout in layouts}
     with ExitStack() as stack:
-        fresh = {t: stack.enter_context(external_cluster(work / f"cluster-{t}", workers, t)) if kind == "external"
-                 else partial(local_cluster, workers, t) for t in settings}
+        fresh = {(w, t): stack.enter_context(external_cluster(work / f"cluster-{w}x{t}", w, t)) if kind == "external"
+                 else partial(local_cluster, w, t) for w, t in layouts}
         for i in range(runs):
-            for t in settings:
-                out = work / f"out-{t}-{i}"
+            for w, t in layouts:
+                out = work / f"out-{w}x{t}-{i}"
                 start = time.perf_counter()
-                with fresh[t]() as address:
+                with fresh[w, t]() as address:
                     result = one_run(config, out, address)
                 result["wall_s"] = round(time.perf_counter() - start, 2)
                 shutil.rmtree(out)
-                print(f"threads {t} run {i}: {result}", flush=True)
-                results[t].append(result)
+                print(f"{w} workers x {t} threads, run {i}: {result}", flush=True)
+                results[w, t].append(result)
     return results
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--threads", type=int, nargs="+", default=[1, 2, 4])
+    ap.add_argument("--workers", type=int, nargs="+", default=[2])
     ap.add_argument("--runs", type=int, default=3)
-    ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--cluster", choices=("local", "external"), default="local")
-    ap.add_argument("--reference", help="digest every run must give (default: the first setting's first run)")
+    ap.add_argument("--reference", help="digest every run must give (default: the first layout's first run)")
     ap.add_argument("--tag", default="threads", help="name of the result files")
     args = ap.parse_args()
     work = Path(tempfile.mkdtemp(prefix="corpusslim-threads-"))
@@ -151,31 +151,34 @@ def main() -> None:
                                                                    f"input: {REPO / 'sample_data'}")
     config.write_text(text)
     load = os.getloadavg()
-    by_threads = measure(config, work, args.threads, args.runs, args.workers, args.cluster)
-    reference = args.reference or by_threads[args.threads[0]][0]["digest"]
+    started = datetime.now().isoformat(timespec="seconds")
+    layouts = [(w, t) for w in args.workers for t in args.threads]
+    by_layout = measure(config, work, layouts, args.runs, args.cluster)
+    reference = args.reference or by_layout[layouts[0]][0]["digest"]
     rows = []
-    for t, results in by_threads.items():
-        differ = sum(r["digest"] != reference for r in results)
-        rows.append({"threads": t, "runs": len(results), "differ": differ,
+    for (w, t), results in by_layout.items():
+        rows.append({"workers": w, "threads": t, "runs": len(results),
+                     "differ": sum(r["digest"] != reference for r in results),
                      "digests": sorted({r["digest"] for r in results}),
                      **{f"{k}_median": statistics.median(r[k] for r in results)
                         for k in ("wall_s", "task_cpu_s", "worker_cpu_s", "worker_peak_mb")}, "results": results})
-    result = {"date": datetime.now().isoformat(timespec="seconds"),
+    result = {"date": started,
               "machine": f"{os.cpu_count()} CPUs, {platform.python_implementation()} {platform.python_version()}",
-              "load_average_at_start": load, "cluster": args.cluster, "workers": args.workers,
+              "load_average_at_start": load, "cluster": args.cluster,
               "commit": subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
-                                       cwd=REPO).stdout.strip(), "reference_digest": reference, "settings": rows}
+                                       cwd=REPO).stdout.strip(), "reference_digest": reference, "layouts": rows}
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / f"{args.tag}.json").write_text(json.dumps(result, indent=1))
     md = "\n".join([
         f"# Threads per worker (`python bench/threads.py {' '.join(sys.argv[1:])}`)", "",
-        f"{result['date']} · {result['machine']} · commit {result['commit']} · load average at start {load[0]:.1f} · "
-        f"sample job (every stage) · {args.workers} workers, {args.cluster} cluster · fresh worker processes per run "
-        f"· reference digest {reference}", "",
-        "| threads per worker | runs | output differs from reference | wall s | task CPU s | worker process CPU s "
+        f"{started} · {result['machine']} · commit {result['commit']} · load average at start {load[0]:.1f} · "
+        f"sample job (every stage) · {args.cluster} cluster · fresh worker processes per run · reference digest "
+        f"{reference}", "",
+        "| workers × threads | runs | output differs from reference | wall s | task CPU s | worker process CPU s "
         "| workers' peak memory MB (sum) |", "|---|---|---|---|---|---|---|",
-        *[f"| {r['threads']} | {r['runs']} | {r['differ']} | {r['wall_s_median']:.1f} | {r['task_cpu_s_median']:.2f} "
-          f"| {r['worker_cpu_s_median']:.1f} | {r['worker_peak_mb_median']:,.0f} |" for r in rows],
+        *[f"| {r['workers']} × {r['threads']} | {r['runs']} | {r['differ']} | {r['wall_s_median']:.1f} "
+          f"| {r['task_cpu_s_median']:.2f} | {r['worker_cpu_s_median']:.1f} | {r['worker_peak_mb_median']:,.0f} |"
+          for r in rows],
         "", "Medians over the runs. Task CPU: the CPU seconds the tasks report (stats.json); worker process CPU: all "
         "the workers' CPU since they started (imports, model loads and Dask included).", "",
     ])
