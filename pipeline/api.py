@@ -24,7 +24,7 @@ import polars as pl
 from pydantic import ValidationError
 
 from corpusslim import storage
-from corpusslim.config import PATH_KEYS, RunConfig, ValueConfig, _resolve, load_config, parse_config
+from corpusslim.config import PATH_KEYS, RunConfig, ValueConfig, load_config, parse_config, resolve_path
 from corpusslim.errors import ConfigError
 
 ConfigLike = str | os.PathLike | RunConfig | dict
@@ -43,11 +43,13 @@ def resolve_config(config: ConfigLike, **overrides) -> RunConfig:
     if isinstance(config, RunConfig):
         base = config
     elif isinstance(config, dict):
-        data = {k: _resolve(v, Path.cwd()) if k in PATH_KEYS and isinstance(v, str) else v for k, v in config.items()}
+        data = {k: resolve_path(v, Path.cwd()) if k in PATH_KEYS and isinstance(v, str) else v
+                for k, v in config.items()}
         base = parse_config(data, "config", str(Path.cwd()))
     else:
         base = load_config(config)
-    given = {k: _resolve(str(v), Path.cwd()) if k in PATH_KEYS else v for k, v in overrides.items() if v is not None}
+    given = {k: resolve_path(str(v), Path.cwd()) if k in PATH_KEYS else v
+             for k, v in overrides.items() if v is not None}
     if not given:
         return base
     source = ", ".join(f"{k}={overrides[k]!r}" for k in given)

@@ -205,7 +205,7 @@ def parse_config(data: object, source: str = "config", base: str = ".") -> RunCo
 PATH_KEYS = ("input", "output")
 
 
-def _resolve(value: str, base: Path) -> str:
+def resolve_path(value: str, base: Path) -> str:
     """An absolute local path (or a URL, untouched) for a path given relative to ``base``."""
     return value if "://" in value else os.path.normpath(base / Path(value).expanduser())
 
@@ -226,11 +226,11 @@ def load_config(path: str | Path, overrides: dict | None = None) -> RunConfig:
         base = path.resolve().parent
         for key in PATH_KEYS:
             if isinstance(data.get(key), str):
-                data[key] = _resolve(data[key], base)
+                data[key] = resolve_path(data[key], base)
         if isinstance(data.get("sources"), list):
-            data["sources"] = [{**s, "input": _resolve(s["input"], base)} if isinstance(s, dict) and isinstance(
+            data["sources"] = [{**s, "input": resolve_path(s["input"], base)} if isinstance(s, dict) and isinstance(
                 s.get("input"), str) else s for s in data["sources"]]
         for key, value in (overrides or {}).items():
             if value is not None:
-                data[key] = _resolve(str(value), Path.cwd()) if key in PATH_KEYS else value
+                data[key] = resolve_path(str(value), Path.cwd()) if key in PATH_KEYS else value
     return parse_config(data, str(path), str(path.resolve().parent))
