@@ -229,7 +229,7 @@ def budget(run_dir: str, *, usd: float | None = None, raw_tokens: float | None =
     """How much of each source of a finished run to process next for ``usd`` (pool-scale dollars) and/or
     ``raw_tokens``, like ``corpusslim budget``; with ``language`` (e.g. "zh"), for that language's unique tokens.
     The allocation rule is :func:`corpusslim.budget.allocate`."""
-    from corpusslim.budget import allocate, languages, load_views
+    from corpusslim.budget import allocate, load_views
 
     if usd is None and raw_tokens is None:
         raise ConfigError("give a budget: usd (dollars) or raw_tokens")
@@ -241,6 +241,6 @@ def budget(run_dir: str, *, usd: float | None = None, raw_tokens: float | None =
     if not views:
         raise ConfigError(f"{run.path}: the run has no sources (set sources: or source_column: in its config)")
     if language and not any(v.U > 0 for v in views):
-        seen = sorted(languages(storage.read_parquet(storage.join(run.path, "ledger_sources.parquet"))))
+        seen = sorted(c.removeprefix("lang_") for c in run.ledger.columns if c.startswith("lang_"))
         raise ConfigError(f"language {language!r}: no kept tokens of it in any source (kept: {', '.join(seen)})")
     return {**allocate(views, run.config, usd=usd, raw_tokens=raw_tokens), "language": language}

@@ -12,7 +12,7 @@ budget and is worth its full cost; the pool grows by each step's expected tokens
 qualifies. The assumption: every curve keeps its fitted shape beyond the raw tokens seen, and each source's
 increments do not depend on how much of the others is processed (overlap between sources is in each curve only as
 far as the observed interleaving put it there). Predicted unique tokens carry a band: each bootstrap curve's
-increments times resampled batch residuals; the band widens the further a source goes past its data.
+increments times AR(1) resampled batch residuals; the band widens the further a source goes past its data.
 """
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ import numpy as np
 import polars as pl
 
 from corpusslim.config import RunConfig
-from corpusslim.curve import CurveFit, as_dict, fit_yield_curve, future_increments, next_batch_band
+from corpusslim.curve import CurveFit, ar1_resample, as_dict, fit_yield_curve, future_increments, next_batch_band
 from corpusslim.decision import HORIZON, _price, si
 from corpusslim.ledger import CostBasis, cost_basis
 from corpusslim.value import format_usd
@@ -110,12 +110,13 @@ def summarise_sources(ledger: pl.DataFrame, config: RunConfig, language: str | N
 
 
 def _band(increments: np.ndarray, residuals: np.ndarray, level: float, seed: int) -> tuple[float, float]:
-    """Band of the sum of a source's allocated batches: each resampled curve's increments times resampled
-    residuals (batch-to-batch noise)."""
+    """Band of the sum of a source's allocated batches: each resampled curve's increments times a series of
+    residuals from the curve's AR(1) sieve (batch-to-batch noise, runs of neighbouring batches kept)."""
     if len(increments) < 2 or increments.shape[1] == 0:
         total = float(increments[0].sum()) if len(increments) else 0.0
         return total, total
-    noise = np.random.default_rng(seed).choice(residuals, size=increments[1:].shape)
+    noise = ar1_resample(residuals, len(increments) - 1, np.random.default_rng(seed), increments.shape[1]) \
+        if len(residuals) > 2 else np.random.default_rng(seed).choice(residuals, size=increments[1:].shape)
     sums = np.maximum(increments[1:] * noise, 0.0).sum(axis=1)
     lo, hi = np.percentile(sums, [50 * (1 - level), 50 * (1 + level)])
     return float(lo), float(hi)
@@ -238,32 +239,44 @@ def overlap_sentence(rows: list[dict]) -> str:
             f"({top['docs']:,} of {totals[top['from']]:,} documents) are copies of {top['to']}.")
 
 
-def languages(ledger: pl.DataFrame) -> dict[str, dict[str, float]]:
-    """Kept tokens per detected language and source."""
-    out: dict[str, dict[str, float]] = {}
-    for column in (c for c in ledger.columns if c.startswith("lang_")):
-        for source, tokens in ledger.group_by("source").agg(pl.col(column).sum()).sort("source").rows():
-            if tokens:
-                out.setdefault(column.removeprefix("lang_"), {})[source] = float(tokens)
+def languages(ledger: pl.DataFrame, by_source: pl.DataFrame, config: RunConfig) -> dict[str, dict]:
+    """Per detected language, over the all-sources batches: kept tokens, its own yield curve (U = the language's
+    kept tokens against all raw tokens) or why none, the next batch's new tokens of it with the band (pool scale),
+    and, with sources, its kept tokens per source."""
+    scale, out = 1.0 / config.value.sample_fraction, {}
+    for column in sorted(c for c in ledger.columns if c.startswith("lang_")):
+        U = ledger[column].cast(pl.Float64).cum_sum()
+        if not U[-1]:
+            continue
+        fit = fit_yield_curve(ledger["cum_raw_tokens"], U, ledger["cum_cost_usd"], seed=0)
+        du = next_batch_band(fit, float(ledger["cum_raw_tokens"][-1])) if fit.curves is not None else None
+        sources = {} if column not in by_source.columns else {
+            s: float(t) for s, t in by_source.group_by("source").agg(pl.col(column).sum()).sort("source").rows() if t}
+        out[column.removeprefix("lang_")] = {
+            "unique_tokens": float(U[-1]), "curve": as_dict(fit), "by_source": sources,
+            "next_batch": None if du is None else dict(zip(("new_unique", "new_unique_low", "new_unique_high"),
+                                                           (x * scale for x in du)))}
     return out
 
 
-def sources_summary(run_dir: str, config: RunConfig, overlap: list[dict]) -> dict:
-    """The report's per-source part: ``sources``, ``overlap`` (with its sentence), ``languages`` and the
-    allocation of ``value.budget_usd`` when set; empty for a run without sources."""
+def sources_summary(run_dir: str, config: RunConfig, ledger: pl.DataFrame, overlap: list[dict]) -> dict:
+    """The report's per-source and per-language part: ``languages`` always; with sources also ``sources``,
+    ``overlap`` (with its sentence) and the allocation of ``value.budget_usd`` when set."""
     from corpusslim import storage
     from corpusslim.ledger import SOURCES_LEDGER_FILE
 
     path = storage.join(run_dir, SOURCES_LEDGER_FILE)
-    ledger = storage.read_parquet(path) if storage.exists(path) else pl.DataFrame()
-    if ledger.is_empty():
-        return {}
-    views = source_views(ledger, config)
+    by_source = storage.read_parquet(path) if storage.exists(path) else pl.DataFrame()
+    out = {"languages": languages(ledger, by_source, config) if not ledger.is_empty() else {}}
+    if by_source.is_empty():
+        return out
+    views = source_views(by_source, config)
     budget = config.value.budget_usd
-    return {"sources": summarise_sources(ledger, config), "overlap": overlap, "overlap_sentence":
-            overlap_sentence(overlap), "languages": languages(ledger),
-            "source_batches": ledger.select("source", "batch", "cum_raw_tokens", "cum_unique_tokens").to_dicts(),
-            "allocation": allocate(views, config, usd=budget) | {"budget_usd": budget} if budget else None}
+    return out | {
+        "sources": summarise_sources(by_source, config), "overlap": overlap,
+        "overlap_sentence": overlap_sentence(overlap),
+        "source_batches": by_source.select("source", "batch", "cum_raw_tokens", "cum_unique_tokens").to_dicts(),
+        "allocation": allocate(views, config, usd=budget) | {"budget_usd": budget} if budget else None}
 
 
 def format_allocation(result: dict) -> str:

@@ -221,18 +221,20 @@ def ar1_coefficient(e: np.ndarray) -> float:
     return min(max(rho + (1 + 3 * rho) / n, 0.0), 0.95)
 
 
-def ar1_resample(residuals: np.ndarray, draws: int, rng: np.random.Generator) -> np.ndarray:
-    """``draws`` sieve-bootstrap series of multiplicative residuals (draws, n): an AR(1) fitted to ``residuals - 1``
-    is driven by resampled innovations (Bühlmann 1997, Bernoulli 3:123), so runs of similar neighbouring batches
-    are reproduced; with no correlation it is the ordinary residual bootstrap."""
+def ar1_resample(residuals: np.ndarray, draws: int, rng: np.random.Generator, length: int | None = None
+                 ) -> np.ndarray:
+    """``draws`` sieve-bootstrap series of multiplicative residuals (draws, ``length``, default n): an AR(1) fitted
+    to ``residuals - 1`` is driven by resampled innovations (Bühlmann 1997, Bernoulli 3:123), so runs of similar
+    neighbouring batches are reproduced; with no correlation it is the ordinary residual bootstrap."""
     e = residuals - 1.0
     rho = ar1_coefficient(e)
     u = e[1:] - rho * e[:-1]
     u = u - u.mean()
-    out = np.empty((draws, len(e)))
+    n = len(e) if length is None else length
+    out = np.empty((draws, n))
     out[:, 0] = rng.choice(e, size=draws)
-    shocks = rng.choice(u, size=(draws, len(e)))
-    for i in range(1, len(e)):
+    shocks = rng.choice(u, size=(draws, n))
+    for i in range(1, n):
         out[:, i] = rho * out[:, i - 1] + shocks[:, i]
     return 1.0 + out
 

@@ -17,8 +17,9 @@ shards only is left out), never valued. A run continuing an earlier one (``--aga
 batch numbers and cumulative R, U and C carry on from the earlier run's last row.
 
 With sources (pipeline/sources.py), ``ledger_sources.parquet`` holds the same rows per source (``source``; batches
-numbered per source, each source's units in its own arrival order, by the same rule), with the kept tokens per
-detected language (``lang_<code>``). A unit's read bytes and CPU are shared among its sources by raw tokens.
+numbered per source, each source's units in its own arrival order, by the same rule). Both ledgers have the kept
+tokens per detected language (``lang_<code>``; ``und`` without a lid stage). A unit's read bytes and CPU are shared
+among its sources by raw tokens.
 """
 from __future__ import annotations
 
@@ -92,6 +93,9 @@ def _batch_rows(results: list[dict], batch_of: dict[int, int]) -> dict[int, dict
         row["raw_tokens"] += r["stages"][0]["tokens_in"]
         row["new_unique_tokens"] += r["stages"][-1]["tokens_out"]
         row["new_unique_docs"] += r["rows"]["kept"]
+        for part in r.get("sources", {}).values():
+            for lang, tokens in part["lang"].items():
+                row[f"lang_{lang}"] = row.get(f"lang_{lang}", 0) + tokens
         startup = r.get("startup_cpu_seconds", 0.0)
         row["cpu_seconds"] += r["write_cpu_seconds"] + sum(s["cpu_seconds"] for s in r["stages"]) - startup
         row["startup_total"] += startup

@@ -50,6 +50,7 @@ def sections(summary: dict) -> list[tuple[str, str, list[str], list[list[str]]]]
     """(title, sentences, table header, table rows) of every section, in reading order."""
     out = [_next_section(summary), _batches_section(summary), _future_section(summary), _curve_section(summary),
            _cost_section(summary), _sources_section(summary), _overlap_section(summary),
+           _languages_section(summary),
            _allocation_section(summary), _assumptions_section(summary)]
     return [s for s in out if s is not None]
 
@@ -169,6 +170,23 @@ def _sources_section(summary: dict):
             "batch of each is valued on the pool of all sources (pool scale).")
     return "Sources", text, ["source", "batches", "raw tokens", "unique tokens", "curve", "$ per 1B raw tokens",
                              "next batch: new unique (90 % band)", "next batch value", "value per $"], rows
+
+
+def _languages_section(summary: dict):
+    langs = summary.get("languages")
+    if not langs:
+        return None
+    rows = []
+    for lang, v in langs.items():
+        curve, nxt = v["curve"], v["next_batch"]
+        fit = curve["model"].replace("_", " ") if curve["model"] != "none" else curve["reason"]
+        rows.append([lang, si(v["unique_tokens"]), fit, "n/a" if nxt is None else
+                     _band(nxt["new_unique"], nxt["new_unique_low"], nxt["new_unique_high"]),
+                     ", ".join(f"{s} {si(t)}" for s, t in v["by_source"].items())])
+    return ("Languages", "Kept tokens per detected language, each with its own yield curve over the batches "
+            "(corpusslim budget --language allocates for one of them).",
+            ["language", "unique tokens", "curve", "next batch: new tokens of it (90 % band, pool scale)",
+             "by source"], rows)
 
 
 def _overlap_section(summary: dict):
@@ -330,7 +348,7 @@ def write_report(run_dir: str, config: RunConfig) -> dict:
     ledger = storage.read_parquet(storage.join(run_dir, "ledger.parquet"))
     stats = json.loads(storage.read_text(storage.join(run_dir, "stats.json")))
     summary = summarise(ledger, stats, config)
-    summary.update(sources_summary(run_dir, config, stats.get("overlap", [])))
+    summary.update(sources_summary(run_dir, config, ledger, stats.get("overlap", [])))
     out = storage.join(run_dir, "report")
     storage.makedirs(out)
     page = render_html(summary, plots(summary), examples(run_dir, Columns(config.text_column, config.id_column)))

@@ -1,13 +1,13 @@
 """Data sources: what each unit of work holds per source, and the overlap between sources (docs/ARCHITECTURE.md).
 
-A document's source is the ``source_column`` of the input, or the name of the ``sources:`` entry whose files it
-came from (written as the column ``source``; each source's units arrive in its own order and the sources
-interleave round-robin by position, :func:`corpusslim.inputs.shards_of`). The worker counts, per unit and source:
-raw documents and tokens (the ``input`` step's ``sources``), kept documents and tokens with the kept tokens per
-detected language (``sources`` of the result), and, after dedup, the removed duplicates per (their source, the
-source of the kept document they duplicate) (``overlap``). The root's source is read from the ``source`` column of
-its unit's intermediate (``_work/pre/``) on the worker, so no document crosses the driver; a root in an earlier run
-(``--against``) counts as :data:`EARLIER`.
+A document's source is the ``source_column`` of the input, or the name of the ``sources:`` entry whose files it came
+from (written as the column ``source``; each source's units arrive in its own order and the sources interleave
+round-robin by position, :func:`corpusslim.inputs.shards_of`). The worker counts, per unit and source: raw documents
+and tokens (the ``input`` step's ``sources``), kept documents and tokens with the kept tokens per detected language
+(``sources`` of the result; in a run without sources, all under :data:`ALL`), and, after dedup, the removed
+duplicates per (their source, the source of the kept document they duplicate) (``overlap``). The root's source is
+read from the ``source`` column of its unit's intermediate (``_work/pre/``) on the worker, so no document crosses
+the driver; a root in an earlier run (``--against``) counts as :data:`EARLIER`.
 """
 from __future__ import annotations
 
@@ -18,12 +18,14 @@ from corpusslim.inputs import ROW
 from corpusslim.keys import row_expr, shard_expr
 
 NONE = "(none)"          # a document whose source column is null
+ALL = "(all)"            # every document, in a run without sources (its kept tokens per language)
 EARLIER = "(earlier run)"  # the kept document is in a run this one was deduped against
 UNKNOWN_LANG = "und"      # no detected language (no lid stage, or rejected before it)
 
 
-def _source(column: str) -> pl.Expr:
-    return pl.col(column).cast(pl.String).fill_null(NONE).alias("_source")
+def _source(column: str | None) -> pl.Expr:
+    source = pl.lit(ALL) if column is None else pl.col(column).cast(pl.String).fill_null(NONE)
+    return source.alias("_source")
 
 
 def raw_by_source(df: pl.DataFrame, column: str | None) -> dict[str, dict[str, int]]:
@@ -35,8 +37,9 @@ def raw_by_source(df: pl.DataFrame, column: str | None) -> dict[str, dict[str, i
 
 
 def kept_by_source(kept: pl.DataFrame, column: str | None) -> dict[str, dict]:
-    """Kept documents and tokens per source, with the kept tokens per detected language (``lang``)."""
-    if column is None or kept.is_empty():
+    """Kept documents and tokens per source (:data:`ALL` without sources), with the kept tokens per detected
+    language (``lang``)."""
+    if kept.is_empty():
         return {}
     lang = pl.col("lang").cast(pl.String).fill_null(UNKNOWN_LANG) if "lang" in kept.columns \
         else pl.lit(UNKNOWN_LANG)

@@ -90,8 +90,7 @@ def _write_outputs(shard: Shard, kept: pl.DataFrame, rejected: pl.DataFrame, rem
     rows: ShardRows = {"in": kept.height + rejected.height, "kept": kept.height, "rejected": rejected.height}
     if "removed_lines" in files:
         rows["removed_lines"] = removed_lines.height
-    by_source = {"sources": kept_by_source(kept, shard.columns.source)} if shard.columns.source else {}
-    return {"rows": rows, "files": files, "format": spec.format, **by_source,
+    return {"rows": rows, "files": files, "format": spec.format, "sources": kept_by_source(kept, shard.columns.source),
             "write_cpu_seconds": round(time.thread_time() - start, 6)}
 
 
