@@ -4,6 +4,8 @@ below one batch's cost allocates nothing and says so; a source with one batch is
 by tokens or documents close at the first unit boundary at or past the size."""
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 
@@ -20,8 +22,8 @@ def unit(index: int, source: str, kept: int, raw: int = RAW, docs: int = 100) ->
     return {"status": "done", "index": index, "shard": f"{source}/{index}", "rows": {"in": docs, "kept": 1,
             "rejected": docs - 1}, "bytes_in": 4 * raw, "text_bytes": 4 * raw, "write_cpu_seconds": 0.1,
             "startup_cpu_seconds": 0.0,
-            "stages": [{"stage": "input", "tokens_in": raw, "cpu_seconds": 1.0,
-                        "sources": {source: {"docs": docs, "tokens": raw}}}],
+            "stages": [{"stage": "input", "docs_in": docs, "tokens_in": raw, "docs_out": 1, "tokens_out": kept,
+                        "cpu_seconds": 1.0, "removed": {}, "sources": {source: {"docs": docs, "tokens": raw}}}],
             "sources": {source: {"docs": 1, "tokens": kept, "lang": {"en": kept}}}}
 
 
@@ -106,3 +108,54 @@ def test_overlap_sentence_names_the_largest_cross_share():
             "tokens": 1}, {"from": "new", "to": "new", "docs": 5, "tokens": 1}]
     assert overlap_sentence(rows).startswith("62 % of old's removed duplicates (62 of 100 documents) are copies of new")
     assert "do not overlap" in overlap_sentence([rows[2]])
+
+
+@pytest.fixture
+def run_dir(tmp_path, config):
+    """A finished run directory as the runner leaves it (config, stats, both ledgers), without running a job."""
+    from corpusslim.ledger import build_ledger
+
+    units = results({"fresh": 6, "stale": 6})
+    (tmp_path / "config.json").write_text(json.dumps(config.model_dump(mode="json")))
+    (tmp_path / "stats.json").write_text("{}")
+    build_ledger(units, 1, config.cost).write_parquet(tmp_path / "ledger.parquet")
+    build_source_ledger(units, 1, config.cost).write_parquet(tmp_path / "ledger_sources.parquet")
+    return tmp_path
+
+
+def test_budget_command_prints_the_documented_json(run_dir):
+    from click.testing import CliRunner
+
+    from corpusslim.cli import main
+
+    out = CliRunner().invoke(main, ["budget", str(run_dir), "--usd", "1e6", "--json"])
+    assert out.exit_code == 0, out.output
+    result = json.loads(out.output)
+    assert {"allocation", "unallocated_usd", "rule"} <= set(result)
+    assert set(result["allocation"][0]) >= {"source", "batches", "raw_tokens", "unique_tokens", "unique_tokens_low",
+                                            "unique_tokens_high", "cost_usd", "value_usd"}
+    assert result["allocation"][0]["source"] == "fresh"
+
+
+@pytest.mark.parametrize("args, message", [
+    ([], "give a budget"),
+    (["--usd", "-5"], "usd=-5.0: must be a positive number"),
+    (["--usd", "10", "--language", "zh"], "language 'zh': no kept tokens of it in any source (kept: en)"),
+])
+def test_budget_command_bad_input_is_one_line(run_dir, args, message):
+    from click.testing import CliRunner
+
+    from corpusslim.cli import main
+
+    out = CliRunner().invoke(main, ["budget", str(run_dir), *args])
+    assert out.exit_code != 0
+    assert message in out.output and "Traceback" not in out.output
+
+
+def test_budget_of_a_run_without_sources_says_so(run_dir):
+    from corpusslim.api import budget
+    from corpusslim.errors import ConfigError
+
+    (run_dir / "ledger_sources.parquet").unlink()
+    with pytest.raises(ConfigError, match="the run has no sources"):
+        budget(str(run_dir), usd=10)
