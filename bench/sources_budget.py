@@ -31,6 +31,8 @@ import polars as pl
 import yaml
 
 from corpusslim import api
+from corpusslim.budget import source_views
+from corpusslim.curve import predict
 from corpusslim.value import price_batch
 
 REPO = Path(__file__).resolve().parents[1]
@@ -97,19 +99,29 @@ def process(root: Path, name: str, batches: dict[str, int], against: Path) -> pl
     return pl.read_parquet(out / "ledger_sources.parquet")
 
 
-def realised(ledger: pl.DataFrame, alloc: dict, value, pool: float, scale: float) -> dict:
+def realised(ledger: pl.DataFrame, alloc: dict, views: dict, value, pool: float, scale: float) -> dict:
+    """Realised raw and unique tokens per source against the allocation's prediction (and the curve's prediction
+    at the raw tokens actually processed: the files are not all of the mean batch size); totals, measured cost
+    and the value of the realised and of the predicted unique tokens (priced on the observed pool)."""
     rows = {r["source"]: r for r in alloc["allocation"]}
-    got = ledger.group_by("source").agg(pl.col("new_unique_tokens").sum(), pl.col("raw_tokens").sum())
+    got = ledger.group_by("source").agg(pl.col("new_unique_tokens", "raw_tokens", "cost_usd").sum())
     out = {}
-    for source, unique, raw in got.rows():
-        r = rows.get(source)
-        out[source] = {"raw_tokens": raw * scale, "unique_tokens": unique * scale}
+    for source, unique, raw, cost in got.rows():
+        r, view = rows.get(source), views[source]
+        out[source] = {"raw_tokens": raw * scale, "unique_tokens": unique * scale, "cost_usd_measured": cost * scale}
         if r:
+            at_raw = float(predict(view.fit, [view.R + raw])[0] - predict(view.fit, [view.R])[0]) * scale
             out[source] |= {"predicted": r["unique_tokens"], "band": [r["unique_tokens_low"], r["unique_tokens_high"]],
+                            "predicted_at_realised_raw": at_raw, "cost_usd_predicted": r["cost_usd"],
                             "error_pct": 100 * (r["unique_tokens"] - unique * scale) / (unique * scale),
+                            "error_at_realised_raw_pct": 100 * (at_raw - unique * scale) / (unique * scale),
                             "inside_band": r["unique_tokens_low"] <= unique * scale <= r["unique_tokens_high"]}
     total = float(got["new_unique_tokens"].sum())
-    return {"per_source": out, "unique_tokens": total * scale, "value_usd": price_batch(value, pool, total).usd}
+    predicted = sum(r["unique_tokens"] for r in rows.values()) / scale
+    return {"per_source": out, "unique_tokens": total * scale, "cost_usd_measured": float(got["cost_usd"].sum()) *
+            scale, "value_usd": price_batch(value, pool, total).usd,
+            "predicted_unique_tokens": predicted * scale if rows else None,
+            "predicted_value_usd": price_batch(value, pool, predicted).usd if rows else None}
 
 
 def main() -> None:
@@ -133,10 +145,11 @@ def main() -> None:
     cost = {s: float(src.filter(pl.col("source") == s)["cost_usd"].mean()) * scale for s in SOURCES}
     raw = {s: float(src.filter(pl.col("source") == s)["raw_tokens"].mean()) * scale for s in SOURCES}
     naive_k = equal_raw(raw, cost, budgets["5x"])
-    results = {"allocator": realised(process(root, "allocator", chosen, observed), middle, run.config.value, pool,
-                                     scale),
-               "naive_equal_raw_tokens": realised(process(root, "naive", naive_k, observed),
-                                                  {"allocation": []}, run.config.value, pool, scale)}
+    views = {v.source: v for v in source_views(src, run.config)}
+    results = {"allocator": realised(process(root, "allocator", chosen, observed), middle, views, run.config.value,
+                                     pool, scale),
+               "naive_equal_raw_tokens": realised(process(root, "naive", naive_k, observed), {"allocation": []},
+                                                  views, run.config.value, pool, scale)}
     out = {"corpus": {s: {"origins": o, "planted_copy_rate": r, "cross_source_copies_of": x}
                       for s, (o, r, x) in SOURCES.items()},
            "observed_batches": src.height, "mean_batch_cost_usd": batch_cost,
