@@ -175,7 +175,11 @@ def write_planned_config(config_path: str, result: dict, target: str) -> str:
         data = yaml.safe_load(f)
     directory = os.path.dirname(os.path.abspath(target))
     output = planned_output(config.output, os.path.abspath(target))
-    data.update(input=_relative(config.input, directory), output=_relative(output, directory))
+    data.update(output=_relative(output, directory))
+    if config.input is not None:
+        data["input"] = _relative(config.input, directory)
+    if config.sources is not None:
+        data["sources"] = [{"name": s.name, "input": _relative(s.input, directory)} for s in config.sources]
     validated = {c.kind: c for c in config.stages}
     by_kind = {}
     for stage in data["stages"]:  # files a stage names (model_path, user_dict, ...), as validation resolved them
