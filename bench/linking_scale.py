@@ -8,8 +8,9 @@
    one thread each): synthetic duplicate pairs (chains, stars, cliques, random trees, chains of 10^5 documents,
    over 1,000 shards) written by the workers and linked in rounds. Reported per size: the driver's peak RSS
    (VmHWM: the driver process, with the Dask scheduler in it), the workers' peak RSS (the largest task), rounds,
-   partitions, the tasks' CPU seconds and the wall time; sizes up to ``--check-up-to`` are compared with the
-   single-process reference (``corpusslim.dedup.linking.cluster``).
+   partitions, the linking's CPU seconds (``cpu_s``: the worker processes' CPU over the linking, every thread;
+   ``task_thread_cpu_s``: what the tasks report, their own threads only) and wall time (generation excluded);
+   sizes up to ``--check-up-to`` are compared with the single-process reference (``corpusslim.dedup.linking``).
 2. Bookkeeping (``--shards``): sample_data's 4,845 documents (in file order) re-split into N Parquet shards of
    about equal rows, then ``configs/sample.yaml`` run in this process: wall seconds, driver CPU seconds
    (``time.process_time`` of this process: runner, manifest and scheduler; the workers are other processes),
@@ -40,7 +41,8 @@ def linking_row(pairs: int, work: Path, check: bool) -> dict:
     done = subprocess.run(cmd, capture_output=True, text=True, check=True)
     s = json.loads(done.stdout.splitlines()[-1])
     return {"pairs": s["pairs"], "driver_peak_mb": s["driver_peak_mb"], "task_peak_mb": s["task_peak_mb"],
-            "rounds": s["rounds"], "cpu_s": round(s["cpu_s"], 2), "partitions": s["partitions"],
+            "rounds": s["rounds"], "cpu_s": round(s["worker_cpu_s"], 2), "task_thread_cpu_s": round(s["cpu_s"], 2),
+            "partitions": s["partitions"],
             "members": s["members"], "linking_wall_s": round(s["wall_s"], 1),
             "driver_cpu_s": round(s["driver_cpu_s"], 1), "process_wall_s": round(time.perf_counter() - start, 1),
             "matches_reference": s.get("matches_reference")}

@@ -1,8 +1,9 @@
 """Dedup's linker: the driver side of its phases between map and apply (``corpusslim.phases``).
 
-*reduce* (one task per key column and key range: candidate pairs), *verify* (one gather task per shard with
-paired documents, reading its files once, then one verify task per shard of the later documents, fed worker to
-worker, writing its verified pairs), *link* (``schedule.LinkRounds``: the pairs routed to partitions of document
+*reduce* (one task per key column and key range: candidate pairs), *verify* (per partition of document keys,
+``linking.Partitions``: the candidate pairs of its later documents, the payloads of their documents gathered from
+the partitions owning them, each shard's files read once and sent worker to worker, the verified pairs written to
+a file), *link* (``schedule.LinkRounds``: the pairs routed to partitions of document
 keys, each document pointed at its earliest verified duplicate, then pointer-jumping rounds until no pointer
 moves, then the roots named and one links file written per shard; ``corpusslim.dedup.rounds``). The driver
 schedules and records: every reduce task, every round and every partition's links files are units in the
@@ -12,23 +13,28 @@ the last round whose files are intact.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable
-
-import polars as pl
 
 from corpusslim import storage
 from corpusslim.dedup import rounds as tasks_
 from corpusslim.dedup.config import DedupConfig
-from corpusslim.dedup.linking import PAIR_SCHEMA, Partitions
+from corpusslim.dedup.linking import Partitions
 from corpusslim.dedup.schedule import PAIRS_PER_LINK_TASK, SECTION, LinkRounds
-from corpusslim.dedup.tasks import duplicate_ids, gather_docs, part_of, reduce_candidates, verify_shard
-from corpusslim.keys import DOC, shard_expr, shard_of
+from corpusslim.dedup.tasks import (
+    candidates_of,
+    duplicate_ids,
+    gather_partition,
+    reduce_candidates,
+    requests_of,
+    split_pairs,
+    verify_partition,
+)
 from corpusslim.manifest import Manifest
 from corpusslim.phases import Links, PhaseContext
-from corpusslim.shard_io import is_intact, read_checked
+from corpusslim.shard_io import is_intact
 
-EMPTY_DESTS = pl.DataFrame(schema={DOC: pl.UInt64, "dest": pl.Int64})  # a gathered shard no verify task needs
 NO_REPEATED_IDS = {"count": 0, "examples": []}
+
+
 class DedupLinker:
     def __init__(self, config: DedupConfig, context: PhaseContext):
         self.config, self.ctx = config, context
@@ -73,21 +79,19 @@ class DedupLinker:
         return Links(files, tasks_.EMPTY_LINKS, record["cpu_seconds"])
 
     def _seed(self, rounds: LinkRounds, fp: str) -> dict:
-        """Reduce and verify (their pairs stay in files), then round 0 of the linking."""
+        """Reduce and verify (their pairs stay in files and on the workers), then round 0 of the linking."""
         start = time.thread_time()
         reduced = self._reduce(fp)
-        exact_records = [r["pairs"] for t, r in reduced.items() if t.startswith("exact-")]
-        band_records = [r["pairs"] for t, r in reduced.items() if t.startswith("band_")]
-        exact = self._pairs(exact_records)
-        candidates = self._pairs(band_records).join(exact, on=["a", "b"], how="anti")
-        verified, verify = self._verify(candidates, band_records)
-        index = self.ctx.index()
-        pairs = [(r, True) for r in exact_records] + [(r, False) for r in verified]
-        total = sum(r["rows"] for r, _ in pairs)
+        exact = [r["pairs"] for t, r in reduced.items() if t.startswith("exact-")]
+        bands = [r["pairs"] for t, r in reduced.items() if t.startswith("band_")]
+        total = sum(r["rows"] for r in [*exact, *bands])  # at least the pairs each partition will hold
         parts = self.config.partitions if self.config.partitions != "auto" else -(-total // PAIRS_PER_LINK_TASK)
-        partitions = Partitions.balanced({n: r["rows"] for n, r in index.items()}, max(1, parts))
-        counts = {"candidate_pairs": candidates.height, "exact_pairs": exact.height,
-                  "verified_pairs": sum(r["rows"] for r in verified)}
+        partitions = Partitions.balanced({n: r["rows"] for n, r in self.ctx.index().items()}, max(1, parts))
+        verified, verify = self._verify(exact, bands, partitions)
+        pairs = [(r, True) for r in exact] + [(r["pairs"], False) for r in verified]
+        counts = {"candidate_pairs": sum(r["candidates"] for r in verified),
+                  "exact_pairs": sum(r["exact"] for r in verified),
+                  "verified_pairs": sum(r["pairs"]["rows"] for r in verified)}
         cpu = sum(r["cpu_seconds"] for r in reduced.values()) + verify["cpu_seconds"] + time.thread_time() - start
         return rounds.seed(pairs, partitions, {"counts": counts, "cpu_seconds": cpu,
                                                "task_peak_mb": verify["peak_rss_mb"]})
@@ -110,35 +114,30 @@ class DedupLinker:
             manifest.record("reduce", result["task"], done[result["task"]])
         return done
 
-    @staticmethod
-    def _pairs(records: Iterable[dict]) -> pl.DataFrame:
-        frames = [read_checked(r) for r in records]
-        return pl.concat(frames).unique() if frames else pl.DataFrame(schema=PAIR_SCHEMA)
-
-    def _verify(self, candidates: pl.DataFrame, band_records: list[dict]) -> tuple[list[dict], dict]:
-        """Files of verified near pairs (the candidate files themselves when nothing is verified), and the phase's
-        CPU seconds and peak memory. One gather task per shard with paired documents reads its files once; each
-        verify task receives, worker to worker, only the payloads of its own pairs."""
-        cfg, client = self.config, self.ctx.client
-        if cfg.verify == "none":
-            return band_records, {"cpu_seconds": 0.0, "peak_rss_mb": 0.0}
-        has_seg = "segment" in self.ctx.before
-        sources = {n: {**s, "has_seg": has_seg} for n, s in self.ctx.sources().items()}
-        dests = pl.concat([candidates.select(pl.col(side).alias(DOC), dest=shard_expr("a")) for side in ("a", "b")])
-        dests_by = dests.unique().with_columns(shard=shard_expr(DOC)).partition_by("shard", as_dict=True,
-                                                                                    include_key=False)
-        gathered = {s: client.submit(gather_docs, d[DOC].unique().sort().to_numpy(), d, sources[s], cfg, pure=False)
-                    for (s,), d in dests_by.items()}
-        futures = []
-        for (t,), pairs in candidates.with_columns(shard=shard_expr("a")).partition_by(
-                "shard", as_dict=True, include_key=False).items():
-            needed = sorted({t, *shard_of(pairs["b"].to_numpy()).tolist()})
-            parts = [client.submit(part_of, gathered[s], t, pure=False) for s in needed]
-            out = storage.join(self.ctx.work, "verified", f"{t}.parquet")
-            futures.append(client.submit(verify_shard, pairs, cfg, out, *parts, pure=False))
-        costs = [client.submit(tasks_.cost_of, g, pure=False) for g in gathered.values()]
-        del gathered  # gathered payloads are released on the workers as their verify tasks finish
+    def _verify(self, exact: list[dict], bands: list[dict], partitions: Partitions) -> tuple[list[dict], dict]:
+        """Per partition of the later documents: the candidate pairs (band pairs that are not exact pairs), the
+        payloads of their documents gathered from the partitions owning them (each shard's files read once, sent
+        worker to worker), the verified pairs written to a file. The results (file records, counts) and the
+        phase's CPU seconds and peak memory."""
+        cfg, submit, parts = self.config, self.ctx.client.submit, range(len(partitions))
+        routed = [submit(split_pairs, r, partitions, pure=False) for r in [*exact, *bands]]
+        candidates = [submit(candidates_of, len(exact), *[submit(tasks_.pick, r, p, pure=False) for r in routed],
+                             pure=False) for p in parts]
+        payloads, costs = {p: [] for p in parts}, []
+        if cfg.verify != "none":
+            has_seg = "segment" in self.ctx.before
+            owned: dict[int, dict] = {q: {} for q in parts}
+            for number, source in self.ctx.sources().items():
+                owned[partitions.of_shard(number)][number] = {**source, "has_seg": has_seg}
+            asked = [submit(requests_of, c, p, partitions, pure=False) for p, c in enumerate(candidates)]
+            gathered = [submit(gather_partition, owned[q], cfg, *[submit(tasks_.pick, a, q, pure=False)
+                                                                  for a in asked], pure=False) for q in parts]
+            payloads = {p: [submit(tasks_.part_for, g, p, pure=False) for g in gathered] for p in parts}
+            costs = [submit(tasks_.cost_of, g, pure=False) for g in gathered]
+        futures = [submit(verify_partition, candidates[p], cfg,
+                          storage.join(self.ctx.work, "verified", f"{p:05d}.parquet"), *payloads[p], pure=False)
+                   for p in parts]
         results = list(self.ctx.each("verify", futures))
-        both = [*results, *client.gather(costs)]
-        return [r["pairs"] for r in results], {"cpu_seconds": sum(r["cpu_seconds"] for r in both),
-                                               "peak_rss_mb": max((r["peak_rss_mb"] for r in both), default=0.0)}
+        both = [*results, *self.ctx.client.gather(costs)]
+        return results, {"cpu_seconds": sum(r["cpu_seconds"] for r in both),
+                         "peak_rss_mb": max((r["peak_rss_mb"] for r in both), default=0.0)}

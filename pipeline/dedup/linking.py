@@ -112,6 +112,10 @@ class Partitions:
         """The partition of each document key."""
         return np.maximum(np.searchsorted(np.array(self.starts, dtype=np.int64), shard_of(keys), side="right") - 1, 0)
 
+    def of_shard(self, number: int) -> int:
+        """The partition holding a shard's documents."""
+        return int(self.of(np.array([number << 32], dtype=np.uint64))[0])
+
     def split(self, df: pl.DataFrame, key: str) -> dict[int, pl.DataFrame]:
         """``df`` by the partition of its ``key`` column: every partition present, empty where nothing goes."""
         parts = df.with_columns(_part=pl.Series(self.of(df[key].to_numpy()), dtype=pl.Int64)).partition_by(

@@ -69,8 +69,9 @@ def answer_partition(state: dict, *asked: pl.DataFrame) -> dict:
     return _timed(start, parts={p: answer(own, a) for p, a in enumerate(asked)})
 
 
-def answers_for(answered: dict, key: int) -> pl.DataFrame:
-    return answered["parts"][key]
+def part_for(result: dict, key: int) -> pl.DataFrame:
+    """The piece of a task's result (its ``parts``) one task of the next step needs."""
+    return result["parts"][key]
 
 
 def jump_partition(part: int, state: dict, out_path: str, *answers: pl.DataFrame) -> dict:

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 
-import numpy as np
 from distributed import Client
 
 from corpusslim import storage
@@ -64,7 +63,7 @@ class LinkRounds:
         answered = [submit(tasks_.answer_partition, states[q], *[submit(tasks_.pick, a, q, pure=False)
                                                                  for a in asked], pure=False) for q in parts]
         futures = [submit(tasks_.jump_partition, p, states[p], self._state_path(number, p),
-                          *[submit(tasks_.answers_for, a, p, pure=False) for a in answered], pure=False)
+                          *[submit(tasks_.part_for, a, p, pure=False) for a in answered], pure=False)
                    for p in parts]
         costs = [submit(tasks_.cost_of, a, pure=False) for a in answered]
         return self._record(number, partitions, futures, entry, costs)
@@ -93,13 +92,13 @@ class LinkRounds:
         states, parts = self._states(entry), range(len(partitions))
         owned: dict[int, list[dict]] = {q: [] for q in parts}
         for number in sorted(index):
-            owned[int(partitions.of(np.array([number << 32], dtype=np.uint64))[0])].append(index[number])
+            owned[partitions.of_shard(number)].append(index[number])
         asked = [submit(tasks_.ask_roots, states[p], partitions, pure=False) for p in parts]
         ids = [submit(tasks_.root_ids, owned[q], *[submit(tasks_.pick, a, q, pure=False) for a in asked],
                       pure=False) for q in parts]
         links_dir = storage.join(self.work, f"links-{self.fp}")
         futures = [submit(tasks_.write_links, p, states[p], links_dir,
-                          *[submit(tasks_.answers_for, i, p, pure=False) for i in ids], pure=False) for p in parts]
+                          *[submit(tasks_.part_for, i, p, pure=False) for i in ids], pure=False) for p in parts]
         files, totals = {}, {"members": 0, "cpu_seconds": 0.0, "task_peak_mb": 0.0}
         for result in self.each("link names", futures):
             self.manifest.record(SECTION, f"links-{result['part']:05d}", {"fp": self.fp, "files": result["files"]})

@@ -103,14 +103,14 @@ def simulate(client: Client, n_pairs: int, shards: int, partitions: int, work: s
     manifest = Manifest.open(work, "simulate", meta={"pairs": n_pairs, "shards": shards, "seed": seed})
     rounds = LinkRounds(client, manifest, storage.join(work, "link"), "sim", _each)
     chunks = -(-n_pairs // PAIRS_PER_CHUNK)
-    pairs = manifest.get("pairs", "all")
-    start = time.perf_counter()
-    entry = rounds.latest()
+    pairs, entry = manifest.get("pairs", "all"), rounds.latest()
     if entry is None or pairs is None:
         futures = [client.submit(write_chunk, min(PAIRS_PER_CHUNK, n_pairs - c * PAIRS_PER_CHUNK), shards, seed, c,
                                  storage.join(work, "pairs"), pure=False) for c in range(chunks)]
         pairs = {"files": [p for f in client.gather(futures) for p in f]}
         manifest.record("pairs", "all", pairs)
+    start, cpu = time.perf_counter(), _workers_cpu(client)
+    if entry is None:
         entry = rounds.seed([tuple(p) for p in pairs["files"]], Partitions.balanced(dict.fromkeys(range(shards), 1),
                                                                                    partitions), {})
     entry = rounds.settle(entry)
@@ -118,8 +118,18 @@ def simulate(client: Client, n_pairs: int, shards: int, partitions: int, work: s
     manifest.save()
     return {"pairs": sum(r["rows"] for r, _ in pairs["files"]), "pair_files": pairs["files"], "files": files,
             "rounds": entry["round"], "partitions": len(entry["starts"]), "members": named["members"],
-            "cpu_s": entry["cpu_seconds"] + named["cpu_seconds"],
+            "cpu_s": entry["cpu_seconds"] + named["cpu_seconds"], "worker_cpu_s": _workers_cpu(client) - cpu,
             "task_peak_mb": max(entry["task_peak_mb"], named["task_peak_mb"]), "wall_s": time.perf_counter() - start}
+
+
+def _process_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def _workers_cpu(client: Client) -> float:
+    """CPU seconds of the worker processes so far (every thread: polars works in its own pool)."""
+    return sum(client.run(_process_cpu).values())
 
 
 def matches_reference(pair_files: list, files: dict[int, dict]) -> bool:
@@ -144,9 +154,8 @@ def main() -> None:
     parts = args.partitions or max(1, -(-args.pairs // PAIRS_PER_LINK_TASK))
     with dask_client(args.workers, None) as client:
         result = simulate(client, args.pairs, args.shards, parts, args.work)
-    usage = resource.getrusage(resource.RUSAGE_SELF)
     summary = {**{k: v for k, v in result.items() if k not in ("files", "pair_files")},
-               "driver_peak_mb": peak_rss_mb(), "driver_cpu_s": usage.ru_utime + usage.ru_stime}
+               "driver_peak_mb": peak_rss_mb(), "driver_cpu_s": _process_cpu()}
     if args.check:
         summary["matches_reference"] = matches_reference(result["pair_files"], result["files"])
     print(json.dumps(summary))

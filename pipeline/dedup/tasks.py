@@ -3,10 +3,12 @@
 * ``reduce_candidates`` (one Dask task per LSH band, and one for the exact hash; optionally split in key ranges):
   group one key column of every index file; each document sharing a key with an earlier one gives a candidate
   pair (doc, earliest doc with that key).
-* ``gather_docs`` (one task per shard with documents in pairs, reading its files once) and ``verify_shard`` (one
-  task per shard of the later documents, fed the payloads it needs from each gathered shard, worker to worker):
-  keep the candidate pairs whose exact shingle Jaccard (or signature estimate) reaches the threshold, written
-  to a file per verify task for the linking rounds (``corpusslim.dedup.rounds``).
+* ``split_pairs`` (per reduce file) and ``candidates_of`` (per partition of document keys, ``linking.Partitions``):
+  the candidate pairs of each partition's later documents, exact pairs taken out; ``requests_of`` and
+  ``gather_partition`` (per partition, each shard's files read once): the payloads each partition's pairs compare,
+  sent worker to worker; ``verify_partition``: the pairs whose exact shingle Jaccard (or signature estimate)
+  reaches the threshold, written to a file for the linking rounds (``corpusslim.dedup.rounds``). No pair passes
+  through the driver.
 """
 from __future__ import annotations
 
@@ -16,12 +18,12 @@ import numpy as np
 import polars as pl
 import pyarrow as pa
 
-from corpusslim import outputs
+from corpusslim import outputs, storage
 from corpusslim.dedup.config import DedupConfig
-from corpusslim.dedup.linking import PAIR_SCHEMA, cluster, name_roots
+from corpusslim.dedup.linking import PAIR_SCHEMA, Partitions, cluster, name_roots
 from corpusslim.filters.minhash import set_jaccard, shingle_sets, shingles
 from corpusslim.inputs import ROW
-from corpusslim.keys import DOC, doc_keys, row_of, shard_of
+from corpusslim.keys import DOC, doc_keys, row_of, shard_expr, shard_of
 from corpusslim.measure import peak_rss_mb
 from corpusslim.shard_io import read_checked, write_checked
 
@@ -106,29 +108,55 @@ def _source_docs(keys: np.ndarray, source: dict, config: DedupConfig) -> pl.Data
         DOC, "id", "text", *(["seg"] if "seg" in written.columns else []))
 
 
-def gather_docs(keys: np.ndarray, dests: pl.DataFrame, source: dict, config: DedupConfig) -> dict:
-    """One shard's side of the shuffle before verification, its files read once: per verify task (``dests``:
-    DOC, dest shard) the payloads of ``keys`` (its documents in candidate pairs) that task compares. Total work
-    and bytes are linear in the pairs, not in shards squared."""
+def split_pairs(pairs: dict, partitions: Partitions) -> dict[int, pl.DataFrame]:
+    """One reduce task's pair file by the partition of its later document."""
+    return partitions.split(read_checked(pairs), "a")
+
+
+def candidates_of(exact_pieces: int, *pieces: pl.DataFrame) -> dict:
+    """One partition's candidate pairs: its band pairs that are not exact pairs (the first ``exact_pieces``
+    pieces), each once; and how many exact pairs it has."""
+    exact = pl.concat(pieces[:exact_pieces]).unique() if exact_pieces else pl.DataFrame(schema=PAIR_SCHEMA)
+    bands = pl.concat(pieces[exact_pieces:]).unique() if len(pieces) > exact_pieces else \
+        pl.DataFrame(schema=PAIR_SCHEMA)
+    return {"pairs": bands.join(exact, on=["a", "b"], how="anti").sort("a", "b"), "exact": exact.height}
+
+
+def requests_of(candidates: dict, part: int, partitions: Partitions) -> dict[int, pl.DataFrame]:
+    """The documents of a partition's candidate pairs (DOC, dest: this partition), by the partition owning them."""
+    pairs = candidates["pairs"]
+    docs = pl.concat([pairs.select(pl.col(side).alias(DOC)) for side in ("a", "b")]).unique()
+    return partitions.split(docs.with_columns(dest=pl.lit(part, dtype=pl.Int64)), DOC)
+
+
+def gather_partition(sources: dict[int, dict], config: DedupConfig, *requests: pl.DataFrame) -> dict:
+    """One partition's side of the shuffle before verification: for each asking partition (``requests[p]``:
+    DOC, dest), the payloads of the asked documents, each shard's files (``sources``) read once. Work and bytes
+    are linear in the pairs."""
     start = time.thread_time()
-    docs = with_payload(_source_docs(keys, source, config), config)
-    joined = dests.join(docs.select(DOC, "payload"), on=DOC)
-    parts = {int(d): p.drop("dest") for (d,), p in joined.partition_by("dest", as_dict=True).items()}
+    asked = pl.concat(requests).unique() if requests else pl.DataFrame(schema={DOC: pl.UInt64, "dest": pl.Int64})
+    found = []
+    for (number,), dests in asked.with_columns(shard=shard_expr(DOC)).partition_by(
+            "shard", as_dict=True, include_key=False).items():
+        docs = with_payload(_source_docs(dests[DOC].unique().sort().to_numpy(), sources[number], config), config)
+        found.append(dests.join(docs.select(DOC, "payload"), on=DOC))
+    by_dest = pl.concat(found).partition_by("dest", as_dict=True, include_key=False) if found else {}
+    parts = {p: by_dest.get((p,)) for p in range(len(requests))}  # None: nothing asked from here
     return {"parts": parts, "cpu_seconds": time.thread_time() - start, "peak_rss_mb": peak_rss_mb()}
 
 
-def part_of(gathered: dict, dest: int) -> pl.DataFrame:
-    """The payloads one verify task needs from one gathered shard."""
-    return gathered["parts"][dest]
-
-
-def verify_shard(pairs: pl.DataFrame, config: DedupConfig, out_path: str, *parts: pl.DataFrame) -> dict:
-    """The candidate pairs of one shard whose Jaccard reaches the threshold, written to ``out_path``; ``parts``:
-    the payloads of their documents, gathered from their shards."""
+def verify_partition(candidates: dict, config: DedupConfig, out_path: str, *parts: pl.DataFrame | None) -> dict:
+    """A partition's candidate pairs whose similarity reaches the threshold (all of them with ``verify: none``),
+    written to ``out_path``; ``parts``: the payloads of their documents, gathered from their partitions."""
     start = time.thread_time()
-    verified = similar_pairs(pairs, config, pl.concat(parts))
-    return {"task": f"verify-{int(pairs['a'][0]) >> 32}", "pairs": write_checked(verified, out_path),
-            "cpu_seconds": time.thread_time() - start, "peak_rss_mb": peak_rss_mb()}
+    pairs = candidates["pairs"]
+    if config.verify == "none" or pairs.is_empty():
+        verified = pairs
+    else:
+        verified = similar_pairs(pairs, config, pl.concat([p for p in parts if p is not None]))
+    return {"task": storage.basename(out_path), "pairs": write_checked(verified, out_path),
+            "candidates": pairs.height, "exact": candidates["exact"], "cpu_seconds": time.thread_time() - start,
+            "peak_rss_mb": peak_rss_mb()}
 
 
 def similar_pairs(pairs: pl.DataFrame, config: DedupConfig, payload: pl.DataFrame) -> pl.DataFrame:
