@@ -13,6 +13,7 @@ import time
 import polars as pl
 import pytest
 
+from corpusslim import storage
 from corpusslim.dedup.linking import (
     ANSWER_SCHEMA,
     PAIR_SCHEMA,
@@ -151,6 +152,17 @@ def test_compaction_gives_the_journal_state_even_when_replayed_twice(tmp_path):
     (tmp_path / JOURNAL).write_bytes(journal)  # a crash after the snapshot was written, before the journal went
     assert read_manifest(str(tmp_path)) == replayed
     assert replayed["sections"] == {"reduce": {"t1": {"n": -1}}, "link": {"round-0001": {"moved": 3}}}
+
+
+def test_on_an_object_store_each_unit_is_one_small_object(tmp_path):
+    out = f"memory://journal-{time.monotonic_ns()}/run"
+    manifest = Manifest.open(out, "h")
+    for i in range(3):
+        manifest.record("map", f"s{i}", {"status": "done"})
+    assert storage.listdir(storage.join(out, JOURNAL)) == [f"{i:012d}.json" for i in range(3)]
+    assert set(read_manifest(out)["sections"]["map"]) == {"s0", "s1", "s2"}
+    assert set(Manifest.open(out, "h").section("map")) == {"s0", "s1", "s2"}
+    assert storage.listdir(storage.join(out, JOURNAL)) == []
 
 
 # -- the rounds on a cluster, killed ----------------------------------------------------------------------------
