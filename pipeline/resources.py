@@ -3,7 +3,7 @@
 A worker may run several tasks at once on its threads (``dask worker --nthreads``). Each object is loaded by the
 first task that asks for it, under one lock, and published only once complete: a task that asks meanwhile waits for
 it, and none ever sees a half-built object. The objects are then only read, which their libraries allow from several
-threads at once (see docs/ARCHITECTURE.md, "Threads").
+threads at once (docs/ARCHITECTURE.md, "Per-process resources and threads").
 
 The CPU time a load takes is counted in ``STARTUP`` so the ledger can charge it as a fixed cost of the run instead
 of to whichever batch a worker happened to start with.
