@@ -31,8 +31,8 @@ import polars as pl
 import yaml
 
 from corpusslim import api
-from corpusslim.budget import source_views
-from corpusslim.curve import predict
+from corpusslim.budget import prediction_band, source_views
+from corpusslim.curve import future_increments, predict
 from corpusslim.value import price_batch
 
 REPO = Path(__file__).resolve().parents[1]
@@ -124,6 +124,22 @@ def realised(ledger: pl.DataFrame, alloc: dict, views: dict, value, pool: float,
             "predicted_value_usd": price_batch(value, pool, predicted).usd if rows else None}
 
 
+def band_widths(views: dict, scale: float, ahead=(1, 3, 6, 12, 24)) -> dict:
+    """Per source, the 90 % band of the predicted unique tokens of the next k batches, as a percentage of the
+    point prediction: where the prediction gets wide."""
+    out = {}
+    for source, view in views.items():
+        if view.fit.curves is None:
+            continue
+        inc = future_increments(view.fit, view.R, max(ahead))
+        out[source] = {}
+        for k in ahead:
+            lo, hi = prediction_band(inc[:, :k], view.fit.curves.residuals, view.fit.level, seed=0)
+            out[source][k] = {"unique_tokens": float(inc[0, :k].sum()) * scale, "low": lo * scale, "high": hi * scale,
+                              "width_pct": 100 * (hi - lo) / float(inc[0, :k].sum())}
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--work-dir", default="/tmp/corpusslim-bench/sources_budget")
@@ -155,6 +171,7 @@ def main() -> None:
            "observed_batches": src.height, "mean_batch_cost_usd": batch_cost,
            "budgets_usd": budgets, "allocations": allocations, "middle_budget": "5x",
            "naive_batches_per_source": naive_k, "realised": results,
+           "band_width_by_batches_ahead": band_widths(views, scale),
            "overlap": json.loads((observed / "report" / "summary.json").read_text())["overlap"],
            "wall_seconds": round(time.perf_counter() - started, 1)}
     target = REPO / "bench" / "results" / "sources_budget.json"

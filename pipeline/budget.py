@@ -109,7 +109,7 @@ def summarise_sources(ledger: pl.DataFrame, config: RunConfig, language: str | N
     return out
 
 
-def _band(increments: np.ndarray, residuals: np.ndarray, level: float, seed: int) -> tuple[float, float]:
+def prediction_band(increments: np.ndarray, residuals: np.ndarray, level: float, seed: int) -> tuple[float, float]:
     """Band of the sum of a source's allocated batches: each resampled curve's increments times a series of
     residuals from the curve's AR(1) sieve (batch-to-batch noise, runs of neighbouring batches kept)."""
     if len(increments) < 2 or increments.shape[1] == 0:
@@ -192,7 +192,7 @@ def allocate(views: list[SourceView], config: RunConfig, usd: float | None = Non
         k = taken[v.source]
         if k == 0:
             continue
-        lo, hi = _band(inc[v.source][:, :k], v.fit.curves.residuals, v.fit.level, seed=0)
+        lo, hi = prediction_band(inc[v.source][:, :k], v.fit.curves.residuals, v.fit.level, seed=0)
         rows.append({"source": v.source, "batches": k, "shards": round(k * v.shards_per_batch, 1),
                      "raw_tokens": k * v.fit.raw_per_batch * scale,
                      "unique_tokens": float(inc[v.source][0, :k].sum()) * scale, "unique_tokens_low": lo * scale,
