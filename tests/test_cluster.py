@@ -329,6 +329,7 @@ class Elastic(Progress):
 
     def __init__(self, cluster: ExternalCluster):
         self.cluster, self.joined, self.left, self.lost_tasks = cluster, None, None, []
+        self.ran_before_apply: dict[str, list[str]] = {}  # tasks each worker ran to completion, by worker
 
     def phase(self, name: str, tasks: int) -> None:
         if name == "map" and tasks and self.joined is None:
@@ -338,7 +339,11 @@ class Elastic(Progress):
                 client.wait_for_workers(len(before) + 1, timeout=120)
                 (self.joined,) = set(client.scheduler_info()["workers"]) - before
         if name == "apply" and tasks and self.left is None:
+            def ran(dask_worker) -> list[str]:  # local, so it ships by value: workers cannot import this module
+                return sorted({str(e[0]) for e in dask_worker.state.log if len(e) == 4 and e[1] == "put-in-memory"})
+
             with self.cluster.client() as client:
+                self.ran_before_apply = client.run(ran)
                 _wait(lambda: any(self._applying(client).values()), 60, "no apply task started")
                 self.left, self.lost_tasks = max(self._applying(client).items(), key=lambda kv: len(kv[1]))
                 worker = psutil.Process(client.run(os.getpid, workers=[self.left])[self.left])
@@ -355,20 +360,14 @@ def test_a_worker_joining_mid_map_gets_work_and_one_leaving_mid_apply_loses_noth
     root, _ = reference
     external = ExternalCluster(tmp_path / "dask", 1, dict(os.environ), threads=2)
     elastic = Elastic(external)
-
-    def executed(dask_worker) -> list[str]:  # local, so it ships by value: workers cannot import this module
-        """Keys of the tasks this worker ran to completion."""
-        return sorted({str(e[0]) for e in dask_worker.state.log if len(e) == 4 and e[1] == "put-in-memory"})
-
     try:
         out = tmp_path / "out"
         run(load_config(root / "config.yaml", overrides={"output": str(out)}), scheduler=external.address,
             progress=elastic)
-        with external.client() as client:
-            ran = client.run(executed)
     finally:
         external.close()
     assert elastic.joined and elastic.left and elastic.lost_tasks
-    assert any(k.startswith("map_shard") for k in ran.get(elastic.joined, [])), ran
+    joined_ran = elastic.ran_before_apply.get(elastic.joined, [])
+    assert any(k.startswith("map_shard") for k in joined_ran), elastic.ran_before_apply
     assert output_bytes(out) == output_bytes(root / "out")
     assert not list(out.rglob("*.tmp"))
