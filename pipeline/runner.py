@@ -11,28 +11,37 @@ import hashlib
 import json
 import time
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from distributed import Client, as_completed
 
-from corpusslim import storage
+from corpusslim import outputs, storage
 from corpusslim.cluster import check_workers, dask_client
 from corpusslim.config import RunConfig
 from corpusslim.errors import ConfigError, OutputError, ShardInputError
-from corpusslim.inputs import Shard, shards_of
-from corpusslim.ledger import build_ledger, load_ledger
+from corpusslim.inputs import Columns, Shard, needs_split, shards_of, split_jsonl, split_units
+from corpusslim.ledger import (
+    SOURCES_LEDGER_FILE,
+    BatchRule,
+    batch_numbers,
+    build_ledger,
+    build_source_ledger,
+    load_ledger,
+)
 from corpusslim.manifest import Manifest, read_manifest
 from corpusslim.measure import peak_rss_mb
 from corpusslim.outputs import OutputSpec, spec_of
 from corpusslim.phases import Links
 from corpusslim.report import write_report
-from corpusslim.shard_io import read_checked, remove_temporaries
+from corpusslim.shard_io import is_intact, read_checked, remove_temporaries
+from corpusslim.sources import overlap_matrix
 from corpusslim.stages import STAGES
 from corpusslim.stages.base import GlobalStage, StageConfig
 from corpusslim.stats import build_stats
 from corpusslim.worker import apply_shard, map_shard, process_shard
 
 CONFIG_FILE = "config.json"  # the validated config of the run, for ``corpusslim report``
+SPLITS = "inputs"  # manifest section: JSON Lines files split into Parquet parts, by file
 
 
 class Progress:
@@ -90,11 +99,16 @@ def load_prior(against: str, global_stage: GlobalStage) -> Prior:
     prior = Prior(runs=[*meta.get("against", []), against])
     prior.shards = meta.get("shard_offset", 0) + len(sections["map"])
     for run_dir in prior.runs:
-        for stem, entry in read_manifest(run_dir)["sections"]["map"].items():
-            number = entry["shard_number"]
+        settings = json.loads(storage.read_text(storage.join(run_dir, CONFIG_FILE)))
+        if not settings.get("keep_index", True):
+            raise ConfigError(f"--against {against}: {run_dir} did not keep its index (keep_index: false)")
+        columns = Columns(settings.get("text_column", "text"), settings.get("id_column", "id"))
+        sections = read_manifest(run_dir)["sections"]
+        for stem, entry in sections["map"].items():
+            number, fmt = entry["shard_number"], sections["shards"][stem].get("format", "parquet")
             prior.index[number] = entry["index"]
-            prior.text_sources[number] = {"index": entry["index"], "outputs": [
-                storage.join(run_dir, d, f"{stem}.parquet") for d in ("kept", "rejected")]}
+            prior.text_sources[number] = {"index": entry["index"], "columns": columns, "outputs": [
+                outputs.path(run_dir, d, stem, fmt) for d in ("kept", "rejected")]}
     return prior
 
 
@@ -137,8 +151,15 @@ class Job:
             else:
                 self.manifest.record(section, result["shard"], result)
 
+    def split_inputs(self, files: list[Shard]) -> None:
+        """Stream JSON Lines files over the chunk size into Parquet parts (one task per file; recorded)."""
+        limits = self.config.limits
+        futures = [self.client.submit(split_jsonl, s, limits.chunk_rows, limits.chunk_mb,
+                                      storage.join(self.work, "input"), pure=False) for s in files]
+        self._shard_results("split", futures, SPLITS)
+
     def run_local(self) -> None:
-        todo = [s for s in self.shards if not self.manifest.is_done(s.stem)]
+        todo = [s for s in self.shards if s.stem not in self.bad and not self.manifest.is_done(s.stem)]
         futures = [self.client.submit(process_shard, s, self.plan.before, self.config.limits.max_doc_chars,
                                       self.outputs, key=f"shard-{s.index}-{self.manifest.config_hash}",
                                       pure=False) for s in todo]
@@ -207,12 +228,16 @@ class Job:
     def _apply(self, pending: list[Shard], linked: Links, fp: str) -> None:
         indexed = sum(self.manifest.get("map", s.stem)["docs_indexed"] for s in self._mapped()) or 1
         futures = []
+        # where each kept document's source is looked up for the overlap between sources (corpusslim.sources)
+        pre = {n: e["pre"]["path"] for n, e in self.sources().items() if "pre" in e} \
+            if self.shards[0].columns.source else {}
+        pre_paths = self.client.scatter([pre], hash=False)[0] if pre else None
         for s in pending:
             entry = self.manifest.get("map", s.stem)
             record = linked.files.get(entry["shard_number"])  # read on a worker: links never pass the driver
             links = self.client.submit(read_checked, record, pure=False) if record else linked.empty
-            futures.append(self.client.submit(apply_shard, s, entry, links,
-                                              self.plan.global_, self.plan.after, self.outputs, pure=False))
+            futures.append(self.client.submit(apply_shard, s, entry, links, self.plan.global_, self.plan.after,
+                                              self.outputs, pre_paths, pure=False))
         for result in self.each("apply", futures):
             share = linked.cpu_seconds * self.manifest.get("map", result["shard"])["docs_indexed"] / indexed
             stage = next(st for st in result["stages"] if st["stage"] == self.plan.global_.kind)
@@ -228,6 +253,22 @@ class Job:
                 storage.rmtree(storage.join(self.config.output, "index"))
 
 
+def units_of(files: list[Shard], manifest: Manifest, chunk_mb: float | None) -> tuple[list[Shard], list[Shard]]:
+    """The units of work in arrival order, numbered: files split by an earlier invocation replaced by their parts
+    (unless a part must be redone and its file is gone); and the JSON Lines files that must be split first."""
+    units, pending = [], []
+    for file in files:
+        entry = manifest.get(SPLITS, file.stem)
+        parts = split_units(file, entry["parts"]) if entry and entry.get("status") == "done" else []
+        if parts and all(manifest.is_done(u.stem) or is_intact(p) for u, p in zip(parts, entry["parts"])):
+            units += parts
+            continue
+        if needs_split(file, chunk_mb):
+            pending.append(file)
+        units.append(file)
+    return [replace(u, index=i) for i, u in enumerate(units)], pending
+
+
 def run(config: RunConfig, scheduler: str | None = None, force: bool = False, progress: Progress | None = None,
         against: str | None = None) -> dict:
     """Run (or resume) the job of ``config``; returns the stats also written to ``stats.json``.
@@ -239,7 +280,7 @@ def run(config: RunConfig, scheduler: str | None = None, force: bool = False, pr
     started = time.perf_counter()
     progress = progress or Progress()
     plan = Plan.of(list(config.stages))
-    shards = shards_of(config)
+    files = shards_of(config)
     if against and plan.global_ is None:
         raise ConfigError("--against needs a dedup stage in the config")
     global_stage = plan.global_stage()
@@ -250,23 +291,27 @@ def run(config: RunConfig, scheduler: str | None = None, force: bool = False, pr
     manifest = Manifest.open(config.output, config.config_hash(), meta=meta, force=force)
     storage.write_json(storage.join(config.output, CONFIG_FILE), config.model_dump(mode="json"))
     remove_temporaries(config.output)
+    shards, to_split = units_of(files, manifest, config.limits.chunk_mb)
     removed = manifest.drop_shards({s.stem for s in shards}, dependent=plan.global_ is not None)
     done = sum(manifest.is_done(s.stem) for s in shards)
     # A finished run keeps its dedup index for later --against runs: a torn index file is rebuilt too.
     index_torn = plan.global_ is not None and config.keep_index and not all(
         manifest.intact("map", s.stem, "index", "ids") for s in shards)
-    if done == len(shards) and not index_torn:
+    if done == len(shards) and not index_torn and not to_split:
         progress.start(len(shards), done, None)
     else:
         with dask_client(config.workers, scheduler) as client:
             progress.start(len(shards), done, client.dashboard_link)
             check_workers(client, [shards[0].path, storage.join(config.output, CONFIG_FILE)])
             job = Job(config, client, manifest, shards, prior, progress)
+            if to_split:
+                job.split_inputs(to_split)
+                job.shards = shards = units_of(files, manifest, config.limits.chunk_mb)[0]
             if plan.global_ is None:
                 job.run_local()
             else:
                 job.run_global()
-                job.clean_up()
+            job.clean_up()
         remove_temporaries(config.output)  # a worker killed mid-write leaves its temporary; its task ran again
         manifest.save()  # the journal folded into _manifest.json
     results = [manifest.get("shards", s.stem) or {"status": "missing", "shard": s.stem, "path": s.path,
@@ -274,15 +319,23 @@ def run(config: RunConfig, scheduler: str | None = None, force: bool = False, pr
     worker_peaks = [u["peak_rss_mb"] for section in manifest.sections.values() for u in section.values()
                     if isinstance(u, dict) and "peak_rss_mb" in u]
     memory = {"driver_peak_rss": peak_rss_mb(), "worker_peak_rss": max(worker_peaks, default=0.0)}
-    stats = build_stats(manifest.config_hash, results, config.batch_shards, time.perf_counter() - started, memory)
+    rule = BatchRule.of(config)
+    stats = build_stats(manifest.config_hash, results, batch_numbers(results, rule), time.perf_counter() - started,
+                        memory)
+    stats["overlap"] = overlap_matrix(results)
     stats["removed_shards"] = removed
+    if global_stage is not None and config.keep_index:
+        stats["totals"]["index_bytes"] = sum(e[f]["bytes"] for e in manifest.section("map").values()
+                                             if e.get("status") == "done" for f in ("index", "ids"))
     if global_stage is not None:
         stats.update(global_stage.Linker.summary(manifest))
     storage.write_json(storage.join(config.output, "stats.json"), stats)
     # --against continues the earlier run's ledger: batch numbers and cumulative R, U, C carry on.
-    ledger = build_ledger(results, config.batch_shards, config.cost,
+    ledger = build_ledger(results, rule, config.cost,
                           prior=load_ledger(storage.absolute(against)) if against else None)
     storage.write_parquet(ledger, storage.join(config.output, "ledger.parquet"))
+    storage.write_parquet(build_source_ledger(results, rule, config.cost),
+                          storage.join(config.output, SOURCES_LEDGER_FILE))
     progress.phase("report", 1)
     stats["recommendation"] = write_report(config.output, config)["recommendation"]
     return stats
