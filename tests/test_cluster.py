@@ -209,6 +209,7 @@ def test_a_worker_missing_a_package_fails_the_job_at_start(reference, tmp_path):
     message = str(error.value)
     assert "workers cannot run this job" in message and "tcp://127.0.0.1:" in message
     assert "'jieba'" in message and "not installed on this worker" in message
+    assert f"{external.worker_addresses[0]} (1 thread):" in message
     assert not (tmp_path / "out" / "kept").exists()
 
 
