@@ -60,7 +60,8 @@ def test_script_shares():
     assert cjk_by_script("京橋創生館で1日とめても安い駐車場！")[0] == "ja"
     assert cjk_by_script("너무 두려워요.")[0] == "ko"
     # A Chinese paragraph quoting a Japanese title stays Chinese.
-    text = "《卡美拉 大怪兽空中决战》（原名：ガメラ 大怪獣空中决戦）是1995年上映的日本怪兽电影，卡美拉系列电影的第9部作品。"
+    text = ("《卡美拉 大怪兽空中决战》（原名：ガメラ 大怪獣空中决戦）"
+            "是1995年上映的日本怪兽电影，卡美拉系列电影的第9部作品。")
     assert cjk_by_script(text)[0] == "zh"
     assert cjk_by_script("plain English")[0] is None
 
