@@ -348,7 +348,8 @@ def read_shard(shard: Shard, rows: Sequence[int] | None = None) -> pl.DataFrame:
             numbers = list(range(table.num_rows)) if wanted is None else wanted
             table = table if wanted is None else table.take(wanted)
     except (OSError, pa.ArrowException) as exc:
-        raise ShardInputError(f"{shard.path}: not a readable {shard.format} file ({exc})") from None
+        kind = "Parquet" if shard.format == "parquet" else "JSON Lines"
+        raise ShardInputError(f"{shard.path}: not a readable {kind} file ({exc})") from None
     df = pl.from_arrow(_checked(table, shard.path, shard.columns)).with_columns(
         pl.Series(ROW, numbers, dtype=pl.UInt32))
     if shard.source is not None:
