@@ -23,7 +23,15 @@ import numpy as np
 import polars as pl
 
 from corpusslim.config import RunConfig
-from corpusslim.curve import CurveFit, ar1_resample, as_dict, fit_yield_curve, future_increments, next_batch_band
+from corpusslim.curve import (
+    CurveFit,
+    ar1_resample,
+    as_dict,
+    fit_yield_curve,
+    future_increments,
+    next_batch_band,
+    predict,
+)
 from corpusslim.decision import HORIZON, _price, si
 from corpusslim.ledger import CostBasis, cost_basis
 from corpusslim.value import format_usd
@@ -259,6 +267,16 @@ def languages(ledger: pl.DataFrame, by_source: pl.DataFrame, config: RunConfig) 
     return out
 
 
+def _with_fit(by_source: pl.DataFrame, views: list[SourceView]) -> list[dict]:
+    """Each source's batches (cumulative R and U) with its fitted curve's U at that R (None without a curve)."""
+    fits = {v.source: v.fit for v in views}
+    rows = by_source.select("source", "batch", "cum_raw_tokens", "cum_unique_tokens").to_dicts()
+    for r in rows:
+        fit = fits[r["source"]]
+        r["fitted_unique"] = float(predict(fit, [r["cum_raw_tokens"]])[0]) if fit.curves is not None else None
+    return rows
+
+
 def sources_summary(run_dir: str, config: RunConfig, ledger: pl.DataFrame, overlap: list[dict]) -> dict:
     """The report's per-source and per-language part: ``languages`` always; with sources also ``sources``,
     ``overlap`` (with its sentence) and the allocation of ``value.budget_usd`` when set."""
@@ -275,7 +293,7 @@ def sources_summary(run_dir: str, config: RunConfig, ledger: pl.DataFrame, overl
     return out | {
         "sources": summarise_sources(by_source, config), "overlap": overlap,
         "overlap_sentence": overlap_sentence(overlap),
-        "source_batches": by_source.select("source", "batch", "cum_raw_tokens", "cum_unique_tokens").to_dicts(),
+        "source_batches": _with_fit(by_source, views),
         "allocation": allocate(views, config, usd=budget) | {"budget_usd": budget} if budget else None}
 
 

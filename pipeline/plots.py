@@ -120,13 +120,16 @@ def sources_plot(plt, summary: dict):
     if not rows:
         return None
     fig, ax = plt.subplots(figsize=(6.4, 3.6))
-    for (source,), part in pl.DataFrame(rows).partition_by("source", as_dict=True).items():
-        ax.plot(part["cum_raw_tokens"], part["cum_unique_tokens"], "o-", ms=3, label=source)
+    for (source,), part in pl.DataFrame(rows, infer_schema_length=None).partition_by("source", as_dict=True).items():
+        (line,) = ax.plot(part["cum_raw_tokens"], part["cum_unique_tokens"], "o", ms=3, label=source)
+        if part["fitted_unique"].is_not_null().all():
+            ax.plot(part["cum_raw_tokens"], part["fitted_unique"], "-", lw=1, color=line.get_color())
     ax.set_xlabel("raw tokens of the source (o200k tokens)")
     ax.set_ylabel("unique kept tokens of the source")
     ax.set_title("Yield curve per source")
     ax.legend(fontsize=7)
-    return fig, "Yield curve per source: each source's unique kept tokens against its own raw tokens"
+    return fig, "Yield curve per source: each source's unique kept tokens against its own raw tokens (points) and its "\
+        "fitted curve (line)"
 
 
 def overlap_plot(plt, summary: dict):
