@@ -22,6 +22,12 @@ class ConsoleProgress:
         click.echo(f"{total} shards, {done} already done" + (f"; Dask dashboard: {dashboard}" if dashboard else ""),
                    err=True)
 
+    def workers(self, threads: dict[str, int]) -> None:
+        counts = sorted(set(threads.values()))
+        each = f"{counts[0]} thread{'s' if counts[0] != 1 else ''} each" if len(counts) == 1 else \
+            f"{min(counts)}–{max(counts)} threads each"
+        click.echo(f"{len(threads)} worker{'s' if len(threads) != 1 else ''}, {each}", err=True)
+
     def phase(self, name: str, tasks: int) -> None:
         self.close()
         self.name, self.total, self.done = name, tasks, 0

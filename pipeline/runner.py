@@ -53,6 +53,9 @@ class Progress:
 
     def task(self, result: dict) -> None: ...
 
+    def workers(self, threads: dict[str, int]) -> None:
+        """The workers the job runs on, with the threads of each."""
+
 
 @dataclass
 class Plan:
@@ -302,7 +305,7 @@ def run(config: RunConfig, scheduler: str | None = None, force: bool = False, pr
     else:
         with dask_client(config.workers, scheduler) as client:
             progress.start(len(shards), done, client.dashboard_link)
-            check_workers(client, [shards[0].path, storage.join(config.output, CONFIG_FILE)])
+            progress.workers(check_workers(client, [shards[0].path, storage.join(config.output, CONFIG_FILE)]))
             job = Job(config, client, manifest, shards, prior, progress)
             if to_split:
                 job.split_inputs(to_split)
