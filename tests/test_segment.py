@@ -1,11 +1,13 @@
-"""Tests for corpusslim.filters.segment (jieba word segmentation and SIGHAN scoring).
+"""Tests for corpusslim.filters.segment (jieba's words from the rjieba or jieba kernel; SIGHAN scoring).
 
-Offline: uses only tests/fixtures/cws (first 80 lines of the SIGHAN 2005 PKU
-test set and its gold segmentation; see the README there).
+Offline: uses only tests/fixtures (the first 80 lines of the SIGHAN 2005 PKU
+test set and its gold segmentation, see the README in cws/, and every other
+fixture text for the kernel comparison).
 """
 
 from __future__ import annotations
 
+import json
 import pickle
 import threading
 from concurrent.futures import ThreadPoolExecutor
@@ -104,50 +106,78 @@ def test_user_dict_joins_a_split_word(pku, tmp_path, hmm):
     assert name not in Segmenter(hmm=hmm).words(line)
 
 
-def test_lazy_init_once_per_process(monkeypatch):
-    monkeypatch.setattr(segment, "_TOKENIZERS", {})  # a fresh process-wide cache
+def fixture_texts() -> list[str]:
+    """Every text of the test fixtures: PKU lines, the quality and MinHash documents, the LID sentences."""
+    texts = (FIXTURES / "pku_test.utf8").read_text(encoding="utf-8").splitlines()
+    for path in sorted((ROOT / "tests" / "fixtures").rglob("*.jsonl")):
+        texts += [json.loads(line)["text"] for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    return texts + WHITESPACE_TEXTS
+
+
+def test_fast_kernel_gives_jiebas_words_on_every_fixture_text():
+    texts = fixture_texts()
     seg = Segmenter()
-    tok = seg._tokenizer
-    assert isinstance(tok, jieba.Tokenizer) and tok is not jieba.dt
-    assert tok.initialized is False  # constructing loads nothing
+    assert seg.kernel == "rjieba"
+    fast = [seg.words(t) for t in texts]
+    reference = [bare(t, hmm=False) for t in texts]
+    differing = [t[:60] for t, f, r in zip(texts, fast, reference) if f != r]
+    assert not differing, f"{len(differing)}/{len(texts)} texts segmented differently: {differing[:3]}"
+    assert len(texts) > 400 and sum(map(len, reference)) > 50_000  # the comparison covered real text
 
-    calls = []
-    real_initialize = tok.initialize
 
-    def counting_initialize(*args, **kwargs):
-        calls.append(1)
-        return real_initialize(*args, **kwargs)
+@pytest.mark.parametrize("hmm", [False, True])
+def test_user_dict_and_hmm_use_jieba_itself(pku, tmp_path, hmm):
+    raw, _ = pku
+    udict = tmp_path / "user_dict.txt"
+    udict.write_text("扎西次仁\n北京天安门 5000 ns\n太阳升 3\n", encoding="utf-8")
+    reference = jieba.Tokenizer()
+    reference.load_userdict(str(udict))
+    seg = Segmenter(hmm=hmm, user_dict=udict)
+    assert seg.kernel == "jieba" and Segmenter(hmm=True).kernel == "jieba"
+    texts = raw + WHITESPACE_TEXTS
+    assert [seg.words(t) for t in texts] == [[w for w in reference.lcut(t, HMM=hmm) if not w.isspace()]
+                                             for t in texts]
+    assert "北京天安门" in seg.words("我爱北京天安门")
 
-    monkeypatch.setattr(tok, "initialize", counting_initialize)
+
+def counting_build(monkeypatch) -> list:
+    """Replace the kernel cache with an empty one and record every kernel build."""
+    monkeypatch.setattr(segment, "_KERNELS", {})
+    calls, real_build = [], segment._build
+    monkeypatch.setattr(segment, "_build", lambda *key: calls.append(key) or real_build(*key))
+    return calls
+
+
+def test_lazy_init_once_per_process_and_mode(monkeypatch):
+    calls = counting_build(monkeypatch)
+    seg = Segmenter()
+    assert calls == []  # constructing loads nothing
     first = seg.segment(["我爱北京天安门"])
-    assert tok.initialized is True and len(calls) == 1
+    assert calls == [(False, None)]
     assert seg.segment(["我爱北京天安门"]) == first
     seg.words("今天天气不错")
-    # Another instance (or one unpickled in the same worker) shares the tokenizer.
-    other = pickle.loads(pickle.dumps(Segmenter(hmm=True)))
-    assert other._tokenizer is tok and other.hmm is True
-    other.segment(["今天天气不错"])
-    assert len(calls) == 1
+    # Another instance, or one unpickled in the same worker, shares the kernel.
+    pickle.loads(pickle.dumps(Segmenter())).segment(["今天天气不错"])
+    assert calls == [(False, None)]
+    Segmenter(hmm=True).words("今天天气不错")
+    assert calls == [(False, None), (True, None)]
 
 
-def test_first_use_from_many_threads_initialises_once(monkeypatch, pku):
-    monkeypatch.setattr(segment, "_TOKENIZERS", {})  # a fresh process-wide cache: the threads race to initialise
+@pytest.mark.parametrize("hmm", [False, True])
+def test_first_use_from_many_threads_initialises_once(monkeypatch, pku, hmm):
     raw, _ = pku
-    calls = []
-    tok = Segmenter()._tokenizer
-    real_initialize = tok.initialize
-    monkeypatch.setattr(tok, "initialize", lambda *a, **kw: calls.append(1) or real_initialize(*a, **kw))
+    calls = counting_build(monkeypatch)  # a fresh process-wide cache: the threads race to initialise
     barrier = threading.Barrier(THREADS)
 
     def first_use(_):
-        seg = pickle.loads(pickle.dumps(Segmenter()))  # as a task unpickles it on a worker
+        seg = pickle.loads(pickle.dumps(Segmenter(hmm=hmm)))  # as a task unpickles it on a worker
         barrier.wait()
         return seg.segment(raw)
 
     with ThreadPoolExecutor(THREADS) as pool:
         results = list(pool.map(first_use, range(THREADS)))
-    assert len(calls) == 1
-    assert results == [Segmenter().segment(raw)] * THREADS
+    assert calls == [(hmm, None)]
+    assert results == [[" ".join(bare(t, hmm)) for t in raw]] * THREADS
 
 
 def test_pickle_does_not_carry_the_tokenizer():

@@ -1,0 +1,1 @@
+"""The job on Dask: units of work, the tasks, the manifest, storage and atomic writes."""
