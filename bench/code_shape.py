@@ -34,12 +34,21 @@ def longest_functions(files: dict[str, Path], top: int) -> list[tuple[int, str]]
     return sorted(sizes, reverse=True)[:top]
 
 
+def _runtime_nodes(node: ast.AST):
+    """Every node of a module but those under ``if TYPE_CHECKING:`` (annotations only, never imported)."""
+    yield node
+    if isinstance(node, ast.If) and isinstance(node.test, ast.Name) and node.test.id == "TYPE_CHECKING":
+        return
+    for child in ast.iter_child_nodes(node):
+        yield from _runtime_nodes(child)
+
+
 def import_graph(files: dict[str, Path]) -> dict[str, set[str]]:
-    """Module -> the corpusslim modules it imports (at module level or inside functions)."""
+    """Module -> the corpusslim modules it imports when it runs (at module level or inside functions)."""
     graph = {}
     for name, path in files.items():
         targets = set()
-        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        for node in _runtime_nodes(ast.parse(path.read_text(encoding="utf-8"))):
             if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("corpusslim"):
                 for alias in node.names:
                     sub = f"{node.module}.{alias.name}"

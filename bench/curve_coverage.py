@@ -21,8 +21,8 @@ import time
 
 import numpy as np
 
-from corpusslim.curve import fit_yield_curve, future_increments
-from corpusslim.decision import batches_worth
+from corpusslim.tracker.curve import fit_yield_curve, future_increments
+from corpusslim.tracker.decision import batches_worth
 
 N, DR, SIGMA, HORIZON, TARGET_STOP = 20, 1e9, 0.10, 60, 10
 R1 = 1e9

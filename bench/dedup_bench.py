@@ -101,8 +101,8 @@ def log(msg: str) -> None:
 DRIVER = r"""
 import sys, time
 from corpusslim.config import load_config
-from corpusslim.runner import Progress, run
-from corpusslim.stats import format_summary
+from corpusslim.runtime.runner import Progress, run
+from corpusslim.tracker.stats import format_summary
 class P(Progress):
     def start(self, total, done, dashboard): print("@@start", time.time(), file=sys.stderr, flush=True)
     def phase(self, name, tasks): print("@@phase", name, tasks, time.time(), file=sys.stderr, flush=True)
@@ -759,8 +759,8 @@ def speed_section(args, sources: Sources, results: dict) -> None:
 PROFILE = r"""
 import json, os, resource, sys, time
 from corpusslim.dedup.tasks import reduce_candidates
-from corpusslim.shard_io import is_intact, read_checked
-from corpusslim.keys import DOC
+from corpusslim.runtime.shard_io import is_intact, read_checked
+from corpusslim.runtime.keys import DOC
 run_dir, what = sys.argv[1], sys.argv[2]
 maps = json.load(open(os.path.join(run_dir, "_manifest.json")))["sections"]["map"]
 records = [maps[k]["index"] for k in sorted(maps, key=lambda k: maps[k]["shard_number"])]

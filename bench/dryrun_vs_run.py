@@ -13,9 +13,9 @@ import time
 from pathlib import Path
 
 from corpusslim.config import load_config
-from corpusslim.dryrun import dry_run
-from corpusslim.plan import plan
-from corpusslim.runner import run
+from corpusslim.preview.dryrun import dry_run
+from corpusslim.preview.plan import plan
+from corpusslim.runtime.runner import run
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -12,9 +12,10 @@
    ``task_thread_cpu_s``: what the tasks report, their own threads only) and wall time (generation excluded);
    sizes up to ``--check-up-to`` are compared with the single-process reference (``corpusslim.dedup.linking``).
 2. Bookkeeping (``--shards``): sample_data's 4,845 documents (in file order) re-split into N Parquet shards of
-   about equal rows, then ``configs/sample.yaml`` run in this process: wall seconds, driver CPU seconds
-   (``time.process_time`` of this process: runner, manifest and scheduler; the workers are other processes),
-   and both per shard.
+   about equal rows, then ``configs/sample.yaml`` run in this process: wall seconds and driver CPU seconds
+   (``time.process_time`` of this process: runner, manifest and scheduler; the workers are other processes), of
+   the whole run, of the job (until the report starts) and of the report (ledger, curve, plots). The per-shard
+   overhead is the growth from the smallest split: (job(N) - job(6)) / (N - 6).
 
 Rows go to ``bench/results/dedup_scale.json`` (``linking``: one row per size; ``shards``: one per shard count),
 merged with the rows already there.
@@ -29,6 +30,9 @@ import time
 from pathlib import Path
 
 import polars as pl
+
+from corpusslim.config import load_config
+from corpusslim.runtime.runner import Progress, run
 
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "bench" / "results" / "dedup_scale.json"
@@ -60,19 +64,27 @@ def split_sample(shards: int, directory: Path) -> None:
 
 
 def shards_row(shards: int, work: Path) -> dict:
-    from corpusslim.config import load_config
-    from corpusslim.runner import run
-
     base = work / f"shards-{shards}"
     split_sample(shards, base / "input")
     config = load_config(REPO / "configs" / "sample.yaml", {"input": str(base / "input"), "output": str(base / "out"),
                                                            "workers": 2})
-    wall, cpu = time.perf_counter(), time.process_time()
-    stats = run(config, force=True)
-    wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+    clock = Clock()
+    stats = run(config, force=True, progress=clock)
+    job_wall, job_cpu = clock.marks["report"][0] - clock.start[0], clock.marks["report"][1] - clock.start[1]
+    wall, cpu = time.perf_counter() - clock.start[0], time.process_time() - clock.start[1]
     return {"shards": shards, "docs": stats["totals"]["docs_in"], "wall_s": round(wall, 1),
-            "driver_cpu_s": round(cpu, 2), "wall_ms_per_shard": round(1000 * wall / shards, 1),
-            "driver_cpu_ms_per_shard": round(1000 * cpu / shards, 2)}
+            "driver_cpu_s": round(cpu, 2), "job_wall_s": round(job_wall, 1), "job_driver_cpu_s": round(job_cpu, 2),
+            "report_wall_s": round(wall - job_wall, 1), "report_driver_cpu_s": round(cpu - job_cpu, 2)}
+
+
+class Clock(Progress):
+    """Wall and CPU clocks at the start and at each phase (``report`` is the last: the job is done)."""
+
+    def __init__(self):
+        self.start, self.marks = (time.perf_counter(), time.process_time()), {}
+
+    def phase(self, name: str, tasks: int) -> None:
+        self.marks[name] = (time.perf_counter(), time.process_time())
 
 
 def merge(rows: list[dict], key: str, section: str) -> None:

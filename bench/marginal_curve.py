@@ -42,12 +42,12 @@ Measurements
 1. The run's own report: fitted model, gamma (power-law exponent, whichever model was chosen), dU/dR at the last
    batch with its 90 % band, dU/dC, stopping point and recommendation, under the ``value:`` scenario below; the
    same ledger is also priced under a few other scenarios (the value section does not change the run).
-2. Prefix fits: ``corpusslim.curve.fit_yield_curve`` on the first 6, 9, 12, ... batches; dU/dR at each prefix's
+2. Prefix fits: ``corpusslim.tracker.curve.fit_yield_curve`` on the first 6, 9, 12, ... batches; dU/dR at each prefix's
    last R, next to the batch's observed yield (new unique tokens / raw tokens of that batch and the mean over the
    prefix's last 3 batches) and the ground truth: the share of the batch's raw tokens in fresh documents
    (before quality filtering) and in fresh documents the pipeline kept (what a perfect dedup would add).
 3. Extrapolation: fit on the first half of the batches; predict cumulative U for the second half
-   (a) with ``corpusslim.curve.extrapolate`` and the first half's mean raw tokens and cost per batch (a true
+   (a) with ``corpusslim.tracker.curve.extrapolate`` and the first half's mean raw tokens and cost per batch (a true
    forecast: nothing of the second half is used), (b) with the fitted curve evaluated at the second half's
    *actual* R, anchored like ``extrapolate`` (U_h + f(R_i) - f(R_h)): the curve's error alone. Errors are
    relative, (predicted - actual) / actual, on cumulative U per batch and at the end, and on the second half's
@@ -78,9 +78,9 @@ sys.path.insert(0, str(REPO / "bench"))
 
 from corpus import EN_SOURCES, ZH_SOURCES, Shingler, Sources, _edit, _editable, _expected_amount, _tokens  # noqa: E402
 
-from corpusslim.curve import MODELS, extrapolate, fit_yield_curve, model_curve  # noqa: E402
 from corpusslim.filters.minhash import DEFAULT_N, jaccard  # noqa: E402
-from corpusslim.value import format_usd  # noqa: E402
+from corpusslim.tracker.curve import MODELS, extrapolate, fit_yield_curve, model_curve  # noqa: E402
+from corpusslim.tracker.value import format_usd  # noqa: E402
 
 RESULTS = REPO / "bench" / "results"
 DEFAULT_WORK = Path("/tmp/corpusslim-bench/marginal")
@@ -467,8 +467,8 @@ def value_scenarios(run_dir: Path, scenarios: list[dict]) -> list[dict]:
     """The run's summary re-priced under other ``value:`` settings (the value section is not part of the config
     hash: same run, other answer)."""
     from corpusslim.config import parse_config
-    from corpusslim.decision import summarise
-    from corpusslim.value import plan_compute, usd_per_flop
+    from corpusslim.tracker.decision import summarise
+    from corpusslim.tracker.value import plan_compute, usd_per_flop
 
     cfg_json = json.loads((run_dir / "config.json").read_text())
     ledger = pl.read_parquet(run_dir / "ledger.parquet")
@@ -756,7 +756,7 @@ def main() -> None:
         f"priced for a compute-optimal 7B-scale budget under Muennighoff et al. 2023 (pipeline/value.py). Final "
         f"unique pool of the runs (run scale): {pool_text}. Full cost per batch (pipeline/ledger.py): cleaning CPU "
         "at $0.0425 per CPU-hour (c5.24xlarge on-demand vCPU), egress $0.09/GB read, storage $0.023 per GB-month "
-        "for 12 months; the scenario table re-prices the same ledger (`corpusslim.decision.summarise`).",
+        "for 12 months; the scenario table re-prices the same ledger (`corpusslim.tracker.decision.summarise`).",
         "The ledger keeps each batch's measured CPU seconds (process time on the workers); the decision uses the "
         "median CPU cost per raw token over all batches, so one slow batch or a busier machine does not move it.",
         "Extrapolation (a) uses only the first half (its mean raw tokens and cost per batch); (b) uses the second "

@@ -19,7 +19,7 @@ Before = the rules at commit ``c9976b7`` (page rules only; C4's line rules as do
 After = ``corpusslim.filters.lines`` (default config: the ``lines`` stage) then the page rules of
 ``corpusslim.filters.quality`` on the cleaned text. Chinese words: jieba (HMM off) on the text each side judges.
 Tokens: o200k_base. Reconstruction: every document's original = kept lines + removed lines
-(``corpusslim.lines.restore``); mismatches must be 0.
+(``corpusslim.runtime.lines.restore``); mismatches must be 0.
 
 Datatrove (``--dt-python``; its filters run in that interpreter on the same English documents, each filter on the
 raw text on its own, thresholds as ours: ``C4QualityFilter(filter_no_terminal_punct=False)`` as in FineWeb,
@@ -46,8 +46,8 @@ sys.path.insert(0, str(REPO))
 
 from corpusslim.filters.lines import LinesConfig, clean_lines  # noqa: E402
 from corpusslim.filters.quality import RULES, QualityConfig, all_failures, document_stats  # noqa: E402
-from corpusslim.lines import restore  # noqa: E402
-from corpusslim.resources import count_tokens, segmenter  # noqa: E402
+from corpusslim.runtime.lines import restore  # noqa: E402
+from corpusslim.runtime.resources import count_tokens, segmenter  # noqa: E402
 
 DATA = Path("/work/shared/data")
 LICENCES = Path("/usr/share/common-licenses")

@@ -27,8 +27,8 @@ FORMATS = {"parquet": ".parquet", "jsonl": ".jsonl", "jsonl.gz": ".jsonl.gz", "j
 # One measurement in a fresh process: argv = path, what ("read" a whole file, or "split" it into parts).
 PROBE = r"""
 import json, sys, time, tempfile
-from corpusslim.inputs import discover_shards, read_shard, split_jsonl
-from corpusslim.measure import peak_rss_mb
+from corpusslim.runtime.inputs import discover_shards, read_shard, split_jsonl
+from corpusslim.runtime.measure import peak_rss_mb
 path, what = sys.argv[1], sys.argv[2]
 [shard] = discover_shards(path)
 wall, cpu = time.perf_counter(), time.process_time()

@@ -31,9 +31,9 @@ import polars as pl
 import yaml
 
 from corpusslim import api
-from corpusslim.budget import prediction_band, source_views
-from corpusslim.curve import future_increments, predict
-from corpusslim.value import price_batch
+from corpusslim.tracker.budget import prediction_band, source_views
+from corpusslim.tracker.curve import future_increments, predict
+from corpusslim.tracker.value import price_batch
 
 REPO = Path(__file__).resolve().parents[1]
 SOURCES = {"news": (["en_bbc_news", "en_abc_news"], 0.10, None), "web": (["en_webtext"], 0.30, None),

@@ -75,12 +75,12 @@ from corpusslim.dedup.stage import DedupConfig, DedupStage  # noqa: E402
 from corpusslim.filters.langid import cjk_by_script  # noqa: E402
 from corpusslim.filters.minhash import MinHasher, exact_hashes, shingles  # noqa: E402
 from corpusslim.filters.quality import document_stats, first_failure  # noqa: E402
-from corpusslim.resources import language_identifier, tokenizer  # noqa: E402
-from corpusslim.inputs import ROW, Shard, read_shard  # noqa: E402
+from corpusslim.runtime.inputs import ROW, Shard, read_shard  # noqa: E402
+from corpusslim.runtime.resources import language_identifier, tokenizer  # noqa: E402
+from corpusslim.runtime.worker import input_step  # noqa: E402
 from corpusslim.stages.lid import LidConfig, LidStage  # noqa: E402
 from corpusslim.stages.quality import QualityStage, QualityStageConfig  # noqa: E402
 from corpusslim.stages.segment import SegmentConfig, SegmentStage  # noqa: E402
-from corpusslim.worker import input_step  # noqa: E402
 
 DEFAULT_CONFIG = REPO / "configs" / "sample.yaml"
 DEFAULT_OUT = REPO / "bench" / "results"

@@ -53,7 +53,7 @@ def _worker_usage() -> tuple[float, float]:
     """(CPU seconds, peak resident MB) of this worker process since it started."""
     import psutil
 
-    from corpusslim.measure import peak_rss_mb
+    from corpusslim.runtime.measure import peak_rss_mb
 
     times = psutil.Process().cpu_times()
     return times.user + times.system, peak_rss_mb()
@@ -106,7 +106,7 @@ def external_cluster(root: Path, workers: int, threads: int):
 def one_run(config: Path, out: Path, address: str) -> dict:
     """Run the job on the cluster at ``address``; its digest, task CPU and the workers' process CPU."""
     from corpusslim.config import load_config
-    from corpusslim.runner import run
+    from corpusslim.runtime.runner import run
 
     stats = run(load_config(config, overrides={"output": str(out)}), scheduler=address)
     with Client(address, timeout=60) as client:

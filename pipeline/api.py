@@ -10,8 +10,9 @@ over it). Re-exported from the package:
 >>> corpusslim.what_if(plan="compute-optimal", compute=5.88e21, unique=1e11)        # corpusslim value
 >>> corpusslim.rebuild_report("runs/api")                                           # corpusslim report
 
-(``corpusslim.value``, ``corpusslim.plan`` and ``corpusslim.report`` are the modules behind the last three.)
-Every function raises a :class:`corpusslim.errors.CorpusSlimError` subclass with a one-line message on bad input.
+(``corpusslim.tracker.value``, ``corpusslim.preview.plan`` and ``corpusslim.tracker.report`` are the modules behind the
+last three.) Every function raises a :class:`corpusslim.errors.CorpusSlimError` subclass with a one-line message on bad
+input.
 """
 from __future__ import annotations
 
@@ -23,9 +24,9 @@ from pathlib import Path
 import polars as pl
 from pydantic import ValidationError
 
-from corpusslim import storage
 from corpusslim.config import PATH_KEYS, RunConfig, ValueConfig, load_config, parse_config, resolve_path
 from corpusslim.errors import ConfigError
+from corpusslim.runtime import storage
 
 ConfigLike = str | os.PathLike | RunConfig | dict
 # Overrides of ``run``/``dry_run``/``plan`` that replace a key of the config.
@@ -78,7 +79,7 @@ class RunResult:
 
     def summary(self) -> str:
         """The table the CLI prints: per stage and reason, documents, tokens and CPU seconds."""
-        from corpusslim.stats import format_summary
+        from corpusslim.tracker.stats import format_summary
 
         return format_summary(self.stats)
 
@@ -90,12 +91,12 @@ def run(config: ConfigLike, *, input: str | None = None, output: str | None = No
 
     ``scheduler``: address of an existing Dask scheduler; ``scheduler_file``: the JSON file dask-jobqueue,
     dask-mpi or ``dask scheduler --scheduler-file`` write (give one of the two). Without either, a local cluster
-    of ``workers`` processes, refused beyond the machine's bound (``corpusslim.cluster.local_workers_problem``)
+    of ``workers`` processes, refused beyond the machine's bound (``corpusslim.runtime.cluster.local_workers_problem``)
     unless ``force``; ``force`` also replaces an output directory holding a run of another config. ``against``: a
-    finished run to dedup against. ``progress``: a :class:`corpusslim.runner.Progress` receiving the events.
+    finished run to dedup against. ``progress``: a :class:`corpusslim.runtime.runner.Progress` receiving the events.
     """
-    from corpusslim.cluster import local_workers_problem, scheduler_address
-    from corpusslim.runner import run as run_job
+    from corpusslim.runtime.cluster import local_workers_problem, scheduler_address
+    from corpusslim.runtime.runner import run as run_job
 
     cfg = resolve_config(config, input=input, output=output, workers=workers)
     if scheduler and scheduler_file:
@@ -128,7 +129,7 @@ def dry_run(stage: str, config: ConfigLike, *, sample: int = 1000, seed: int = 0
     """Stage ``stage`` on a sample of ``sample`` documents, like ``corpusslim stage``: what it would remove and why,
     and the projected cost of the full run on ``workers`` (default: the config's, else the CPU count). Writes
     nothing."""
-    from corpusslim.dryrun import dry_run as run_dry
+    from corpusslim.preview.dryrun import dry_run as run_dry
 
     _positive(sample=sample, workers=workers)
     return run_dry(resolve_config(config, input=input), stage, sample, seed, workers)
@@ -136,8 +137,8 @@ def dry_run(stage: str, config: ConfigLike, *, sample: int = 1000, seed: int = 0
 
 def plan_order(config: ConfigLike, *, sample: int = 1000, seed: int = 0) -> dict:
     """The stage order (and length pre-filter) that minimises CPU per kept token, checked on a sample, like
-    ``corpusslim plan``; ``corpusslim.plan.write_planned_config`` saves it as a config file."""
-    from corpusslim.plan import plan as run_plan
+    ``corpusslim plan``; ``corpusslim.preview.plan.write_planned_config`` saves it as a config file."""
+    from corpusslim.preview.plan import plan as run_plan
 
     _positive(sample=sample)
     return run_plan(resolve_config(config), sample, seed)
@@ -152,13 +153,13 @@ def _positive(**values: int | None) -> None:
 def what_if(config: ConfigLike | ValueConfig | None = None, *, unique: float | None = None, added: float = 1e9,
           **settings) -> dict:
     """What ``added`` more unique tokens are worth to a training plan, like ``corpusslim value``
-    (``corpusslim.value.value_report``): loss, compute-optimal split and the value of the batch.
+    (``corpusslim.tracker.value.value_report``): loss, compute-optimal split and the value of the batch.
 
     The plan: the ``value:`` section of ``config`` (a run config, or a ValueConfig), with ``settings`` (any key of
     ``value:``: law, plan, params, tokens, compute, ...) on top. ``unique``: the pool's unique tokens (default: the
     pool the plan wants).
     """
-    from corpusslim.value import value_report
+    from corpusslim.tracker.value import value_report
 
     if isinstance(config, ValueConfig):
         base = config.model_dump()
@@ -193,7 +194,7 @@ class Run:
     def documents(self, directory: str = "kept") -> pl.DataFrame:
         """Every document of ``kept``, ``rejected`` or ``removed_lines`` (either output format), in arrival order,
         with the input's own column names."""
-        from corpusslim import outputs
+        from corpusslim.runtime import outputs
 
         frames = [outputs.read(path) for path in outputs.files(self.path, directory)]
         return pl.concat(frames, how="diagonal_relaxed") if frames else pl.DataFrame()
@@ -201,7 +202,7 @@ class Run:
 
 def load_run(run_dir: str) -> Run:
     """Read a finished run directory (``ConfigError`` naming the missing file when it is not one)."""
-    from corpusslim.runner import CONFIG_FILE
+    from corpusslim.runtime.runner import CONFIG_FILE
 
     run_dir = storage.absolute(run_dir)
     try:
@@ -218,7 +219,7 @@ def load_run(run_dir: str) -> Run:
 def rebuild_report(run_dir: str) -> dict:
     """Rebuild the report of a run directory (``report/index.html``, ``summary.json``, ``summary.md``), like
     ``corpusslim report``; returns the summary."""
-    from corpusslim.report import write_report
+    from corpusslim.tracker.report import write_report
 
     run = load_run(run_dir)
     return write_report(run.path, run.config)
@@ -228,8 +229,8 @@ def budget(run_dir: str, *, usd: float | None = None, raw_tokens: float | None =
            language: str | None = None) -> dict:
     """How much of each source of a finished run to process next for ``usd`` (pool-scale dollars) and/or
     ``raw_tokens``, like ``corpusslim budget``; with ``language`` (e.g. "zh"), for that language's unique tokens.
-    The allocation rule is :func:`corpusslim.budget.allocate`."""
-    from corpusslim.budget import allocate, load_views
+    The allocation rule is :func:`corpusslim.tracker.budget.allocate`."""
+    from corpusslim.tracker.budget import allocate, load_views
 
     if usd is None and raw_tokens is None:
         raise ConfigError("give a budget: usd (dollars) or raw_tokens")

@@ -107,7 +107,7 @@ def run_cmd(config: str, input_: str | None, output: str | None, workers: int | 
             scheduler_file: str | None, force: bool, against: str | None) -> None:
     """Run the batch job of CONFIG (resumes an interrupted run of the same config)."""
     from corpusslim import api
-    from corpusslim.cluster import local_workers_problem, scheduler_address
+    from corpusslim.runtime.cluster import local_workers_problem, scheduler_address
 
     if scheduler and scheduler_file:
         raise click.UsageError("give --scheduler or --scheduler-file, not both")
@@ -135,7 +135,8 @@ def run_cmd(config: str, input_: str | None, output: str | None, workers: int | 
 @click.argument("run_dir")
 def report_cmd(run_dir: str) -> None:
     """Rebuild the marginal-benefit report of RUN_DIR (report/index.html, summary.json, summary.md)."""
-    from corpusslim import api, storage
+    from corpusslim import api
+    from corpusslim.runtime import storage
 
     with user_errors():
         summary = api.rebuild_report(run_dir)
@@ -144,8 +145,8 @@ def report_cmd(run_dir: str) -> None:
 
 
 def _stage_name(ctx: click.Context, param: click.Parameter, name: str) -> str:
-    from corpusslim.inputs import INPUT_REASONS
-    from corpusslim.stages import STAGES
+    from corpusslim.registry import STAGES
+    from corpusslim.runtime.inputs import INPUT_REASONS
 
     if name == "input":
         raise click.BadParameter(f"'input' is the step before every stage (reasons {', '.join(INPUT_REASONS)}), not "
@@ -173,7 +174,7 @@ def stage_cmd(name: str, config: str, dry_run: bool, sample: int, seed: int, inp
     import json
 
     from corpusslim import api
-    from corpusslim.dryrun import format_dry_run
+    from corpusslim.preview.dryrun import format_dry_run
 
     with user_errors(input=input_):
         report = api.dry_run(name, config, sample=sample, seed=seed, input=input_, workers=workers)
@@ -194,7 +195,7 @@ def plan_cmd(config: str, sample: int, seed: int, write: str | None, as_json: bo
     import os
 
     from corpusslim import api
-    from corpusslim.plan import format_plan, write_planned_config
+    from corpusslim.preview.plan import format_plan, write_planned_config
 
     if write and not os.path.isdir(os.path.dirname(os.path.abspath(write))):
         raise click.BadParameter(f"{write}: no directory {os.path.dirname(os.path.abspath(write))}",
@@ -214,8 +215,8 @@ def stages_cmd(as_json: bool) -> None:
     """List the stages, their reason codes and their config keys with defaults."""
     import json
 
-    from corpusslim.inputs import INPUT_REASONS
-    from corpusslim.stages import describe_stages
+    from corpusslim.registry import describe_stages
+    from corpusslim.runtime.inputs import INPUT_REASONS
 
     stages = describe_stages()
     if as_json:
@@ -250,7 +251,7 @@ def value_cmd(law: str, plan: str | None, params: float | None, tokens: float | 
     """What-if without a run: loss, compute-optimal split, and what ADD more unique tokens are worth to the plan."""
     import json
 
-    from corpusslim.value import format_value_report, value_config_from_flags, value_report
+    from corpusslim.tracker.value import format_value_report, value_config_from_flags, value_report
 
     try:
         value = value_config_from_flags(law, plan, params=params, tokens=tokens, compute=compute, unique=unique,
@@ -275,8 +276,8 @@ def budget_cmd(run_dir: str, usd: float | None, raw_tokens: float | None, langua
     import json
 
     from corpusslim import api
-    from corpusslim.budget import format_allocation
-    from corpusslim.decision import json_safe
+    from corpusslim.tracker.budget import format_allocation
+    from corpusslim.tracker.decision import json_safe
 
     with user_errors():
         result = api.budget(run_dir, usd=usd, raw_tokens=raw_tokens, language=language)

@@ -17,8 +17,8 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from corpusslim.errors import ConfigError
-from corpusslim.inputs import FORMATS
-from corpusslim.stages import STAGES
+from corpusslim.registry import STAGES
+from corpusslim.runtime.inputs import FORMATS
 
 # One registry: the config of every registered stage, told apart by its ``kind``.
 StageConfigs = Annotated[functools.reduce(operator.or_, (cls.Config for cls in STAGES.values())),
@@ -158,7 +158,7 @@ class RunConfig(Strict):
     def _annotations(self) -> RunConfig:
         if self.annotations == "all":
             return self
-        added = {"n_tokens", *(c for s in self.stages for c in STAGES[s.kind].columns)}
+        added = self.annotation_columns()
         unknown = sorted(set(self.annotations) - added)
         if unknown:
             raise ValueError(f"annotations: {', '.join(unknown)} is added by no configured stage "
@@ -168,6 +168,14 @@ class RunConfig(Strict):
             raise ValueError("annotations: keep seg while keep_index is on (a later --against run verifies its "
                              "Chinese duplicates on these words), or set keep_index: false")
         return self
+
+    def annotation_columns(self) -> set[str]:
+        """Every annotation column the input step and the configured stages add."""
+        return {"n_tokens", *(c for s in self.stages for c in STAGES[s.kind].columns)}
+
+    def dropped_annotations(self) -> tuple[str, ...]:
+        """The annotation columns that ``annotations`` leaves out of the outputs."""
+        return () if self.annotations == "all" else tuple(sorted(self.annotation_columns() - set(self.annotations)))
 
     def config_hash(self) -> str:
         """Hash of everything that decides the output (not where it goes, how many workers compute it, nor the

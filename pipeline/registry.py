@@ -22,7 +22,7 @@ def build_stage(config: StageConfig) -> Stage:
 
 def all_reasons() -> dict[str, str]:
     """Every reject reason code of every stage, with its meaning (input checks included)."""
-    from corpusslim.inputs import INPUT_REASONS
+    from corpusslim.runtime.inputs import INPUT_REASONS
 
     codes = dict(INPUT_REASONS)
     for cls in STAGES.values():

@@ -76,7 +76,7 @@ def reference(tmp_path_factory):
     """One uninterrupted 2-worker run of every stage over a copy of sample_data, shared by the tests that compare
     against it: (root with input/, out/ and config.yaml, stats)."""
     from corpusslim.config import load_config
-    from corpusslim.runner import run
+    from corpusslim.runtime.runner import run
 
     root = tmp_path_factory.mktemp("reference")
     (root / "input").mkdir()

@@ -9,9 +9,9 @@ import json
 import numpy as np
 import pytest
 
-from corpusslim.budget import allocate, overlap_sentence, source_views, summarise_sources
 from corpusslim.config import parse_config
-from corpusslim.ledger import BatchRule, batch_numbers, build_source_ledger
+from corpusslim.tracker.budget import allocate, overlap_sentence, source_views, summarise_sources
+from corpusslim.tracker.ledger import BatchRule, batch_numbers, build_source_ledger
 
 RAW = 1_000_000          # raw tokens per unit
 FRESH = {"fresh": 0.95, "stale": 0.40}   # planted fresh shares: 5 % and 60 % of each batch duplicate earlier data
@@ -113,7 +113,7 @@ def test_overlap_sentence_names_the_largest_cross_share():
 @pytest.fixture
 def run_dir(tmp_path, config):
     """A finished run directory as the runner leaves it (config, stats, both ledgers), without running a job."""
-    from corpusslim.ledger import build_ledger
+    from corpusslim.tracker.ledger import build_ledger
 
     units = results({"fresh": 6, "stale": 6})
     (tmp_path / "config.json").write_text(json.dumps(config.model_dump(mode="json")))

@@ -16,11 +16,11 @@ import yaml
 from click.testing import CliRunner
 
 from corpusslim.cli import main
-from corpusslim.cluster import local_workers_problem, scheduler_address
 from corpusslim.config import load_config
 from corpusslim.filters.langid import default_model_path
-from corpusslim.plan import write_planned_config
-from corpusslim.stats import quarantine_message
+from corpusslim.preview.plan import write_planned_config
+from corpusslim.runtime.cluster import local_workers_problem, scheduler_address
+from corpusslim.tracker.stats import quarantine_message
 from tests.conftest import REPO, SAMPLE, output_bytes, write_config
 
 INTERRUPTED_LINE = "interrupted; rerun the same command to resume"

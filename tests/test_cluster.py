@@ -21,11 +21,11 @@ import pytest
 import yaml
 from distributed import Client, LocalCluster
 
-from corpusslim import storage
-from corpusslim.cluster import check_workers
 from corpusslim.config import load_config
 from corpusslim.errors import ConfigError
-from corpusslim.runner import Progress, run
+from corpusslim.runtime import storage
+from corpusslim.runtime.cluster import check_workers
+from corpusslim.runtime.runner import Progress, run
 from tests.conftest import FULL_STAGES, output_bytes
 
 S3_ENV = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1"}

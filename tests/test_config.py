@@ -5,7 +5,7 @@ import pytest
 
 from corpusslim.config import load_config
 from corpusslim.errors import ConfigError
-from corpusslim.runner import run
+from corpusslim.runtime.runner import run
 from tests.conftest import REPO, write_config
 
 

@@ -8,7 +8,7 @@ import math
 import numpy as np
 import pytest
 
-from corpusslim.curve import MODELS, CurveFit, as_dict, extrapolate, fit_yield_curve, heaps_gamma, predict
+from corpusslim.tracker.curve import MODELS, CurveFit, as_dict, extrapolate, fit_yield_curve, heaps_gamma, predict
 
 BATCH_RAW = 1e9          # raw tokens per synthetic batch
 BATCH_COST = 2.0         # dollars per synthetic batch -> dR/dC = 5e8 raw tokens per dollar
@@ -304,7 +304,7 @@ def ar1_series(n: int, rho: float, seed: int) -> np.ndarray:
 
 
 def test_ar1_coefficient_sees_correlation_and_not_white_noise():
-    from corpusslim.curve import ar1_coefficient
+    from corpusslim.tracker.curve import ar1_coefficient
     correlated = [ar1_coefficient(ar1_series(400, 0.6, seed)) for seed in range(4)]
     assert float(np.mean(correlated)) == pytest.approx(0.6, abs=0.08)       # measured 0.55
     assert max(ar1_coefficient(ar1_series(400, 0.0, seed)) for seed in range(4)) < 0.12
@@ -331,7 +331,7 @@ def test_correlated_batches_give_a_wider_band_that_covers():
 
 
 def test_prediction_band_is_wider_than_the_curve_band_and_cumulative_band_grows():
-    from corpusslim.curve import next_batch_band
+    from corpusslim.tracker.curve import next_batch_band
     R, C = cumulative(20)
     U = with_noise(GENERATORS["power_law"](R), 0.05, seed=9)
     fit = fit_yield_curve(R, U, C)
@@ -346,7 +346,7 @@ def test_prediction_band_is_wider_than_the_curve_band_and_cumulative_band_grows(
 
 
 def test_batches_worth_finds_the_crossing_and_the_horizon():
-    from corpusslim.decision import batches_worth, stop_range
+    from corpusslim.tracker.decision import batches_worth, stop_range
     inc = np.ones((2, 50))
     # batch j (from 0) sits on U = j with midpoint j + 1/2 and is worth 100 / (j + 1/2) against a cost of 10:
     # worth it for j <= 9 (10 batches), and the margin, linear between centres, crosses zero just after 10.

@@ -11,8 +11,8 @@ from corpusslim.dedup.stage import DedupStage
 from corpusslim.errors import ConfigError
 from corpusslim.filters.minhash import DEFAULT_N, DEFAULT_N_ZH, jaccard, shingles
 from corpusslim.filters.segment import Segmenter
-from corpusslim.manifest import Manifest
-from corpusslim.runner import load_prior, run
+from corpusslim.runtime.manifest import Manifest
+from corpusslim.runtime.runner import load_prior, run
 from tests.conftest import SAMPLE, read_dir, write_config
 
 STAGES = [{"kind": "lid"}, {"kind": "segment"}, {"kind": "dedup"}]

@@ -12,11 +12,11 @@ from pydantic import Field
 
 from corpusslim.cli import main
 from corpusslim.config import load_config
-from corpusslim.dryrun import dry_run, wilson
-from corpusslim.inputs import discover_shards
-from corpusslim.plan import plan, run_chain
-from corpusslim.sampling import allocate, draw_sample
-from corpusslim.stages import STAGES, all_reasons
+from corpusslim.preview.dryrun import dry_run, wilson
+from corpusslim.preview.plan import plan, run_chain
+from corpusslim.preview.sampling import allocate, draw_sample
+from corpusslim.registry import STAGES, all_reasons
+from corpusslim.runtime.inputs import discover_shards
 from corpusslim.stages.base import Stage, StageConfig
 from corpusslim.stages.lid import LidConfig
 from corpusslim.stages.prefilter import PrefilterConfig

@@ -17,8 +17,8 @@ import pytest
 from click.testing import CliRunner
 
 from corpusslim.cli import main
-from corpusslim.cluster import dask_client
-from corpusslim.manifest import read_manifest
+from corpusslim.runtime.cluster import dask_client
+from corpusslim.runtime.manifest import read_manifest
 from tests.conftest import output_bytes, read_dir, run_cli_quarantining, write_config
 
 

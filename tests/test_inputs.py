@@ -13,8 +13,8 @@ import pytest
 
 from corpusslim.config import load_config
 from corpusslim.errors import ConfigError, ShardInputError
-from corpusslim.inputs import Columns, discover_shards, needs_split, read_shard, split_jsonl, split_units
-from corpusslim.runner import run
+from corpusslim.runtime.inputs import Columns, discover_shards, needs_split, read_shard, split_jsonl, split_units
+from corpusslim.runtime.runner import run
 from tests.conftest import SAMPLE, read_dir, write_config
 
 DOCS = pl.read_parquet(SAMPLE / "shard-000.parquet").head(60)

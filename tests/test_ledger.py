@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 
 from corpusslim.config import CostConfig, RunConfig
-from corpusslim.decision import json_safe, summarise
 from corpusslim.errors import ShardInputError
-from corpusslim.ledger import build_ledger, cost_basis
+from corpusslim.tracker.decision import json_safe, summarise
+from corpusslim.tracker.ledger import build_ledger, cost_basis
 
 RAW = 1_000_000          # raw tokens per shard
 BYTES = 4_000_000        # bytes read per shard

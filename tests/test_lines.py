@@ -16,7 +16,7 @@ import pytest
 
 from corpusslim.filters.lines import LINE_REASONS, LinesConfig, clean_lines, zh_has_sentence_end
 from corpusslim.filters.quality import QualityConfig, all_failures, document_stats, first_failure
-from corpusslim.lines import LINE_DTYPE, restore
+from corpusslim.runtime.lines import LINE_DTYPE, restore
 from corpusslim.stages.lines import LinesStage, LinesStageConfig
 
 FIXTURES = Path(__file__).parent / "fixtures" / "quality"
@@ -30,7 +30,8 @@ def load(name: str) -> list[dict]:
 
 
 def rebuilt(kept: str, removed: list[tuple[int, str, str]]) -> str:
-    """The original text by the pipeline's rule (``corpusslim.lines.restore``), from ``clean_lines``'s output."""
+    """The original text by the pipeline's rule (``corpusslim.runtime.lines.restore``), from ``clean_lines``'s
+    output."""
     return restore(kept, [{"line": i, "text": line, "reason": reason, "stage": "lines"} for i, line, reason in removed])
 
 

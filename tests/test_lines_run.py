@@ -10,7 +10,7 @@ from click.testing import CliRunner
 
 from corpusslim.cli import main
 from corpusslim.filters.lines import LINE_REASONS
-from corpusslim.lines import restore
+from corpusslim.runtime.lines import restore
 from tests.conftest import read_dir, write_config
 
 STAGES = [{"kind": "lid", "languages": ["en", "zh"]}, {"kind": "lines"}, {"kind": "segment"}, {"kind": "dedup"},

@@ -106,7 +106,7 @@ def test_against_continues_the_ledger_of_the_earlier_run(sample_input, tmp_path)
 
 
 def test_rendered_report_keeps_unbounded_na_and_outside_the_law_apart():
-    from corpusslim.report import render_html, render_markdown, worth
+    from corpusslim.tracker.report import render_html, render_markdown, worth
     from tests.test_ledger import CONFIG, build_ledger, series, stats_of, summarise
     summary = summarise(build_ledger(series(6), 1, CONFIG.cost), stats_of([]), CONFIG)
     summary["batches"][1].update(value_status="unbounded", value_usd=None)

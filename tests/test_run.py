@@ -15,9 +15,9 @@ from click.testing import CliRunner
 from corpusslim.cli import main
 from corpusslim.config import load_config
 from corpusslim.errors import OutputConflictError
-from corpusslim.manifest import read_manifest
-from corpusslim.runner import run
-from corpusslim.stages import all_reasons
+from corpusslim.registry import all_reasons
+from corpusslim.runtime.manifest import read_manifest
+from corpusslim.runtime.runner import run
 from tests.conftest import output_bytes, read_dir, run_cli_quarantining, write_config
 
 
@@ -223,7 +223,7 @@ def test_cli_help_and_exit_status(tmp_path):
 
 
 def test_temporaries_of_a_killed_run_are_removed(tmp_path):
-    from corpusslim.shard_io import remove_temporaries
+    from corpusslim.runtime.shard_io import remove_temporaries
 
     for rel in ("_manifest.json.ab12.tmp", "kept/.shard-000.parquet.cd34.tmp", "_work/pre/.x.parquet.ef.tmp",
                 "kept/shard-000.parquet"):

@@ -7,9 +7,9 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from corpusslim import scaling
 from corpusslim.config import ValueConfig
-from corpusslim.scaling import (
+from corpusslim.tracker import scaling
+from corpusslim.tracker.scaling import (
     LAWS,
     UnknownLawError,
     best_allocation,

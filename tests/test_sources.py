@@ -11,9 +11,9 @@ import pytest
 
 from corpusslim.config import parse_config
 from corpusslim.errors import ConfigError
-from corpusslim.inputs import ROW, read_shard, shards_of
-from corpusslim.keys import doc_keys
-from corpusslim.sources import overlap_counts, raw_by_source
+from corpusslim.runtime.inputs import ROW, read_shard, shards_of
+from corpusslim.runtime.keys import doc_keys
+from corpusslim.tracker.sources import overlap_counts, raw_by_source
 
 SAMPLE = Path(__file__).resolve().parents[1] / "sample_data"
 BASE = {"output": "out", "stages": [{"kind": "lid"}]}

@@ -7,13 +7,13 @@ from __future__ import annotations
 import polars as pl
 import pytest
 
-from corpusslim import lines
 from corpusslim.config import load_config, parse_config
-from corpusslim.dryrun import dry_run
-from corpusslim.sampling import draw_sample
-from corpusslim.inputs import discover_shards
-from corpusslim.stages import STAGES, build_stage, describe_stages
-from corpusslim.worker import input_step
+from corpusslim.preview.dryrun import dry_run
+from corpusslim.preview.sampling import draw_sample
+from corpusslim.registry import STAGES, build_stage, describe_stages
+from corpusslim.runtime import lines
+from corpusslim.runtime.inputs import discover_shards
+from corpusslim.runtime.worker import input_step
 from tests.conftest import SAMPLE, write_config
 
 # Settings for stages whose config has required keys (none of today's stages has one).

@@ -1,7 +1,7 @@
 """stats.json and the end-of-run summary: per-shard counts add up, line removals per reason included."""
 from __future__ import annotations
 
-from corpusslim.stats import build_stats, format_summary
+from corpusslim.tracker.stats import build_stats, format_summary
 
 
 def _shard(index: int, lines: int, kept_bytes: int) -> dict:

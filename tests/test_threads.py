@@ -8,7 +8,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 from corpusslim.filters.langid import LanguageIdentifier
-from corpusslim.resources import STARTUP, _startup, count_tokens
+from corpusslim.runtime.resources import STARTUP, _startup, count_tokens
 from tests.conftest import FIXTURES
 
 THREADS = 8

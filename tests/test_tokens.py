@@ -1,5 +1,5 @@
 """o200k_base token counts, including documents longer than the tokenizer accepts in one call."""
-from corpusslim.resources import TOKENIZER_PIECE, count_tokens
+from corpusslim.runtime.resources import TOKENIZER_PIECE, count_tokens
 
 
 def test_counts():

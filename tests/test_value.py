@@ -15,7 +15,7 @@ import random
 import pytest
 
 from corpusslim.config import ValueConfig
-from corpusslim.value import format_usd, price_batch, sample_caveat, target_pool, usd_per_flop
+from corpusslim.tracker.value import format_usd, price_batch, sample_caveat, target_pool, usd_per_flop
 
 # ---------------------------------------------------------------- the oracle
 

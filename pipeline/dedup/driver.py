@@ -1,4 +1,4 @@
-"""Dedup's linker: the driver side of its phases between map and apply (``corpusslim.phases``).
+"""Dedup's linker: the driver side of its phases between map and apply (``corpusslim.runtime.phases``).
 
 *reduce* (one task per key column and key range: candidate pairs), *verify* (per partition of document keys,
 ``linking.Partitions``: the candidate pairs of its later documents, the payloads of their documents gathered from
@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import time
 
-from corpusslim import storage
 from corpusslim.dedup import rounds as tasks_
 from corpusslim.dedup.config import DedupConfig
 from corpusslim.dedup.linking import Partitions
@@ -28,9 +27,10 @@ from corpusslim.dedup.tasks import (
     split_pairs,
     verify_partition,
 )
-from corpusslim.manifest import Manifest
-from corpusslim.phases import Links, PhaseContext
-from corpusslim.shard_io import is_intact
+from corpusslim.runtime import storage
+from corpusslim.runtime.manifest import Manifest
+from corpusslim.runtime.phases import Links, PhaseContext
+from corpusslim.runtime.shard_io import is_intact
 
 NO_REPEATED_IDS = {"count": 0, "examples": []}
 

@@ -20,8 +20,8 @@ from dataclasses import dataclass
 import numpy as np
 import polars as pl
 
-from corpusslim.inputs import ROW
-from corpusslim.keys import DOC, row_expr, shard_of
+from corpusslim.runtime.inputs import ROW
+from corpusslim.runtime.keys import DOC, row_expr, shard_of
 
 PAIR_SCHEMA = {"a": pl.UInt64, "b": pl.UInt64}
 EDGE_SCHEMA = {"a": pl.UInt64, "b": pl.UInt64, "exact": pl.Boolean}

@@ -11,7 +11,6 @@ import time
 
 import polars as pl
 
-from corpusslim import storage
 from corpusslim.dedup.linking import (
     ANSWER_SCHEMA,
     EDGE_SCHEMA,
@@ -25,9 +24,10 @@ from corpusslim.dedup.linking import (
     seed,
     targets,
 )
-from corpusslim.keys import DOC, shard_expr
-from corpusslim.measure import peak_rss_mb
-from corpusslim.shard_io import read_checked, write_checked
+from corpusslim.runtime import storage
+from corpusslim.runtime.keys import DOC, shard_expr
+from corpusslim.runtime.measure import peak_rss_mb
+from corpusslim.runtime.shard_io import read_checked, write_checked
 
 
 def _timed(start: float, **result) -> dict:

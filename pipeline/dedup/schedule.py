@@ -9,15 +9,15 @@ from collections.abc import Callable, Iterable
 
 from distributed import Client
 
-from corpusslim import storage
 from corpusslim.dedup import rounds as tasks_
 from corpusslim.dedup.linking import Partitions
-from corpusslim.manifest import Manifest
-from corpusslim.shard_io import is_intact
+from corpusslim.runtime import storage
+from corpusslim.runtime.manifest import Manifest
+from corpusslim.runtime.shard_io import is_intact
 
-# Pair rows per linking partition: a partition's state is ~25 bytes per node and a round's join holds a few
-# copies, so a task stays near 0.5 GB (bench/linking_scale.py measures it).
-PAIRS_PER_LINK_TASK = 4_000_000
+# Pair rows per partition (verify and linking): a task peaked at 1.0 GB with 3.2M pairs per partition (worker
+# process included; bench/results/dedup_scale.json), so 2M keeps a task well under 1 GB.
+PAIRS_PER_LINK_TASK = 2_000_000
 SECTION = "link"
 
 
@@ -81,7 +81,14 @@ class LinkRounds:
                  "moved": moved, "cpu_seconds": round(cpu, 6), "task_peak_mb": peak,
                  "counts": carried.get("counts", {})}
         self.manifest.record(SECTION, f"round-{number:04d}", entry)
+        self._drop_states(number - 2)  # the previous round stays: a torn state file falls back to it
         return entry
+
+    def _drop_states(self, number: int) -> None:
+        old = self.manifest.get(SECTION, f"round-{number:04d}")
+        if number >= 0 and old and old.get("fp") == self.fp:
+            for record in old["states"].values():
+                storage.remove(record["path"])
 
     def name(self, entry: dict, index: dict[int, dict]) -> tuple[dict[int, dict], dict]:
         """The settled partitions' roots named by id (from the index files of the partition owning each root)

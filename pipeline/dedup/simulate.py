@@ -21,12 +21,12 @@ import numpy as np
 import polars as pl
 from distributed import Client, as_completed
 
-from corpusslim import storage
 from corpusslim.dedup.linking import PAIR_SCHEMA, Partitions, cluster
 from corpusslim.dedup.schedule import PAIRS_PER_LINK_TASK, LinkRounds
-from corpusslim.manifest import Manifest
-from corpusslim.measure import peak_rss_mb
-from corpusslim.shard_io import read_checked, write_checked
+from corpusslim.runtime import storage
+from corpusslim.runtime.manifest import Manifest
+from corpusslim.runtime.measure import peak_rss_mb
+from corpusslim.runtime.shard_io import read_checked, write_checked
 
 ROWS_PER_CHUNK = 1 << 22  # a chunk's documents have rows chunk << 22 | i: chunks never share a document
 PAIRS_PER_CHUNK = 1_000_000
@@ -109,7 +109,7 @@ def simulate(client: Client, n_pairs: int, shards: int, partitions: int, work: s
                                  storage.join(work, "pairs"), pure=False) for c in range(chunks)]
         pairs = {"files": [p for f in client.gather(futures) for p in f]}
         manifest.record("pairs", "all", pairs)
-    start, cpu = time.perf_counter(), _workers_cpu(client)
+    start, cpu, resumed = time.perf_counter(), _workers_cpu(client), entry and entry["round"]
     if entry is None:
         entry = rounds.seed([tuple(p) for p in pairs["files"]], Partitions.balanced(dict.fromkeys(range(shards), 1),
                                                                                    partitions), {})
@@ -117,7 +117,8 @@ def simulate(client: Client, n_pairs: int, shards: int, partitions: int, work: s
     files, named = rounds.name(entry, {})
     manifest.save()
     return {"pairs": sum(r["rows"] for r, _ in pairs["files"]), "pair_files": pairs["files"], "files": files,
-            "rounds": entry["round"], "partitions": len(entry["starts"]), "members": named["members"],
+            "rounds": entry["round"], "resumed_from": resumed, "partitions": len(entry["starts"]),
+            "members": named["members"],
             "cpu_s": entry["cpu_seconds"] + named["cpu_seconds"], "worker_cpu_s": _workers_cpu(client) - cpu,
             "task_peak_mb": max(entry["task_peak_mb"], named["task_peak_mb"]), "wall_s": time.perf_counter() - start}
 
@@ -141,7 +142,7 @@ def matches_reference(pair_files: list, files: dict[int, dict]) -> bool:
 
 
 def main() -> None:
-    from corpusslim.cluster import dask_client
+    from corpusslim.runtime.cluster import dask_client
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--pairs", type=int, required=True)

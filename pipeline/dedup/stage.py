@@ -12,7 +12,7 @@ from corpusslim.dedup.driver import DedupLinker
 from corpusslim.dedup.linking import rows_to_reject
 from corpusslim.dedup.tasks import links_in_memory
 from corpusslim.filters.minhash import MinHasher, band_keys, exact_hashes, shingles
-from corpusslim.keys import doc_keys
+from corpusslim.runtime.keys import doc_keys
 from corpusslim.stages.base import GlobalStage
 
 

@@ -18,14 +18,14 @@ import numpy as np
 import polars as pl
 import pyarrow as pa
 
-from corpusslim import outputs, storage
 from corpusslim.dedup.config import DedupConfig
 from corpusslim.dedup.linking import PAIR_SCHEMA, Partitions, cluster, name_roots
 from corpusslim.filters.minhash import set_jaccard, shingle_sets, shingles
-from corpusslim.inputs import ROW
-from corpusslim.keys import DOC, doc_keys, row_of, shard_expr, shard_of
-from corpusslim.measure import peak_rss_mb
-from corpusslim.shard_io import read_checked, write_checked
+from corpusslim.runtime import outputs, storage
+from corpusslim.runtime.inputs import ROW
+from corpusslim.runtime.keys import DOC, doc_keys, row_of, shard_expr, shard_of
+from corpusslim.runtime.measure import peak_rss_mb
+from corpusslim.runtime.shard_io import read_checked, write_checked
 
 
 def reduce_candidates(task: str, index_records: list[dict], column: str, partition: int, partitions: int,

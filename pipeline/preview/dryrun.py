@@ -1,7 +1,7 @@
 """Per-stage dry runs: one stage on a sample, nothing written; what it would remove, why, and what the full run
 would cost.
 
-The sample is spread over every shard (``corpusslim.sampling``). The stages configured before NAME run first
+The sample is spread over every shard (``corpusslim.preview.sampling``). The stages configured before NAME run first
 (language ID before segmentation, segmentation before the Chinese quality rules; a global stage before NAME is
 skipped: a sample sees too few duplicates to matter), then NAME. Removal rates carry a 95% Wilson interval from
 the sample size, and are projected onto the input's totals read from the Parquet footers.
@@ -17,14 +17,14 @@ import polars as pl
 
 from corpusslim.config import RunConfig
 from corpusslim.errors import ConfigError
-from corpusslim.inputs import shards_of
-from corpusslim.lines import line_stats
-from corpusslim.resources import STARTUP
-from corpusslim.sampling import InputTotals, draw_sample
-from corpusslim.stages import STAGES, build_stage
+from corpusslim.preview.sampling import InputTotals, draw_sample
+from corpusslim.registry import STAGES, build_stage
+from corpusslim.runtime.inputs import shards_of
+from corpusslim.runtime.lines import line_stats
+from corpusslim.runtime.resources import STARTUP
+from corpusslim.runtime.worker import input_step
 from corpusslim.stages.base import Stage, StageConfig
 from corpusslim.text import printable
-from corpusslim.worker import input_step
 
 Z95 = 1.959963984540054
 EXAMPLES = 3

@@ -19,13 +19,13 @@ import polars as pl
 import yaml
 
 from corpusslim.config import RunConfig
-from corpusslim.dryrun import WARM_UP_DOCS
-from corpusslim.inputs import shards_of
-from corpusslim.sampling import draw_sample
-from corpusslim.stages import STAGES, build_stage
+from corpusslim.preview.dryrun import WARM_UP_DOCS
+from corpusslim.preview.sampling import draw_sample
+from corpusslim.registry import STAGES, build_stage
+from corpusslim.runtime.inputs import shards_of
+from corpusslim.runtime.worker import input_step
 from corpusslim.stages.base import Stage, StageConfig
 from corpusslim.stages.prefilter import PrefilterConfig
-from corpusslim.worker import input_step
 
 
 def _process(stage: Stage, batch: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:

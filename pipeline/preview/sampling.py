@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 import polars as pl
 
 from corpusslim.errors import ShardInputError
-from corpusslim.inputs import ROW, Shard, read_shard, unit_bytes, unit_rows
+from corpusslim.runtime.inputs import ROW, Shard, read_shard, unit_bytes, unit_rows
 
 
 @dataclass

@@ -93,7 +93,7 @@ def scheduler_address(scheduler_file: str) -> str:
 def worker_problems(paths: list[str], version: str | None) -> list[str]:
     """Run on a worker: what would stop it running the job (missing packages, another CorpusSlim version, a path
     it cannot see), as messages; [] when it is ready."""
-    from corpusslim import storage
+    from corpusslim.runtime import storage
 
     problems = []
     for package in WORKER_PACKAGES:
@@ -128,7 +128,7 @@ def _version() -> str | None:
 def check_workers(client: Client, paths: list[str]) -> dict[str, int]:
     """Fail the job at start, naming each worker (and its threads) and what it lacks, unless every worker can run
     it; returns the threads of each worker. Any number of threads per worker is supported: tasks on one worker's
-    threads share its models, which load once under a lock (``corpusslim.resources``)."""
+    threads share its models, which load once under a lock (``corpusslim.runtime.resources``)."""
     threads = client.nthreads()
     if not threads:
         raise ConfigError(f"no workers are connected to the scheduler at {client.scheduler.address}")

@@ -27,8 +27,8 @@ from typing import TYPE_CHECKING
 import polars as pl
 import pyarrow as pa
 
-from corpusslim import storage
 from corpusslim.errors import ConfigError, ShardInputError
+from corpusslim.runtime import storage
 
 if TYPE_CHECKING:
     from corpusslim.config import RunConfig
@@ -185,7 +185,7 @@ def split_jsonl(shard: Shard, chunk_rows: int | None, chunk_mb: float | None, di
     """Stream a JSON Lines file into Parquet parts of at most a chunk each under ``directory/<name>/`` (one pass,
     memory: one block); their file records with the row each starts at, or the ``bad_input`` result of a file
     that cannot be read."""
-    from corpusslim.shard_io import write_checked
+    from corpusslim.runtime.shard_io import write_checked
 
     parts, offset = [], 0
     limit_rows, limit_bytes = chunk_rows or float("inf"), (chunk_mb or float("inf")) * 1e6

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import polars as pl
 
-from corpusslim.resources import count_tokens
+from corpusslim.runtime.resources import count_tokens
 
 COLUMN = "removed_lines"  # what a line-editing stage's annotate adds
 LINE_DTYPE = pl.List(pl.Struct({"line": pl.UInt32, "text": pl.String, "reason": pl.String}))

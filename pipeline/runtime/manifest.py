@@ -18,9 +18,9 @@ from __future__ import annotations
 import json
 import os
 
-from corpusslim import outputs, storage
 from corpusslim.errors import OutputConflictError, OutputError
-from corpusslim.shard_io import is_intact
+from corpusslim.runtime import outputs, storage
+from corpusslim.runtime.shard_io import is_intact
 
 MANIFEST = "_manifest.json"
 JOURNAL = "_manifest.journal"

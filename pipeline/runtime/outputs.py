@@ -5,15 +5,11 @@ from __future__ import annotations
 
 import gzip
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import polars as pl
 
-from corpusslim import storage
-from corpusslim.inputs import Columns, user_names
-
-if TYPE_CHECKING:
-    from corpusslim.config import RunConfig
+from corpusslim.runtime import storage
+from corpusslim.runtime.inputs import Columns, user_names
 
 DIRS = ("kept", "rejected", "removed_lines")
 EXTENSIONS = {"parquet": ".parquet", "jsonl.gz": ".jsonl.gz"}
@@ -28,16 +24,6 @@ class OutputSpec:
     format: str = "parquet"
     columns: Columns = Columns()
     drop: tuple[str, ...] = ()  # annotation columns not to write
-
-
-def spec_of(config: RunConfig) -> OutputSpec:
-    """How a run writes, from its config: format, the user's column names, the annotations it leaves out."""
-    from corpusslim.stages import STAGES
-
-    written = config.annotations
-    annotations = {"n_tokens", *(c for s in config.stages for c in STAGES[s.kind].columns)}
-    drop = () if written == "all" else tuple(sorted(annotations - set(written)))
-    return OutputSpec(config.output, config.output_format, Columns(config.text_column, config.id_column), drop)
 
 
 def path(run_dir: str, directory: str, stem: str, fmt: str) -> str:

@@ -14,9 +14,9 @@ from typing import Protocol
 import polars as pl
 from distributed import Client
 
-from corpusslim.manifest import Manifest
+from corpusslim.runtime.manifest import Manifest
 
-LINK_KEY = "doc"  # the document-key column of a linker's links (``corpusslim.keys`` encoding)
+LINK_KEY = "doc"  # the document-key column of a linker's links (``corpusslim.runtime.keys`` encoding)
 
 
 class PhaseContext(Protocol):

@@ -70,7 +70,7 @@ class ShardResult(_Task):
     status: Literal["done", "stale"]
     rows: ShardRows
     files: dict[str, FileSize]  # per output directory written
-    format: str  # output format (corpusslim.outputs.EXTENSIONS)
+    format: str  # output format (corpusslim.runtime.outputs.EXTENSIONS)
     bytes_in: int
     text_bytes: int
     stages: list[StageStats]

@@ -15,12 +15,20 @@ from dataclasses import dataclass, field, replace
 
 from distributed import Client, as_completed
 
-from corpusslim import outputs, storage
-from corpusslim.cluster import check_workers, dask_client
 from corpusslim.config import RunConfig
 from corpusslim.errors import ConfigError, OutputError, ShardInputError
-from corpusslim.inputs import Columns, Shard, needs_split, shards_of, split_jsonl, split_units
-from corpusslim.ledger import (
+from corpusslim.registry import STAGES
+from corpusslim.runtime import outputs, storage
+from corpusslim.runtime.cluster import check_workers, dask_client
+from corpusslim.runtime.inputs import Columns, Shard, needs_split, shards_of, split_jsonl, split_units
+from corpusslim.runtime.manifest import Manifest, read_manifest
+from corpusslim.runtime.measure import peak_rss_mb
+from corpusslim.runtime.outputs import OutputSpec
+from corpusslim.runtime.phases import Links
+from corpusslim.runtime.shard_io import is_intact, read_checked, remove_temporaries
+from corpusslim.runtime.worker import apply_shard, map_shard, process_shard
+from corpusslim.stages.base import GlobalStage, StageConfig
+from corpusslim.tracker.ledger import (
     SOURCES_LEDGER_FILE,
     BatchRule,
     batch_numbers,
@@ -28,17 +36,9 @@ from corpusslim.ledger import (
     build_source_ledger,
     load_ledger,
 )
-from corpusslim.manifest import Manifest, read_manifest
-from corpusslim.measure import peak_rss_mb
-from corpusslim.outputs import OutputSpec, spec_of
-from corpusslim.phases import Links
-from corpusslim.report import write_report
-from corpusslim.shard_io import is_intact, read_checked, remove_temporaries
-from corpusslim.sources import overlap_matrix
-from corpusslim.stages import STAGES
-from corpusslim.stages.base import GlobalStage, StageConfig
-from corpusslim.stats import build_stats
-from corpusslim.worker import apply_shard, map_shard, process_shard
+from corpusslim.tracker.report import write_report
+from corpusslim.tracker.sources import overlap_matrix
+from corpusslim.tracker.stats import build_stats
 
 CONFIG_FILE = "config.json"  # the validated config of the run, for ``corpusslim report``
 SPLITS = "inputs"  # manifest section: JSON Lines files split into Parquet parts, by file
@@ -117,7 +117,7 @@ def load_prior(against: str, global_stage: GlobalStage) -> Prior:
 
 class Job:
     """One invocation of ``run``: the config, the manifest and the Dask client, and the phases. It is the
-    :class:`corpusslim.phases.PhaseContext` a global stage's linker works through."""
+    :class:`corpusslim.runtime.phases.PhaseContext` a global stage's linker works through."""
 
     def __init__(self, config: RunConfig, client: Client, manifest: Manifest, shards: list[Shard], prior: Prior,
                  progress: Progress):
@@ -126,7 +126,8 @@ class Job:
         self.plan = Plan.of(list(config.stages))
         self.before = [c.kind for c in self.plan.before]
         self.work = storage.join(config.output, "_work")
-        self.outputs: OutputSpec = spec_of(config)
+        self.outputs = OutputSpec(config.output, config.output_format, Columns(config.text_column, config.id_column),
+                                  config.dropped_annotations())
         self.bad: set[str] = set()  # shards quarantined in this invocation: not retried within it
 
     def each(self, phase: str, futures: list) -> Iterable[dict]:
@@ -231,7 +232,7 @@ class Job:
     def _apply(self, pending: list[Shard], linked: Links, fp: str) -> None:
         indexed = sum(self.manifest.get("map", s.stem)["docs_indexed"] for s in self._mapped()) or 1
         futures = []
-        # where each kept document's source is looked up for the overlap between sources (corpusslim.sources)
+        # where each kept document's source is looked up for the overlap between sources (corpusslim.tracker.sources)
         pre = {n: e["pre"]["path"] for n, e in self.sources().items() if "pre" in e} \
             if self.shards[0].columns.source else {}
         pre_paths = self.client.scatter([pre], hash=False)[0] if pre else None

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import polars as pl
 
-from corpusslim import storage
 from corpusslim.errors import TornFileError
+from corpusslim.runtime import storage
 
 
 def write_checked(df: pl.DataFrame, path: str) -> dict:

@@ -10,8 +10,8 @@ each opens the URL itself. Every file the job writes is published here (``write_
   readers see the old object or the whole new one, never part of it), delete the temporary key.
 
 Either way a file counts as output only once the manifest records it with its size and checksum or row count
-(``corpusslim.manifest``): the manifest is the marker. A crashed attempt leaves at most a ``*.tmp`` key (removed by
-the next run) or an unrecorded file (redone and overwritten).
+(``corpusslim.runtime.manifest``): the manifest is the marker. A crashed attempt leaves at most a ``*.tmp`` key (removed
+by the next run) or an unrecorded file (redone and overwritten).
 """
 from __future__ import annotations
 

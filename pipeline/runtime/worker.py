@@ -6,7 +6,7 @@ document and token counts, CPU seconds, and the records (path, rows, checksum) o
 * ``apply_shard``: the global stage's decision and the stages after it; writes the outputs.
 
 The outputs of a shard: ``kept/`` and ``rejected/``, and ``removed_lines/`` where a stage removed lines
-(``corpusslim.lines``).
+(``corpusslim.runtime.lines``).
 """
 from __future__ import annotations
 
@@ -15,17 +15,17 @@ from collections.abc import Sequence
 
 import polars as pl
 
-from corpusslim import lines, outputs, storage
 from corpusslim.errors import ShardInputError
-from corpusslim.inputs import INPUT_STAGE, ROW, Shard, input_rejects, read_shard, unit_bytes
-from corpusslim.measure import peak_rss_mb
-from corpusslim.outputs import REJECT_COLUMNS, OutputSpec
-from corpusslim.resources import STARTUP, count_tokens
-from corpusslim.results import BadInput, FileRecord, MapResult, ShardResult, ShardRows, StageStats
-from corpusslim.shard_io import read_checked, write_checked
-from corpusslim.sources import kept_by_source, overlap_counts, raw_by_source
-from corpusslim.stages import build_stage
+from corpusslim.registry import build_stage
+from corpusslim.runtime import lines, outputs, storage
+from corpusslim.runtime.inputs import INPUT_STAGE, ROW, Shard, input_rejects, read_shard, unit_bytes
+from corpusslim.runtime.measure import peak_rss_mb
+from corpusslim.runtime.outputs import REJECT_COLUMNS, OutputSpec
+from corpusslim.runtime.resources import STARTUP, count_tokens
+from corpusslim.runtime.results import BadInput, FileRecord, MapResult, ShardResult, ShardRows, StageStats
+from corpusslim.runtime.shard_io import read_checked, write_checked
 from corpusslim.stages.base import Stage, StageConfig
+from corpusslim.tracker.sources import kept_by_source, overlap_counts, raw_by_source
 
 
 def _stage_stats(name: str, before: pl.DataFrame, kept: pl.DataFrame, rejected: pl.DataFrame,
@@ -110,7 +110,7 @@ def _read_and_run(shard: Shard, configs: Sequence[StageConfig], max_doc_chars: i
     start = time.thread_time()
     df = read_shard(shard)
     survivors, input_rejected, input_stat = input_step(df, max_doc_chars, time.thread_time() - start)
-    if shard.columns.source:  # raw documents and tokens per source (corpusslim.sources)
+    if shard.columns.source:  # raw documents and tokens per source (corpusslim.tracker.sources)
         input_stat["sources"] = raw_by_source(pl.concat([survivors, input_rejected], how="diagonal_relaxed"),
                                               shard.columns.source)
     kept, rejected, stats = apply_stages(survivors, [build_stage(c) for c in configs])
@@ -164,7 +164,7 @@ def apply_shard(shard: Shard, map_entry: MapResult, links: pl.DataFrame, global_
                 ) -> ShardResult:
     """The global stage's decision for this shard's documents (``links``: its linker's rows for them), then the
     stages after it; writes the shard's outputs. ``pre_paths`` (intermediate per shard number): where the overlap
-    between sources looks up the source of each kept document (corpusslim.sources)."""
+    between sources looks up the source of each kept document (corpusslim.tracker.sources)."""
     startup = STARTUP["cpu_seconds"]
     pre = read_checked(map_entry["pre"])
     survivors = pre.filter(pl.col("reject_reason").is_null()).drop(REJECT_COLUMNS, strict=False)

@@ -3,12 +3,12 @@
 A local stage subclasses :class:`Stage`: it names itself (``kind``), declares its config model (``Config``), its
 reason codes and the annotation columns it adds, and implements ``annotate`` (scores into columns) and ``decide``
 (thresholds into a reason per row, null = keep). ``process`` is shared: score, decide, split. Registering the
-class in ``corpusslim.stages.STAGES`` is all it takes for the YAML config, ``corpusslim stages``, dry runs, plans,
+class in ``corpusslim.registry.STAGES`` is all it takes for the YAML config, ``corpusslim stages``, dry runs, plans,
 stats and the ledger to know it.
 
 A global stage (one that must see every shard, like dedup) subclasses :class:`GlobalStage` and gives the runner
 its phases: ``index`` per shard (map), a ``Linker`` on the driver that turns every shard's index into links
-(see ``corpusslim.phases``), and ``bind`` per shard (apply). The runner knows these phases, not the stage.
+(see ``corpusslim.runtime.phases``), and ``bind`` per shard (apply). The runner knows these phases, not the stage.
 """
 from __future__ import annotations
 
@@ -56,7 +56,7 @@ class Stage:
     requires: ClassVar[tuple[str, ...]] = ()  # stage kinds that must run earlier (their columns are read)
     after: ClassVar[tuple[str, ...]] = ()  # stage kinds that, when configured, must run earlier
     is_global: ClassVar[bool] = False  # a GlobalStage
-    edits_lines: ClassVar[bool] = False  # annotate removes whole lines (``corpusslim.lines``)
+    edits_lines: ClassVar[bool] = False  # annotate removes whole lines (``corpusslim.runtime.lines``)
 
     def __init__(self, config: StageConfig):
         self.config = config
@@ -96,10 +96,11 @@ class Stage:
 class GlobalStage(Stage):
     """A stage over all shards: *map* (``index``, per shard, on the workers) writes compact keys; the stage's
     ``Linker`` (driven by the runner) runs its phases over every shard's keys and returns links, rows keyed by
-    document (``corpusslim.keys.DOC``); *apply* is ``bind(links).process`` per shard, with that shard's links."""
+    document (``corpusslim.runtime.keys.DOC``); *apply* is ``bind(links).process`` per shard, with that shard's
+    links."""
 
     is_global = True
-    Linker: ClassVar[type]  # implements corpusslim.phases.Linker
+    Linker: ClassVar[type]  # implements corpusslim.runtime.phases.Linker
 
     def index(self, batch: pl.DataFrame, shard_number: int) -> pl.DataFrame:
         """The map step: one row of keys per document of ``batch`` (a shard's survivors so far)."""

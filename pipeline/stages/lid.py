@@ -10,7 +10,7 @@ import polars as pl
 from pydantic import Field, model_validator
 
 from corpusslim.filters.langid import default_model_path, normalise
-from corpusslim.resources import language_identifier
+from corpusslim.runtime.resources import language_identifier
 from corpusslim.stages.base import ConfigFile, Languages, Stage, StageConfig
 
 # English names of the ISO 639-1 codes (the 55 languages of langdetect's profiles, and a few other names users

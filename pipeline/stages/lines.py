@@ -16,7 +16,7 @@ from pydantic import ConfigDict
 
 from corpusslim.filters.lines import LINE_REASONS, LinesConfig, clean_lines
 from corpusslim.filters.quality import is_chinese
-from corpusslim.lines import COLUMN, LINE_DTYPE
+from corpusslim.runtime.lines import COLUMN, LINE_DTYPE
 from corpusslim.stages.base import Stage
 
 

@@ -7,7 +7,7 @@ from typing import Literal
 import polars as pl
 from pydantic import Field
 
-from corpusslim.resources import segmenter
+from corpusslim.runtime.resources import segmenter
 from corpusslim.stages.base import ConfigFile, Languages, Stage, StageConfig
 
 

@@ -1,1 +1,2 @@
-"""The marginal-utility tracker: stats, ledger, yield curve, scaling laws and value, decision, sources and budget, report."""
+"""The marginal-utility tracker: stats, ledger, yield curve, scaling laws and value, decision, sources and budget,
+report."""

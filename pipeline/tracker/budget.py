@@ -1,9 +1,10 @@
 """Per source: the yield curve, cost model and next batch's value; and the allocator of a budget among sources.
 
-Each source's curve is fitted on its own batches (``ledger_sources.parquet``, corpusslim.ledger) with the statistics
-of :mod:`corpusslim.curve`; its cost model is :func:`corpusslim.ledger.cost_basis` over its batches. Values price a
-batch's new unique tokens on the pool of every source (:func:`corpusslim.decision._price`), at pool scale like the
-costs. With ``language``, U is the kept tokens of that language and the pool is that language's.
+Each source's curve is fitted on its own batches (``ledger_sources.parquet``, corpusslim.tracker.ledger) with the
+statistics of :mod:`corpusslim.tracker.curve`; its cost model is :func:`corpusslim.tracker.ledger.cost_basis` over its
+batches. Values price a batch's new unique tokens on the pool of every source
+(:func:`corpusslim.tracker.decision._price`), at pool scale like the costs. With ``language``, U is the kept tokens of
+that language and the pool is that language's.
 
 **Allocation rule** (:func:`allocate`): in steps of one batch (the source's mean raw tokens per batch), each step
 goes to the source whose next batch has the highest expected value per dollar (unique tokens per dollar when the
@@ -23,7 +24,7 @@ import numpy as np
 import polars as pl
 
 from corpusslim.config import RunConfig
-from corpusslim.curve import (
+from corpusslim.tracker.curve import (
     CurveFit,
     ar1_resample,
     as_dict,
@@ -32,9 +33,9 @@ from corpusslim.curve import (
     next_batch_band,
     predict,
 )
-from corpusslim.decision import HORIZON, _price, si
-from corpusslim.ledger import CostBasis, cost_basis
-from corpusslim.value import format_usd
+from corpusslim.tracker.decision import HORIZON, _price, si
+from corpusslim.tracker.ledger import CostBasis, cost_basis
+from corpusslim.tracker.value import format_usd
 
 RULE = ("one batch at a time to the source whose next batch has the highest expected {score}, among those whose "
         "next batch fits the budget{worth}; curves assumed to keep their fitted shape beyond the data seen; "
@@ -225,8 +226,8 @@ def _message(rows: list[dict], usd: float | None, raw_tokens: float | None) -> s
 
 def load_views(run_dir: str, config: RunConfig, language: str | None = None) -> list[SourceView]:
     """The source views of a finished run directory."""
-    from corpusslim import storage
-    from corpusslim.ledger import SOURCES_LEDGER_FILE
+    from corpusslim.runtime import storage
+    from corpusslim.tracker.ledger import SOURCES_LEDGER_FILE
 
     path = storage.join(run_dir, SOURCES_LEDGER_FILE)
     return source_views(storage.read_parquet(path) if storage.exists(path) else pl.DataFrame(), config, language)
@@ -280,8 +281,8 @@ def _with_fit(by_source: pl.DataFrame, views: list[SourceView]) -> list[dict]:
 def sources_summary(run_dir: str, config: RunConfig, ledger: pl.DataFrame, overlap: list[dict]) -> dict:
     """The report's per-source and per-language part: ``languages`` always; with sources also ``sources``,
     ``overlap`` (with its sentence) and the allocation of ``value.budget_usd`` when set."""
-    from corpusslim import storage
-    from corpusslim.ledger import SOURCES_LEDGER_FILE
+    from corpusslim.runtime import storage
+    from corpusslim.tracker.ledger import SOURCES_LEDGER_FILE
 
     path = storage.join(run_dir, SOURCES_LEDGER_FILE)
     by_source = storage.read_parquet(path) if storage.exists(path) else pl.DataFrame()

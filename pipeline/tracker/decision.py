@@ -1,9 +1,9 @@
 """The decision: what the next batch is worth, what it costs in full, and how many more batches to process.
 
 Inputs are the ledger, the fitted yield curve (with its bootstrap curves) and the value model
-(:func:`corpusslim.value.price_batch`). Costs use the ledger's cost basis (pinned or fitted over all batches, never
-one batch's measured CPU), so the answer does not move with machine load. Values and costs are compared at pool scale
-(a run that is a sample of ``value.sample_fraction`` of the pool stands for batches 1 / fraction times larger).
+(:func:`corpusslim.tracker.value.price_batch`). Costs use the ledger's cost basis (pinned or fitted over all batches,
+never one batch's measured CPU), so the answer does not move with machine load. Values and costs are compared at pool
+scale (a run that is a sample of ``value.sample_fraction`` of the pool stands for batches 1 / fraction times larger).
 
 Forward stop rule: every curve (the point fit and each bootstrap resample) forecasts the next ``HORIZON`` batches;
 a batch is worth its new unique tokens times the value per unique token at its pool size, and costs the cost basis
@@ -23,7 +23,7 @@ import numpy as np
 import polars as pl
 
 from corpusslim.config import RunConfig, ValueConfig
-from corpusslim.curve import (
+from corpusslim.tracker.curve import (
     CurveFit,
     as_dict,
     extrapolate,
@@ -32,8 +32,8 @@ from corpusslim.curve import (
     next_batch_band,
     predict,
 )
-from corpusslim.ledger import CostBasis, cost_basis
-from corpusslim.value import BatchValue, format_usd, price_batch, target_pool
+from corpusslim.tracker.ledger import CostBasis, cost_basis
+from corpusslim.tracker.value import BatchValue, format_usd, price_batch, target_pool
 
 HORIZON = 200          # future batches searched for the stop point
 GRID_POINTS = 24       # pool sizes priced exactly for the value per unique token

@@ -29,10 +29,10 @@ from dataclasses import dataclass
 import numpy as np
 import polars as pl
 
-from corpusslim import storage
 from corpusslim.config import CostConfig, RunConfig
 from corpusslim.errors import ShardInputError
-from corpusslim.sources import unit_parts
+from corpusslim.runtime import storage
+from corpusslim.tracker.sources import unit_parts
 
 GB = 1e9
 LEDGER_FILE = "ledger.parquet"
@@ -149,7 +149,7 @@ def build_ledger(shard_results: list[dict], batch_shards: BatchRule | int, cost:
 
 
 def build_source_ledger(shard_results: list[dict], rule: BatchRule | int, cost: CostConfig) -> pl.DataFrame:
-    """Per source, the ledger of its parts of the done units (:func:`corpusslim.sources.unit_parts`): batches
+    """Per source, the ledger of its parts of the done units (:func:`corpusslim.tracker.sources.unit_parts`): batches
     numbered from 0 within the source by ``rule``, ``lang_<code>`` the kept tokens per language, costs and
     cumulative R, U, C per source. Empty (no rows) for a run without sources."""
     parts: dict[str, list[dict]] = {}

@@ -1,4 +1,4 @@
-"""The report's figures, drawn from the summary (:func:`corpusslim.decision.summarise`); each function takes
+"""The report's figures, drawn from the summary (:func:`corpusslim.tracker.decision.summarise`); each function takes
 ``matplotlib.pyplot`` and the summary and returns (figure, caption), or None when there is nothing to draw."""
 from __future__ import annotations
 

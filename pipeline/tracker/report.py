@@ -1,7 +1,7 @@
 """The marginal-benefit report of a run: ``report/index.html`` (self-contained: tables and PNG plots embedded),
 ``report/summary.json`` and ``report/summary.md``, from the ledger, ``stats.json`` and the run's config.
 
-The figures come from :func:`corpusslim.decision.summarise`; this module only lays them out: the same sections
+The figures come from :func:`corpusslim.tracker.decision.summarise`; this module only lays them out: the same sections
 (a sentence and a table each) render as HTML and as Markdown.
 """
 from __future__ import annotations
@@ -11,15 +11,15 @@ import html
 import io
 import json
 
-from corpusslim import outputs, storage
-from corpusslim.budget import sources_summary
 from corpusslim.config import RunConfig
-from corpusslim.decision import json_safe, si, summarise
 from corpusslim.filters.minhash import jaccard, shingles
-from corpusslim.inputs import Columns
-from corpusslim.stats import quarantine_message
+from corpusslim.runtime import outputs, storage
+from corpusslim.runtime.inputs import Columns
 from corpusslim.text import printable
-from corpusslim.value import format_usd
+from corpusslim.tracker.budget import sources_summary
+from corpusslim.tracker.decision import json_safe, si, summarise
+from corpusslim.tracker.stats import quarantine_message
+from corpusslim.tracker.value import format_usd
 
 EXAMPLES_PER_REASON = 3
 EXAMPLE_CHARS = 300
@@ -234,7 +234,14 @@ def plots(summary: dict) -> dict[str, tuple[str, str]]:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from corpusslim.plots import overlap_plot, removals_plot, share_plot, sources_plot, value_cost_plot, yield_plot
+    from corpusslim.tracker.plots import (
+        overlap_plot,
+        removals_plot,
+        share_plot,
+        sources_plot,
+        value_cost_plot,
+        yield_plot,
+    )
 
     out = {}
     for name, make in (("value_vs_cost", value_cost_plot), ("yield", yield_plot), ("fresh_share", share_plot),

@@ -1,7 +1,7 @@
 """Scaling laws that turn parameters, training tokens and unique tokens into loss and compute (issues 5 and 13).
 
 Pure math: no Dask, no I/O, no dependency beyond the standard library and numpy.  The training plans and dollar
-prices built on it are in :mod:`corpusslim.value`.
+prices built on it are in :mod:`corpusslim.tracker.value`.
 
 The parametric form of every preset is Hoffmann et al.'s
 

@@ -2,9 +2,9 @@
 
 A document's source is the ``source_column`` of the input, or the name of the ``sources:`` entry whose files it came
 from (written as the column ``source``; each source's units arrive in its own order and the sources interleave
-round-robin by position, :func:`corpusslim.inputs.shards_of`). The worker counts, per unit and source: raw documents
-and tokens (the ``input`` step's ``sources``), kept documents and tokens with the kept tokens per detected language
-(``sources`` of the result; in a run without sources, all under :data:`ALL`), and, after dedup, the removed
+round-robin by position, :func:`corpusslim.runtime.inputs.shards_of`). The worker counts, per unit and source: raw
+documents and tokens (the ``input`` step's ``sources``), kept documents and tokens with the kept tokens per detected
+language (``sources`` of the result; in a run without sources, all under :data:`ALL`), and, after dedup, the removed
 duplicates per (their source, the source of the kept document they duplicate) (``overlap``). The root's source is
 read from the ``source`` column of its unit's intermediate (``_work/pre/``) on the worker, so no document crosses
 the driver; a root in an earlier run (``--against``) counts as :data:`EARLIER`.
@@ -13,9 +13,9 @@ from __future__ import annotations
 
 import polars as pl
 
-from corpusslim import storage
-from corpusslim.inputs import ROW
-from corpusslim.keys import row_expr, shard_expr
+from corpusslim.runtime import storage
+from corpusslim.runtime.inputs import ROW
+from corpusslim.runtime.keys import row_expr, shard_expr
 
 NONE = "(none)"          # a document whose source column is null
 ALL = "(all)"            # every document, in a run without sources (its kept tokens per language)

@@ -35,7 +35,7 @@ def _add(total: dict[str, dict[str, int]], part: dict[str, dict[str, int]]) -> N
 def build_stats(config_hash: str, shard_results: list[dict], batch_shards: int | dict[int, int], wall_seconds: float,
                 memory: dict | None = None) -> dict:
     """The run's stats from the per-shard results, shards in arrival order; ``batch_shards``: units per batch, or
-    the batch of each unit by index (corpusslim.ledger.batch_numbers)."""
+    the batch of each unit by index (corpusslim.tracker.ledger.batch_numbers)."""
     done = [r for r in shard_results if r["status"] == "done"]
     stages = merge_stage_stats(r["stages"] for r in done)
     batches: dict[int, list[dict]] = {}

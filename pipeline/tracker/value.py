@@ -5,13 +5,13 @@ A plan (``value.plan``) says how the pool U of unique tokens is used:
 * ``fixed``: N parameters trained on D tokens, as given;
 * ``fixed-params``: the same, but N is fixed (by inference cost, say): only longer training can stand in for data;
 * ``compute-optimal``: a budget of C FLOPs, split between N and D anew for every pool size (Muennighoff et al.
-  2023's ``optimal_allocation``, solved exactly by :func:`corpusslim.scaling.best_allocation`).
+  2023's ``optimal_allocation``, solved exactly by :func:`corpusslim.tracker.scaling.best_allocation`).
 
 With L_before and L_after the plan's losses with the pool before and after a batch, the batch is worth the training
 compute it saves: C*(L_after; U) - C*(L_before; U), C* being the least compute (N and D free, or only D under
-``fixed-params``) that reaches a loss with the old pool U (:func:`corpusslim.scaling.least_compute`); under
+``fixed-params``) that reaches a loss with the old pool U (:func:`corpusslim.tracker.scaling.least_compute`); under
 ``compute-optimal`` C*(L_before; U) is the budget C itself.  When L_after is below the lowest loss any compute
-reaches with U (:func:`corpusslim.scaling.loss_floor`), no compute replaces the batch: its value is unbounded.
+reaches with U (:func:`corpusslim.tracker.scaling.loss_floor`), no compute replaces the batch: its value is unbounded.
 """
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ from dataclasses import asdict, dataclass
 from typing import Literal
 
 from corpusslim.config import ValueConfig
-from corpusslim.scaling import (
+from corpusslim.tracker.scaling import (
     BILLION,
     EXTRAPOLATION,
     best_allocation,
@@ -100,7 +100,7 @@ def outside_law(value: ValueConfig, points: tuple[PlanPoint, ...], unique: float
 
     Outside: a predicted loss above ln(vocab_size) (worse than a uniform guess), or the plan's parameters,
     training tokens or unique tokens trained on (min(U, D)) more than :data:`EXTRAPOLATION` times beyond the
-    range the law was fitted on (:class:`corpusslim.scaling.FittedRange`).
+    range the law was fitted on (:class:`corpusslim.tracker.scaling.FittedRange`).
     """
     law = get_law(value.law)
     fitted = law.fitted
