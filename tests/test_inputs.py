@@ -167,3 +167,45 @@ def test_split_json_lines_run_equals_the_parquet_run(tmp_path):
         a, b = read_dir(tmp_path / "a" / directory), read_dir(tmp_path / "b" / directory)
         assert b.sort("id").equals(a.select(b.columns).sort("id"))
     assert run(split)["shards"]["done"] == stats["shards"]["done"]  # a rerun finds every part done
+
+
+@pytest.mark.slow
+def test_a_kill_inside_a_split_file_resumes_by_part_with_identical_output(tmp_path):
+    """Kill the job once some parts of one big JSON Lines file are done; the rerun redoes only what is missing and
+    writes what an uninterrupted run writes."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from corpusslim.runtime.manifest import read_manifest
+    from tests.conftest import output_bytes
+
+    docs = pl.concat([pl.read_parquet(p) for p in sorted(SAMPLE.glob("*.parquet"))], how="diagonal_relaxed")
+    _write_jsonl(docs, tmp_path / "in" / "all.jsonl.gz", "gzip")
+    stages = [{"kind": "lid", "languages": ["en", "zh"]}, {"kind": "dedup"}]
+    config = write_config(tmp_path, input="in", stages=stages, workers=1,
+                          limits={"chunk_rows": 400, "chunk_mb": 0.01})
+    run(load_config(config, {"output": str(tmp_path / "whole")}))
+
+    def done(out) -> int:
+        try:
+            shards = (read_manifest(str(out)) or {"sections": {}})["sections"].get("shards", {})
+        except (OSError, ValueError):
+            return 0
+        return sum(1 for u in shards.values() if u.get("status") == "done")
+
+    out = tmp_path / "killed"
+    cmd = [sys.executable, "-m", "corpusslim.cli", "run", str(config), "--output", str(out)]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.monotonic() + 300
+    while done(out) < 2 and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.01)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    parts = len(list((tmp_path / "whole" / "kept").glob("all.part-*.parquet")))
+    assert 2 <= done(out) < parts, "the kill point was not inside the file's parts"
+    rerun = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    assert rerun.returncode == 0, rerun.stderr
+    assert output_bytes(out) == output_bytes(tmp_path / "whole")
