@@ -284,17 +284,11 @@ def run(config: RunConfig, scheduler: str | None = None, force: bool = False, pr
     started = time.perf_counter()
     progress = progress or Progress()
     plan = Plan.of(list(config.stages))
-    files = shards_of(config)
     if against and plan.global_ is None:
         raise ConfigError("--against needs a dedup stage in the config")
-    global_stage = plan.global_stage()
-    prior = load_prior(storage.absolute(against), global_stage) if against else Prior()
-    meta = {"against": prior.runs, "shard_offset": prior.shards}
-    if global_stage is not None:
-        meta[global_stage.kind] = global_stage.signature()
-    manifest = Manifest.open(config.output, config.config_hash(), meta=meta, force=force)
-    storage.write_json(storage.join(config.output, CONFIG_FILE), config.model_dump(mode="json"))
-    remove_temporaries(config.output)
+    files = shards_of(config)
+    prior = load_prior(storage.absolute(against), plan.global_stage()) if against else Prior()
+    manifest = _open_manifest(config, plan, prior, force)
     shards, to_split = units_of(files, manifest, config.limits.chunk_mb)
     removed = manifest.drop_shards({s.stem for s in shards}, dependent=plan.global_ is not None)
     done = sum(manifest.is_done(s.stem) for s in shards)
@@ -304,35 +298,62 @@ def run(config: RunConfig, scheduler: str | None = None, force: bool = False, pr
     if done == len(shards) and not index_torn and not to_split:
         progress.start(len(shards), done, None)
     else:
-        with dask_client(config.workers, scheduler) as client:
-            progress.start(len(shards), done, client.dashboard_link)
-            progress.workers(check_workers(client, [shards[0].path, storage.join(config.output, CONFIG_FILE)]))
-            job = Job(config, client, manifest, shards, prior, progress)
-            if to_split:
-                job.split_inputs(to_split)
-                job.shards = shards = units_of(files, manifest, config.limits.chunk_mb)[0]
-            if plan.global_ is None:
-                job.run_local()
-            else:
-                job.run_global()
-            job.clean_up()
-        remove_temporaries(config.output)  # a worker killed mid-write leaves its temporary; its task ran again
-        manifest.save()  # the journal folded into _manifest.json
+        shards = _execute(config, scheduler, manifest, files, shards, to_split, prior, progress, done)
+    stats = _record_results(config, manifest, shards, plan, against, removed, time.perf_counter() - started)
+    progress.phase("report", 1)
+    stats["recommendation"] = write_report(config.output, config)["recommendation"]
+    return stats
+
+
+def _open_manifest(config: RunConfig, plan: Plan, prior: Prior, force: bool) -> Manifest:
+    """The run's manifest (refusing another config's run unless ``force``), with the config written beside it and
+    the temporaries of a killed invocation removed."""
+    meta = {"against": prior.runs, "shard_offset": prior.shards}
+    if (global_stage := plan.global_stage()) is not None:
+        meta[global_stage.kind] = global_stage.signature()
+    manifest = Manifest.open(config.output, config.config_hash(), meta=meta, force=force)
+    storage.write_json(storage.join(config.output, CONFIG_FILE), config.model_dump(mode="json"))
+    remove_temporaries(config.output)
+    return manifest
+
+
+def _execute(config: RunConfig, scheduler: str | None, manifest: Manifest, files: list[Shard], shards: list[Shard],
+             to_split: list[Shard], prior: Prior, progress: Progress, done: int) -> list[Shard]:
+    """The Dask part: split what must be split, then every phase; returns the units (after splitting)."""
+    with dask_client(config.workers, scheduler) as client:
+        progress.start(len(shards), done, client.dashboard_link)
+        progress.workers(check_workers(client, [shards[0].path, storage.join(config.output, CONFIG_FILE)]))
+        job = Job(config, client, manifest, shards, prior, progress)
+        if to_split:
+            job.split_inputs(to_split)
+            job.shards = shards = units_of(files, manifest, config.limits.chunk_mb)[0]
+        if job.plan.global_ is None:
+            job.run_local()
+        else:
+            job.run_global()
+        job.clean_up()
+    remove_temporaries(config.output)  # a worker killed mid-write leaves its temporary; its task ran again
+    manifest.save()  # the journal folded into _manifest.json
+    return shards
+
+
+def _record_results(config: RunConfig, manifest: Manifest, shards: list[Shard], plan: Plan, against: str | None,
+                    removed: list[str], wall_seconds: float) -> dict:
+    """stats.json, ledger.parquet and ledger_sources.parquet from the units' results; returns the stats."""
     results = [manifest.get("shards", s.stem) or {"status": "missing", "shard": s.stem, "path": s.path,
                                                    "error": "not processed"} for s in shards]
     worker_peaks = [u["peak_rss_mb"] for section in manifest.sections.values() for u in section.values()
                     if isinstance(u, dict) and "peak_rss_mb" in u]
     memory = {"driver_peak_rss": peak_rss_mb(), "worker_peak_rss": max(worker_peaks, default=0.0)}
     rule = BatchRule.of(config)
-    stats = build_stats(manifest.config_hash, results, batch_numbers(results, rule), time.perf_counter() - started,
-                        memory)
+    stats = build_stats(manifest.config_hash, results, batch_numbers(results, rule), wall_seconds, memory)
     stats["overlap"] = overlap_matrix(results)
     stats["removed_shards"] = removed
-    if global_stage is not None and config.keep_index:
-        stats["totals"]["index_bytes"] = sum(e[f]["bytes"] for e in manifest.section("map").values()
-                                             if e.get("status") == "done" for f in ("index", "ids"))
-    if global_stage is not None:
+    if (global_stage := plan.global_stage()) is not None:
         stats.update(global_stage.Linker.summary(manifest))
+        if config.keep_index:
+            stats["totals"]["index_bytes"] = sum(e[f]["bytes"] for e in manifest.section("map").values()
+                                                 if e.get("status") == "done" for f in ("index", "ids"))
     storage.write_json(storage.join(config.output, "stats.json"), stats)
     # --against continues the earlier run's ledger: batch numbers and cumulative R, U, C carry on.
     ledger = build_ledger(results, rule, config.cost,
@@ -340,6 +361,4 @@ def run(config: RunConfig, scheduler: str | None = None, force: bool = False, pr
     storage.write_parquet(ledger, storage.join(config.output, "ledger.parquet"))
     storage.write_parquet(build_source_ledger(results, rule, config.cost),
                           storage.join(config.output, SOURCES_LEDGER_FILE))
-    progress.phase("report", 1)
-    stats["recommendation"] = write_report(config.output, config)["recommendation"]
     return stats
