@@ -70,8 +70,8 @@ def shards_row(shards: int, work: Path) -> dict:
                                                            "workers": 2})
     clock = Clock()
     stats = run(config, force=True, progress=clock)
-    job_wall, job_cpu = clock.marks["report"][0] - clock.start[0], clock.marks["report"][1] - clock.start[1]
-    wall, cpu = time.perf_counter() - clock.start[0], time.process_time() - clock.start[1]
+    job_wall, job_cpu = clock.marks["report"][0] - clock.began[0], clock.marks["report"][1] - clock.began[1]
+    wall, cpu = time.perf_counter() - clock.began[0], time.process_time() - clock.began[1]
     return {"shards": shards, "docs": stats["totals"]["docs_in"], "wall_s": round(wall, 1),
             "driver_cpu_s": round(cpu, 2), "job_wall_s": round(job_wall, 1), "job_driver_cpu_s": round(job_cpu, 2),
             "report_wall_s": round(wall - job_wall, 1), "report_driver_cpu_s": round(cpu - job_cpu, 2)}
@@ -81,7 +81,7 @@ class Clock(Progress):
     """Wall and CPU clocks at the start and at each phase (``report`` is the last: the job is done)."""
 
     def __init__(self):
-        self.start, self.marks = (time.perf_counter(), time.process_time()), {}
+        self.began, self.marks = (time.perf_counter(), time.process_time()), {}
 
     def phase(self, name: str, tasks: int) -> None:
         self.marks[name] = (time.perf_counter(), time.process_time())
