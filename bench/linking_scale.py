@@ -2,6 +2,7 @@
 
     python bench/linking_scale.py --pairs 1000000,10000000      # linking on synthetic pairs
     python bench/linking_scale.py --shards 6,100,1000            # the sample job split into more shards
+    python bench/linking_scale.py --records 100,1000,10000       # recording one unit (after --shards 6)
     python bench/linking_scale.py --pairs 1000000 --shards 6,100 --work-dir /tmp/corpusslim-scale
 
 1. Linking (``--pairs``): ``python -m corpusslim.dedup.simulate`` in a fresh process per size (2 spawned workers,
@@ -16,14 +17,19 @@
    (``time.process_time`` of this process: runner, manifest and scheduler; the workers are other processes), of
    the whole run, of the job (until the report starts) and of the report (ledger, curve, plots). The per-shard
    overhead is the growth from the smallest split: (job(N) - job(6)) / (N - 6).
+3. Recording a unit (``--records``, after ``--shards 6``, whose first shard entry it copies): milliseconds per
+   unit recorded into a manifest already holding N units, appended to the journal (now) or rewriting and fsyncing
+   the whole manifest (before; ``Manifest.save``).
 
-Rows go to ``bench/results/dedup_scale.json`` (``linking``: one row per size; ``shards``: one per shard count),
-merged with the rows already there.
+Rows go to ``bench/results/dedup_scale.json`` (``linking``: one row per size; ``shards``: one per shard count;
+``records``: one per manifest size), merged with the rows already there.
 """
 from __future__ import annotations
 
 import argparse
 import json
+import os
+import shutil
 import subprocess
 import sys
 import time
@@ -32,6 +38,7 @@ from pathlib import Path
 import polars as pl
 
 from corpusslim.config import load_config
+from corpusslim.runtime.manifest import Manifest, read_manifest
 from corpusslim.runtime.runner import Progress, run
 
 REPO = Path(__file__).resolve().parents[1]
@@ -65,11 +72,12 @@ def split_sample(shards: int, directory: Path) -> None:
 
 def shards_row(shards: int, work: Path) -> dict:
     base = work / f"shards-{shards}"
+    shutil.rmtree(base, ignore_errors=True)  # a fresh run: a finished one would only rebuild its report
     split_sample(shards, base / "input")
     config = load_config(REPO / "configs" / "sample.yaml", {"input": str(base / "input"), "output": str(base / "out"),
                                                            "workers": 2})
     clock = Clock()
-    stats = run(config, force=True, progress=clock)
+    stats = run(config, progress=clock)
     job_wall, job_cpu = clock.marks["report"][0] - clock.began[0], clock.marks["report"][1] - clock.began[1]
     wall, cpu = time.perf_counter() - clock.began[0], time.process_time() - clock.began[1]
     return {"shards": shards, "docs": stats["totals"]["docs_in"], "wall_s": round(wall, 1),
@@ -87,6 +95,22 @@ class Clock(Progress):
         self.marks[name] = (time.perf_counter(), time.process_time())
 
 
+def record_row(units: int, work: Path, entry: dict, timed: int = 20) -> dict:
+    """Milliseconds to record one more unit into a manifest holding ``units`` units like ``entry``: appended to
+    the journal (now), and the whole manifest rewritten and fsynced (before issue 19, what ``save`` still does)."""
+    manifest = Manifest.open(str(work / f"manifest-{units}"), "bench", force=True)
+    manifest.section("shards").update({f"s{i:06d}": entry for i in range(units)})
+    manifest.save()
+    timings = {}
+    for name, step in (("append_ms", lambda k: manifest.record("shards", k, entry)),
+                       ("rewrite_ms", lambda k: (manifest.section("shards").__setitem__(k, entry), manifest.save()))):
+        start = time.perf_counter()
+        for i in range(timed):
+            step(f"t{name}{i}")
+        timings[name] = round(1000 * (time.perf_counter() - start) / timed, 2)
+    return {"units": units, "manifest_mb": round(os.path.getsize(manifest.path) / 2**20, 2), **timings}
+
+
 def merge(rows: list[dict], key: str, section: str) -> None:
     results = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
     kept = {r[key]: r for r in results.get(section, [])}
@@ -99,6 +123,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--pairs", default="", help="comma-separated synthetic pair counts")
     parser.add_argument("--shards", default="", help="comma-separated shard counts for the sample job")
+    parser.add_argument("--records", default="", help="comma-separated manifest sizes (units) for the record cost")
     parser.add_argument("--check-up-to", type=int, default=10_000_000, help="largest size checked against the "
                                                                            "single-process reference")
     parser.add_argument("--work-dir", type=Path, default=Path("/tmp/corpusslim-scale"))
@@ -107,6 +132,11 @@ def main() -> None:
         row = linking_row(n, args.work_dir, n <= args.check_up_to)
         print(json.dumps(row), flush=True)
         merge([row], "pairs", "linking")
+    for n in [int(x) for x in args.records.split(",") if x]:
+        entry = next(iter(read_manifest(str(args.work_dir / "shards-6" / "out"))["sections"]["shards"].values()))
+        row = record_row(n, args.work_dir, entry)
+        print(json.dumps(row), flush=True)
+        merge([row], "units", "records")
     for n in [int(x) for x in args.shards.split(",") if x]:
         row = shards_row(n, args.work_dir)
         print(json.dumps(row), flush=True)
