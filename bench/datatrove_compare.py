@@ -525,7 +525,18 @@ def reap_orphans(timeout: float = 60.0) -> tuple[int, float]:
             cpu += usage.ru_utime + usage.ru_stime
 
 
-def measured(cmd: list[str], log: Path, env: dict | None = None) -> dict:
+def measured(cmd: list[str], log: Path, env: dict | None = None, retries: int = 0) -> dict:
+    """Wall and CPU of ``cmd``'s process tree; a failed run is repeated up to ``retries`` times (the retries are
+    counted in the result), then fails the benchmark with the log's tail."""
+    for attempt in range(retries):
+        try:
+            return {**_measured_once(cmd, log, env), "retries": attempt}
+        except SystemExit:
+            (log.parent / f"{log.stem}-failed-{attempt}.log").write_text(log.read_text())
+    return {**_measured_once(cmd, log, env), "retries": retries}
+
+
+def _measured_once(cmd: list[str], log: Path, env: dict | None = None) -> dict:
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
     with log.open("w") as f:
@@ -551,7 +562,7 @@ def run_datatrove(args, variant: str, corpus_dir: Path, out: Path, log: Path) ->
     out.mkdir(parents=True)
     cmd = [args.dt_python, str(Path(args.work) / "dt_pipeline.py"), "run", "--input", str(corpus_dir),
            "--work", str(out), "--model", args.model, "--mode", variant, "--workers", str(args.workers)]
-    res = measured(cmd, log)
+    res = measured(cmd, log, retries=1)
     line = next((ln for ln in reversed(log.read_text().splitlines()) if ln.startswith("DT_RESULT ")), None)
     if line:
         detail = json.loads(line[len("DT_RESULT "):])
@@ -587,7 +598,7 @@ def run_ours(args, config: Path, out: Path, log: Path) -> dict:
     else:
         cmd = [shutil.which("corpusslim") or str(Path(sys.executable).parent / "corpusslim")]
     cmd += ["run", str(config), "--workers", str(args.workers), "--output", str(out)]
-    res = measured(cmd, log, env)
+    res = measured(cmd, log, env, retries=1)
     stats = json.loads((out / "stats.json").read_text())
     totals = stats["totals"]
     res["stats_cpu_seconds"] = totals.get("cpu_seconds")
@@ -995,12 +1006,15 @@ def main() -> None:
                 c["variants"][variant]["diagnosis"] = diagnose(
                     argparse.Namespace(work=str(cwork)), OURS_CONFIG[variant], cwork / f"dt-{variant}",
                     cwork / f"ours-{OURS_CONFIG[variant]}", verdicts)
+        write_results(res, runs, Path(args.out_dir))  # after each corpus: a late corpus does not lose the first
+    print(markdown(res))
+
+
+def write_results(res: dict, runs: list[dict], out_dir: Path) -> None:
     res["runs"] = runs
-    out_dir = Path(args.out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "datatrove.json").write_text(json.dumps(res, indent=1, ensure_ascii=False))
     (out_dir / "datatrove.md").write_text(markdown(res))
-    print(markdown(res))
 
 
 if __name__ == "__main__":
