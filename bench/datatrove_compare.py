@@ -525,15 +525,20 @@ def reap_orphans(timeout: float = 60.0) -> tuple[int, float]:
             cpu += usage.ru_utime + usage.ru_stime
 
 
-def measured(cmd: list[str], log: Path, env: dict | None = None, retries: int = 0) -> dict:
-    """Wall and CPU of ``cmd``'s process tree; a failed run is repeated up to ``retries`` times (the retries are
-    counted in the result), then fails the benchmark with the log's tail."""
-    for attempt in range(retries):
+def measured(cmd: list[str], log: Path, env: dict | None = None, retries: int = 0, reset=None) -> dict:
+    """Wall and CPU of ``cmd``'s process tree; a failed run is repeated from scratch (``reset()``, which empties
+    its output, called before each attempt) up to ``retries`` times, counted in the result, then fails the
+    benchmark with the log's tail."""
+    for attempt in range(retries + 1):
+        if reset is not None:
+            reset()
         try:
             return {**_measured_once(cmd, log, env), "retries": attempt}
         except SystemExit:
+            if attempt == retries:
+                raise
             (log.parent / f"{log.stem}-failed-{attempt}.log").write_text(log.read_text())
-    return {**_measured_once(cmd, log, env), "retries": retries}
+    return {}
 
 
 def _measured_once(cmd: list[str], log: Path, env: dict | None = None) -> dict:
@@ -557,12 +562,19 @@ def _measured_once(cmd: list[str], log: Path, env: dict | None = None) -> dict:
 # The two sides
 # ----------------------------------------------------------------------------------------------------------------
 
+def fresh_dir(path: Path, create: bool):
+    """A function that empties ``path`` (and creates it again if ``create``)."""
+    def reset():
+        shutil.rmtree(path, ignore_errors=True)
+        if create:
+            path.mkdir(parents=True)
+    return reset
+
+
 def run_datatrove(args, variant: str, corpus_dir: Path, out: Path, log: Path) -> dict:
-    shutil.rmtree(out, ignore_errors=True)
-    out.mkdir(parents=True)
     cmd = [args.dt_python, str(Path(args.work) / "dt_pipeline.py"), "run", "--input", str(corpus_dir),
            "--work", str(out), "--model", args.model, "--mode", variant, "--workers", str(args.workers)]
-    res = measured(cmd, log, retries=1)
+    res = measured(cmd, log, retries=1, reset=fresh_dir(out, create=True))
     line = next((ln for ln in reversed(log.read_text().splitlines()) if ln.startswith("DT_RESULT ")), None)
     if line:
         detail = json.loads(line[len("DT_RESULT "):])
@@ -589,7 +601,6 @@ def snapshot(work: Path) -> tuple[Path, str]:
 
 
 def run_ours(args, config: Path, out: Path, log: Path) -> dict:
-    shutil.rmtree(out, ignore_errors=True)
     env = None
     if args.ours_src:
         env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [args.ours_src,
@@ -598,7 +609,7 @@ def run_ours(args, config: Path, out: Path, log: Path) -> dict:
     else:
         cmd = [shutil.which("corpusslim") or str(Path(sys.executable).parent / "corpusslim")]
     cmd += ["run", str(config), "--workers", str(args.workers), "--output", str(out)]
-    res = measured(cmd, log, env, retries=1)
+    res = measured(cmd, log, env, retries=1, reset=fresh_dir(out, create=False))
     stats = json.loads((out / "stats.json").read_text())
     totals = stats["totals"]
     res["stats_cpu_seconds"] = totals.get("cpu_seconds")
