@@ -596,6 +596,11 @@ def snapshot(work: Path) -> tuple[Path, str]:
         archive = subprocess.run(["git", "-C", str(REPO), "archive", "--format=tar", commit], capture_output=True,
                                  check=True).stdout
         subprocess.run(["tar", "-x", "-C", str(tmp)], input=archive, check=True)
+        # The installed package maps corpusslim -> pipeline/ and corpusslim.filters -> filters/ (pyproject
+        # package-dir); the same layout here makes `import corpusslim` on this PYTHONPATH load the snapshot, not
+        # the editable install's live work tree.
+        (tmp / "corpusslim").symlink_to("pipeline", target_is_directory=True)
+        (tmp / "pipeline" / "filters").symlink_to("../filters", target_is_directory=True)
         tmp.rename(dest)
     return dest, commit
 
