@@ -983,17 +983,21 @@ def main() -> None:
            "command": "python bench/datatrove_compare.py " + " ".join(sys.argv[1:]), "subreaper": subreaper,
            "commit": commit or "work tree (--worktree)", "settings": SETTINGS, "corpora": {}, "notes": NOTES}
     runs = []
-    for corpus in [c.strip() for c in args.corpora.split(",") if c.strip()]:
-        metas = {}
+    corpora = [c.strip() for c in args.corpora.split(",") if c.strip()]
+    cworks, metas = {}, {}
+    for corpus in corpora:
         for docs in sizes:
-            cwork = work / f"{corpus}-{docs}"
+            cwork = cworks[corpus, docs] = work / f"{corpus}-{docs}"
             cwork.mkdir(parents=True, exist_ok=True)
-            metas[docs] = build_corpus(args, corpus, docs, cwork)
-            configs = {}
+            metas[corpus, docs] = build_corpus(args, corpus, docs, cwork)
             for key in sorted({OURS_CONFIG[v] for v in variants}):
-                configs[key] = cwork / f"ours-{key}.yaml"
-                configs[key].write_text(our_config(key, cwork / "corpus", args.model))
-            for i in range(args.runs):
+                (cwork / f"ours-{key}.yaml").write_text(our_config(key, cwork / "corpus", args.model))
+    # Run-major (run 1 at every size, then run 2 ...), results rewritten after each: a benchmark stopped early still
+    # has every size measured.
+    for i in range(args.runs):
+        for corpus in corpora:
+            for docs in sizes:
+                cwork = cworks[corpus, docs]
                 ours_runs = {}
                 for variant in variants:  # dt default, ours default, dt words, ours equal, dt equal
                     dt_out = cwork / f"dt-{variant}"
@@ -1002,28 +1006,40 @@ def main() -> None:
                     key = OURS_CONFIG[variant]
                     if key not in ours_runs:
                         out = cwork / f"ours-{key}"
-                        ours_runs[key] = (run_ours(args, configs[key], out, cwork / f"ours-{key}-{i}.log"),
-                                          our_kept_ids(out))
+                        config, log_file = cwork / f"ours-{key}.yaml", cwork / f"ours-{key}-{i}.log"
+                        ours_runs[key] = (run_ours(args, config, out, log_file), our_kept_ids(out))
                     ours, our_kept = ours_runs[key]
                     runs.append({"corpus": corpus, "docs": docs, "run": i, "variant": variant, "datatrove": dt,
                                  "ours": ours, "jaccard": round(jaccard(dt_kept, our_kept), 4),
                                  "kept": {"datatrove": len(dt_kept), "ours": len(our_kept)}})
                     log(f"[{corpus} {docs} run {i + 1}/{args.runs} {variant}] CPU s ours {ours['cpu_seconds']}, "
                         f"datatrove {dt['cpu_seconds']}; Jaccard {runs[-1]['jaccard']}")
-        c = res["corpora"][corpus] = {"meta": metas[max(sizes)], "sizes": sizes, "variants": {}}
-        for variant in variants:
-            c["variants"][variant] = summarize([r for r in runs if r["corpus"] == corpus and r["variant"] == variant])
-            if args.diagnose:
-                cwork = work / f"{corpus}-{max(sizes)}"
+                summarize_corpora(res, runs, metas, sizes)
+                write_results(res, runs, Path(args.out_dir))
+    if args.diagnose:
+        for corpus in corpora:
+            cwork = cworks[corpus, max(sizes)]
+            for variant in variants:
                 verdicts = cwork / f"dt-verdicts-{variant}.parquet"
                 subprocess.run([args.dt_python, str(work / "dt_pipeline.py"), "verdicts", "--input",
                                 str(cwork / "corpus"), "--out", str(verdicts), "--model", args.model, "--mode",
                                 variant], check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-                c["variants"][variant]["diagnosis"] = diagnose(
+                res["corpora"][corpus]["variants"][variant]["diagnosis"] = diagnose(
                     argparse.Namespace(work=str(cwork)), OURS_CONFIG[variant], cwork / f"dt-{variant}",
                     cwork / f"ours-{OURS_CONFIG[variant]}", verdicts)
-        write_results(res, runs, Path(args.out_dir))  # after each corpus: a late corpus does not lose the first
+        write_results(res, runs, Path(args.out_dir))
     print(markdown(res))
+
+
+def summarize_corpora(res: dict, runs: list[dict], metas: dict, sizes: list[int]) -> None:
+    """res["corpora"] from the runs so far: per corpus and configuration, once two sizes have been measured."""
+    for corpus in dict.fromkeys(r["corpus"] for r in runs):
+        mine = [r for r in runs if r["corpus"] == corpus]
+        done = sorted({r["docs"] for r in mine})
+        if len(done) < 2:
+            continue
+        res["corpora"][corpus] = {"meta": metas[corpus, max(done)], "sizes": done, "variants": {
+            v: summarize([r for r in mine if r["variant"] == v]) for v in dict.fromkeys(r["variant"] for r in mine)}}
 
 
 def write_results(res: dict, runs: list[dict], out_dir: Path) -> None:
