@@ -1,15 +1,21 @@
-"""CorpusSlim against datatrove: the same cleaning job on the same Parquet shards, CPU, wall time and kept-set
-agreement.
+"""CorpusSlim against datatrove: the same cleaning job on the same Parquet shards; fixed and per-document CPU,
+kept-set agreement; three datatrove configurations x two corpora x several sizes.
 
-    python3 -m venv /tmp/dt-venv && /tmp/dt-venv/bin/pip install -r bench/requirements-datatrove.txt
-    python bench/datatrove_compare.py                        # 20k docs, 8 shards, 3 runs per side and variant
-    python bench/datatrove_compare.py --docs 5000 --runs 1   # quick
-    python bench/datatrove_compare.py --variants equal       # one variant only
+    /work/dtvenv/bin/pip install -r bench/requirements-datatrove.txt      # datatrove's own venv (--dt-python)
+    python bench/datatrove_compare.py                                    # sizes 1k, 2k, 4k; 3 runs; both corpora
+    python bench/datatrove_compare.py --corpora real --sizes 500,1500,3000 --shards 4
 
-Corpus: ``bench/corpus.py``'s ``synthetic_corpus`` (documents assembled from random sentences of
-``../shared/data/corpus``: 70 % English, 30 % Chinese, 10 % planted near duplicates, 5 % exact duplicates of earlier
-documents), rewritten as ``--shards`` Parquet files with columns ``id, text`` under ``--work``/corpus (the planted
-kind of each document goes to a side file for the diagnosis only).
+Corpora (``--shards`` Parquet files with columns ``id, text`` under ``--work``/CORPUS-SIZE/corpus; the kind of each
+document goes to a side file for the diagnosis only):
+
+* ``synthetic``: ``bench/corpus.py``'s ``synthetic_corpus`` -- one-line documents of random sentences of
+  ``../shared/data/corpus``, 70 % English, 30 % Chinese, 10 % planted near duplicates, 5 % exact duplicates;
+* ``real``: a seeded sample of the real documents of ``../shared/data/corpus`` (news, web text, hotel reviews,
+  wiki paragraphs, web pages) and the hard-wrapped test fixture, texts and line structure as published.
+
+Fixed cost and marginal CPU per document: a least-squares line through every run's CPU against its size, per side.
+Runs go run-major (run 1 at every size, then run 2, ...), alternating datatrove and ours within each size; the
+results are rewritten after every size, so a benchmark stopped early keeps what it measured.
 
 Sides (each a subprocess, 2 workers, alternated A B A B ..., ``--runs`` times each):
 
@@ -23,15 +29,17 @@ Sides (each a subprocess, 2 workers, alternated A B A B ..., ``--runs`` times ea
 * **ours**: ``corpusslim run CONFIG --workers 2 --output DIR`` with lid (en, zh, min_score 0.65), segment, dedup,
   quality; kept ids from ``kept/*.parquet``.
 
-Variants:
+Datatrove configurations (ours runs as shipped against the first two, with the same rule settings as datatrove
+against the third):
 
-* ``default``: each tool as shipped (datatrove's filters with their default ``language="eng"``, i.e. English word
-  rules and the English word tokenizer for every document, Chinese included; our defaults).
-* ``equal``: the settings that make the two jobs do the same work: word-based quality rules on English documents
-  only (datatrove: the four filters wrapped to pass documents whose LanguageFilter label is not ``en``; ours:
-  ``quality.chinese.enabled: false``), FineWeb's duplicate-line character threshold at the paper's 0.1 on both
-  (datatrove's default is 0.01), Chinese MinHash shingles from jieba words on both (datatrove: the signature step
-  tokenises each document with the tokenizer of its label, ``cmn_Hani`` = spaCy zh + jieba for zh), and LSH
+* ``default``: datatrove as shipped (its filters' default ``language="eng"``: spaCy's English word tokenizer and
+  English rules for every document, Chinese included; MinHash shingles from the same tokenizer).
+* ``words``: as shipped but for the word definitions, given through datatrove's custom-tokenizer hook (a
+  ``WordTokenizer`` passed as ``language=``): white-space words for English, jieba's words (HMM off) for documents
+  LanguageFilter labels zh -- ours.
+* ``equal``: our words and our rule set: word-based quality rules on English documents only (datatrove: the four
+  filters wrapped to pass documents whose label is not ``en``; ours: ``quality.chinese.enabled: false``),
+  FineWeb's duplicate-line character threshold at the paper's 0.1 on both (datatrove's default is 0.01), and LSH
   candidates taken as duplicates without verification on both (ours: ``dedup.verify: none``, as datatrove does).
 
 CPU seconds = user + sys of the whole process tree of a run: this process makes itself a child subreaper
@@ -887,10 +895,10 @@ SETTINGS = {
                  "xxhash 64-bit shingles; every pair sharing a bucket is a duplicate (no verification); "
                  "survivors written to Parquet between the filter and the dedup-filter pass",
     "ours": "corpusslim run CONFIG --workers 2: lid (first 1,000 characters, script check for CJK, langdetect "
-            "below 0.4), segment (jieba, HMM off), dedup (exact hash + MinHash LSH, candidates verified by "
-            "signature Jaccard ≥ 0.8), quality (Gopher quality and repetition, C4 as document rules, FineWeb; "
-            "Chinese rules for zh); order lid → segment → dedup → quality; kept/ and rejected/ Parquet, ledger, "
-            "report",
+            "below 0.4), segment (jieba's words, HMM off, by rjieba), dedup (exact hash + MinHash LSH, candidates "
+            "verified by signature Jaccard ≥ 0.8), quality (Gopher quality and repetition, C4 as document rules, "
+            "FineWeb; Chinese rules for zh); order lid → segment → dedup → quality; kept/ and rejected/ Parquet, "
+            "ledger, report",
     "default": "datatrove's filters with language='eng' (the default) for every document: English word "
                "tokenizer and English rules on Chinese too; its MinHash shingles Chinese with the English tokenizer",
     "equal": "quality word rules on English documents only on both sides (datatrove: filters wrapped to pass "
@@ -900,9 +908,12 @@ SETTINGS = {
              "Gopher's alphabetic-words rule off on "
              "both (datatrove counts spaCy punctuation tokens as words: max_non_alpha_words_ratio=None; ours "
              "gopher_quality.min_alpha_words 0); C4 minimum sentences 1 on both (spaCy sentencizer vs our "
-             "regex; datatrove min_num_sentences=1, ours c4.min_sentences 1); Chinese shingles from jieba "
-             "words on both (datatrove: tokenizer 'cmn_Hani', spaCy zh + jieba, HMM on; ours: seg, HMM off); "
-             "no candidate verification on both (ours: dedup.verify none)",
+             "regex; datatrove min_num_sentences=1, ours c4.min_sentences 1); the words of 'words' below on both, "
+             "MinHash shingles included; no candidate verification on both (ours: dedup.verify none)",
+    "words": "datatrove's filters and MinHash as shipped but with our word definitions through its custom-tokenizer "
+             "hook (SameWords as language=): str.split() words for English, jieba.lcut(HMM=False) words without "
+             "white space for documents its LanguageFilter labels zh, sentences ending at . ! ? before white "
+             "space; ours as shipped",
 }
 
 
