@@ -925,7 +925,7 @@ NOTES = [
     "datatrove's LID).",
     "datatrove's `processing` extra installs fasttext-numpy2-wheel; fasttext 0.9.3 (ours) cannot serve it, since "
     "its predict() calls np.array(..., copy=False), an error under numpy 2, which datatrove 0.10 requires. "
-    "../shared/MEASUREMENTS.md measured that build 2.2-2.6x slower than fasttext 0.9.3: part of datatrove's LID cost.",
+    "That build measured 2.2-2.6x slower than fasttext 0.9.3 on this machine: part of datatrove's LID cost.",
     "datatrove's filters take one `language` per filter (default eng = spaCy's blank English tokenizer) and apply "
     "it to every document; a mixed en/zh corpus needs a router of one's own. load_word_tokenizer('zh') returns "
     "spaCy's multi-language 'xx' tokenizer, not jieba: tokenizer_assignment.csv's TRUE/FALSE columns are read as "
@@ -944,7 +944,7 @@ NOTES = [
     "removal, gets no signature and is never deduplicated.",
     "LocalPipelineExecutor ships the pipeline to each task, so models and tokenizers load per task; each of the "
     "four executors starts its own forkserver pool.",
-    "The machine was shared with other sessions (load average about 9-12 on 2 cores): wall times are inflated and "
+    "The machine was shared with other sessions (load average about 11-16 on 2 cores): wall times are inflated and "
     "vary run to run; CPU seconds are the firmer figure.",
 ]
 
