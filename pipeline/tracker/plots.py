@@ -8,6 +8,14 @@ STATUS_MARKERS = {"unbounded": ("^", "value unbounded"), "outside_law": ("x", "o
                   "n/a": ("o", "value n/a (no pool before it)")}
 
 
+def _label(ax, xlabel: str, ylabel: str, title: str, **legend) -> None:
+    """Axis labels (with units), title and legend of a plot."""
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.legend(**legend)
+
+
 def value_cost_plot(plt, summary: dict):
     """Value vs full cost per batch: observed and forecast values with their 90 % band, the cost, the stop range."""
     batches, future, stop = summary["batches"], summary["extrapolation"], summary["stop"]
@@ -41,10 +49,8 @@ def value_cost_plot(plt, summary: dict):
     # symlog: a batch worth $0 (a pool past what the plan can use) stays on the chart
     ax.set_yscale("symlog", linthresh=min([v for v in values if v > 0] or [1.0]) / 2)
     ax.set_ylim(bottom=0)
-    ax.set_xlabel("batch (arrival order)")
-    ax.set_ylabel("US dollars per batch (pool scale)")
-    ax.set_title("Value of each batch's new unique tokens vs its full cost")
-    ax.legend(fontsize=7, loc="best")
+    _label(ax, "batch (arrival order)", "US dollars per batch (pool scale)",
+           "Value of each batch's new unique tokens vs its full cost", fontsize=7, loc="best")
     return fig, "Value vs full cost per batch (log scale above the smallest cost), forecast with its 90 % band, " \
         "and the stop range"
 
@@ -66,10 +72,8 @@ def yield_plot(plt, summary: dict):
         ax.fill_between(fx, [u0] + [f["unique_tokens_low"] for f in future],
                         [u0] + [f["unique_tokens_high"] for f in future], alpha=0.25,
                         label="90 % band (bootstrap cumulative paths)")
-    ax.set_xlabel("cumulative raw tokens R (o200k tokens)")
-    ax.set_ylabel("cumulative unique kept tokens U")
-    ax.set_title("Yield curve U(R)")
-    ax.legend(fontsize=8)
+    _label(ax, "cumulative raw tokens R (o200k tokens)", "cumulative unique kept tokens U", "Yield curve U(R)",
+           fontsize=8)
     return fig, "Yield curve: unique kept tokens against raw tokens, with the forecast's 90 % band"
 
 
@@ -87,10 +91,7 @@ def share_plot(plt, summary: dict):
         mid, lo, hi = (100 * nxt[k] / nxt["raw_tokens"] for k in ("new_unique", "new_unique_low", "new_unique_high"))
         ax.errorbar([x], [mid], yerr=[[mid - lo], [hi - mid]], fmt="o", color="C1", capsize=4,
                     label="next batch (90 % prediction band)")
-    ax.set_xlabel("batch (arrival order)")
-    ax.set_ylabel("new unique tokens per raw token (%)")
-    ax.set_title("Fresh share per batch")
-    ax.legend(fontsize=8)
+    _label(ax, "batch (arrival order)", "new unique tokens per raw token (%)", "Fresh share per batch", fontsize=8)
     return fig, "Fresh share: the percentage of each batch's raw tokens that are new unique kept tokens"
 
 
@@ -107,10 +108,8 @@ def removals_plot(plt, summary: dict):
         ax.bar(table["batch"], table[column], bottom=bottom, label=column, color=colours[i % len(colours)])
         bottom = [a + b for a, b in zip(bottom, table[column])]
     ax.set_ylim(0, max(bottom) * 1.08 or 1)
-    ax.set_xlabel("batch (arrival order)")
-    ax.set_ylabel("documents removed")
-    ax.set_title("Removed documents per batch, by stage and reason")
-    ax.legend(fontsize=6, ncol=2, bbox_to_anchor=(1.01, 1), loc="upper left")
+    _label(ax, "batch (arrival order)", "documents removed", "Removed documents per batch, by stage and reason",
+           fontsize=6, ncol=2, bbox_to_anchor=(1.01, 1), loc="upper left")
     return fig, "Removals per batch by stage and reason"
 
 
@@ -124,10 +123,8 @@ def sources_plot(plt, summary: dict):
         (line,) = ax.plot(part["cum_raw_tokens"], part["cum_unique_tokens"], "o", ms=3, label=source)
         if part["fitted_unique"].is_not_null().all():
             ax.plot(part["cum_raw_tokens"], part["fitted_unique"], "-", lw=1, color=line.get_color())
-    ax.set_xlabel("raw tokens of the source (o200k tokens)")
-    ax.set_ylabel("unique kept tokens of the source")
-    ax.set_title("Yield curve per source")
-    ax.legend(fontsize=7)
+    _label(ax, "raw tokens of the source (o200k tokens)", "unique kept tokens of the source",
+           "Yield curve per source", fontsize=7)
     return fig, "Yield curve per source: each source's unique kept tokens against its own raw tokens (points) and its "\
         "fitted curve (line)"
 

@@ -152,18 +152,27 @@ def _cost_section(summary: dict):
     return "Cost basis and target", text, [], []
 
 
+def _fit_label(curve: dict) -> str:
+    """The fitted model's name, or why there is none."""
+    if curve.get("model") not in (None, "none"):
+        return curve["model"].replace("_", " ")
+    return curve.get("reason") or "none"
+
+
+def _next_band(nxt: dict | None) -> str:
+    """The next batch's new unique tokens with their 90 % band, or n/a."""
+    return "n/a" if nxt is None else _band(nxt["new_unique"], nxt["new_unique_low"], nxt["new_unique_high"])
+
+
 def _sources_section(summary: dict):
     sources = summary.get("sources")
     if not sources:
         return None
     rows = []
     for name, s in sources.items():
-        nxt, curve = s["next_batch"], s["curve"]
-        fit = curve.get("model", "none").replace("_", " ") if curve.get("model") not in (None, "none") \
-            else curve.get("reason") or "none"
-        rows.append([name, str(s["batches"]), si(s["raw_tokens"]), si(s["unique_tokens"]), fit,
-                     f"${s['cost_per_raw_token'] * 1e9:.3g}",
-                     "n/a" if nxt is None else _band(nxt["new_unique"], nxt["new_unique_low"], nxt["new_unique_high"]),
+        nxt = s["next_batch"]
+        rows.append([name, str(s["batches"]), si(s["raw_tokens"]), si(s["unique_tokens"]), _fit_label(s["curve"]),
+                     f"${s['cost_per_raw_token'] * 1e9:.3g}", _next_band(nxt),
                      "n/a" if nxt is None else worth(nxt["value_status"], nxt["value_usd"]),
                      "n/a" if nxt is None or nxt["value_per_usd"] is None else f"{nxt['value_per_usd']:.3g}"])
     text = ("Each source's batches (its units in arrival order) with its own yield curve and cost model; the next "
@@ -178,10 +187,7 @@ def _languages_section(summary: dict):
         return None
     rows = []
     for lang, v in langs.items():
-        curve, nxt = v["curve"], v["next_batch"]
-        fit = curve["model"].replace("_", " ") if curve["model"] != "none" else curve["reason"]
-        rows.append([lang, si(v["unique_tokens"]), fit, "n/a" if nxt is None else
-                     _band(nxt["new_unique"], nxt["new_unique_low"], nxt["new_unique_high"]),
+        rows.append([lang, si(v["unique_tokens"]), _fit_label(v["curve"]), _next_band(v["next_batch"]),
                      ", ".join(f"{s} {si(t)}" for s, t in v["by_source"].items())])
     return ("Languages", "Kept tokens per detected language, each with its own yield curve over the batches "
             "(corpusslim budget --language allocates for one of them).",
