@@ -33,8 +33,8 @@ BENCH = Path(__file__).resolve().parent
 REPO = BENCH.parent
 PACKAGES = ["polars", "pyarrow", "dask", "distributed", "numpy", "fasttext", "jieba", "datasketch", "bpe-openai"]
 # results name -> the bench script that writes it (others are found by name or by their docstring)
-SCRIPTS = {"datatrove": "datatrove_compare.py", "stages": "stage_throughput.py", "stages-20k": "stage_throughput.py",
-           "stages-shared-8k": "stage_throughput.py",
+SCRIPTS = {"datatrove": "datatrove_compare.py", "startup": "startup.py", "stages": "stage_throughput.py",
+           "stages-20k": "stage_throughput.py", "stages-shared-8k": "stage_throughput.py",
            "dedup": "dedup_bench.py",
            "faults": "faults.py", "marginal_curve": "marginal_curve.py", "quality_rules": "quality_rules.py",
            "dryrun_vs_run": "dryrun_vs_run.py"}
@@ -114,38 +114,52 @@ def short_commit(c):
 # One extraction (raw numbers, JSON-able) and one rendering (Markdown lines) per results file
 # ==============================================================================================================
 
+DT_CONFIGS = {"default": "as shipped", "words": "our word definitions", "equal": "our words + our rules"}
+
+
 def extract_datatrove(d: dict) -> dict:
-    variants = {}
-    for name, v in (get(d, "variants", default={}) or {}).items():
-        s = get(v, "summary", default={})
-        kept = get(v, "diagnosis", "kept", default={})
-        variants[name] = {
-            "cpu_ratio": get(s, "cpu_ratio"), "wall_ratio": get(s, "wall_ratio"),
-            "cpu_ratio_of_medians": get(s, "cpu_ratio_of_medians"),
-            "wall_ratio_of_medians": get(s, "wall_ratio_of_medians"),
-            "cpu_ms_per_doc": {"datatrove": get(s, "datatrove", "cpu_ms_per_doc"),
-                               "ours": get(s, "ours", "cpu_ms_per_doc")},
-            "jaccard": get(s, "jaccard", default=get(kept, "jaccard")),
-            "kept": {"datatrove": get(kept, "datatrove"), "ours": get(kept, "ours"), "both": get(kept, "both")},
-            "runs": len(get(v, "runs", default=[]) or []) or None,
-            "target_met": get(s, "target_met"),
-        }
-    return {"docs": get(d, "corpus", "docs"), "shards": get(d, "corpus", "shards"), "variants": variants,
-            "versions": {"datatrove": get(d, "versions", "datatrove", "datatrove")}}
+    corpora = {}
+    for corpus, c in (get(d, "corpora", default={}) or {}).items():
+        corpora[corpus] = {"sizes": get(c, "sizes"), "multi_line_share": get(c, "meta", "multi_line_share"),
+                           "configs": {}}
+        for name, v in (get(c, "variants", default={}) or {}).items():
+            corpora[corpus]["configs"][name] = {k: get(v, k) for k in (
+                "fixed_cpu_s", "marginal_ms_per_doc", "marginal_ratio", "agreement", "agreement_min",
+                "runs_per_size")}
+    return {"corpora": corpora, "versions": {"datatrove": get(d, "versions", "datatrove", "datatrove")}}
 
 
 def render_datatrove(h: dict) -> list[str]:
     rows = []
-    for name, v in h["variants"].items():
-        rows.append([name, fmt(v["cpu_ratio"], "x"), fmt(v["wall_ratio"], "x"),
-                     f"{fmt(v['cpu_ms_per_doc']['datatrove'], 'f3')} / {fmt(v['cpu_ms_per_doc']['ours'], 'f3')}",
-                     fmt(v["jaccard"], "f4"),
-                     f"{fmt(v['kept']['datatrove'], 'int')} / {fmt(v['kept']['ours'], 'int')}",
-                     fmt(h["docs"], "int"), fmt(v["runs"], "int"), fmt(v["target_met"])])
-    out = [f"datatrove {fmt(h['versions']['datatrove'])} against ours, same job, 2 workers; ratios = datatrove ÷ ours "
-           "(median over the alternated A/B pairs; target ≥ 3× less CPU and Jaccard ≥ 0.95).", ""]
-    return out + table(["variant", "CPU dt ÷ ours", "wall dt ÷ ours", "CPU ms/doc dt / ours", "Jaccard of kept ids",
-                        "kept dt / ours", "docs", "runs per side", "target met"], rows)
+    for corpus, c in h["corpora"].items():
+        for name, v in c["configs"].items():
+            fixed, marg = v["fixed_cpu_s"] or {}, v["marginal_ms_per_doc"] or {}
+            rows.append([corpus, DT_CONFIGS.get(name, name),
+                         f"{fmt(get(fixed, 'ours'), 'f2')} / {fmt(get(fixed, 'datatrove'), 'f2')}",
+                         f"{fmt(get(marg, 'ours'), 'f3')} / {fmt(get(marg, 'datatrove'), 'f3')}",
+                         fmt(v["marginal_ratio"], "x"), fmt(v["agreement"], "f4"),
+                         ", ".join(fmt(n, "int") for n in c["sizes"] or []), fmt(v["runs_per_size"], "int")])
+    out = [f"datatrove {fmt(h['versions']['datatrove'])} against ours, same job, 2 workers, in three datatrove "
+           "configurations; fixed CPU and marginal CPU per document fitted per side over the sizes (CPU of the "
+           "whole process tree); every ratio holds only for its corpus and configuration.", ""]
+    return out + table(["corpus", "datatrove configuration", "fixed CPU s ours / dt", "marginal ms/doc ours / dt",
+                        "marginal dt ÷ ours", "kept-set Jaccard", "documents", "runs per size"], rows,
+                 align="llrrrrlr")
+
+
+def extract_startup(d: dict) -> dict:
+    r = get(d, "results", default={}) or {}
+    return {"cluster": get(r, "cluster"), "cluster_check": get(r, "cluster + check"),
+            "run": get(r, "run", "process_tree_cpu_seconds"), "run_docs": get(r, "run", "docs"),
+            "loads": get(r, "load")}
+
+
+def render_startup(h: dict) -> list[str]:
+    rows = [["Dask LocalCluster, 2 workers (start, one task, close)", fmt(h["cluster"], "f2")],
+            ["the same + worker check (imports)", fmt(h["cluster_check"], "f2")],
+            [f"whole run of the sample config on {fmt(h['run_docs'], 'int')} documents", fmt(h["run"], "f2")]]
+    rows += [[f"load {k}", fmt(v, "f2")] for k, v in (h["loads"] or {}).items()]
+    return table(["start-up item (process-tree CPU)", "CPU s"], rows, align="lr")
 
 
 def extract_stages(d: dict) -> dict:
@@ -419,6 +433,7 @@ def render_cluster(h: dict) -> list[str]:
 
 KNOWN = {
     "datatrove": ("CorpusSlim against datatrove", extract_datatrove, render_datatrove),
+    "startup": ("Start-up CPU", extract_startup, render_startup),
     "stages": ("Stage throughput against the bare libraries", extract_stages, render_stages),
     "dedup": ("Dedup: accuracy, speed, memory", extract_dedup, render_dedup),
     "faults": ("Fault injection", extract_faults, render_faults),
