@@ -36,7 +36,7 @@ Chinese documents get the Chinese counterparts instead (ours; no paper publishes
 * ``zh_line_navigation`` -- a line with no sentence end whose items (split at whitespace and menu separators
   ``| / \\ > < » « › ‹ · • - – — _ = ~``) are all at most ``chinese.nav_item_chars`` (10) characters: menu items,
   channel names, buttons, breadcrumbs, "设为首页 | 论坛首页", datelines; and a line that is one bare URL (a link
-  list: "http://fgw.shanxi.gov.cn"). A headline of more than 10 characters survives.
+  list of a government portal). A headline of more than 10 characters survives.
 * ``zh_line_boilerplate`` -- a line containing a site-boilerplate phrase of :data:`ZH_BOILERPLATE` (copyright,
   ICP licence, share buttons, reprint notices), the counterpart of C4's policy lines.
 
