@@ -116,6 +116,9 @@ class RunConfig(Strict):
                                       "document's source")
     on_bad_shard: Literal["quarantine", "fail"] = Field(
         "quarantine", description="unreadable input shard: record it and finish the rest, or stop the job")
+    on_duplicate_id: Literal["report", "fail", "suffix"] = Field(
+        "report", description="an id on more than one input row: report it (count and examples, with dedup), "
+        "stop before writing anything, or give later occurrences (arrival order) the suffix #2, #3, ...")
     limits: InputLimits = InputLimits()
     cost: CostConfig = CostConfig()
     value: ValueConfig = ValueConfig()

@@ -72,6 +72,7 @@ class Shard:
     rows: tuple[int, int] | None = None  # the row range of a part; None: the whole file
     offset: int = 0  # the row of the original file a split part's first row was (``split_jsonl``)
     source: str | None = None  # the configured source of every document of the unit (``sources:``)
+    renames: str | None = None  # rows whose repeated id gets a suffix (``corpusslim.runtime.ids``): ROW, id
 
     @property
     def file_name(self) -> str:
@@ -359,7 +360,12 @@ def read_shard(shard: Shard, rows: Sequence[int] | None = None) -> pl.DataFrame:
         df = df.with_columns(pl.lit(shard.source, dtype=pl.String).alias(SOURCE))
     elif shard.columns.source is not None and shard.columns.source not in df.columns:
         raise ShardInputError(f"{shard.path}: no {shard.columns.source!r} column (source_column)")
-    return _internal_names(df, shard).select(ROW, "id", "text", pl.exclude(ROW, "id", "text"))
+    df = _internal_names(df, shard)
+    if shard.renames is not None:
+        renamed = storage.read_parquet(shard.renames).rename({"id": "_renamed"})
+        df = df.join(renamed, on=ROW, how="left", maintain_order="left").with_columns(
+            id=pl.coalesce("_renamed", "id")).drop("_renamed")
+    return df.select(ROW, "id", "text", pl.exclude(ROW, "id", "text"))
 
 
 def unit_rows(shard: Shard) -> int:

@@ -20,6 +20,7 @@ from corpusslim.errors import ConfigError, OutputError, ShardInputError
 from corpusslim.registry import STAGES
 from corpusslim.runtime import outputs, storage
 from corpusslim.runtime.cluster import check_workers, dask_client
+from corpusslim.runtime.ids import repeated_ids, unit_ids
 from corpusslim.runtime.inputs import Columns, Shard, needs_split, shards_of, split_jsonl, split_units
 from corpusslim.runtime.manifest import Manifest, read_manifest
 from corpusslim.runtime.measure import peak_rss_mb
@@ -161,6 +162,22 @@ class Job:
         futures = [self.client.submit(split_jsonl, s, limits.chunk_rows, limits.chunk_mb,
                                       storage.join(self.work, "input"), pure=False) for s in files]
         self._shard_results("split", futures, SPLITS)
+
+    def check_ids(self) -> None:
+        """``on_duplicate_id`` fail or suffix: find the ids on more than one row before any output is written
+        (``corpusslim.runtime.ids``); stop naming them, or give the units the renames of their later occurrences."""
+        directory = storage.join(self.work, "ids")
+        futures = [self.client.submit(unit_ids, s, directory, pure=False) for s in self.shards]
+        units = list(self.each("ids", futures))
+        found = self.client.submit(repeated_ids, units, directory, pure=False).result()
+        self.manifest.record("ids", "all", {k: found[k] for k in ("count", "examples", "renamed_rows")})
+        if found["count"] and self.config.on_duplicate_id == "fail":
+            raise ShardInputError(f"{found['count']:,} ids appear on more than one input row (e.g. "
+                                  f"{', '.join(map(repr, found['examples']))}); on_duplicate_id: fail stops the "
+                                  "run before writing anything (suffix renames the later ones)")
+        renames = found["renames"]
+        self.shards = [replace(s, renames=renames[s.stem]["path"]) if s.stem in renames else s
+                       for s in self.shards]
 
     def run_local(self) -> None:
         todo = [s for s in self.shards if s.stem not in self.bad and not self.manifest.is_done(s.stem)]
@@ -327,6 +344,8 @@ def _execute(config: RunConfig, scheduler: str | None, manifest: Manifest, files
         if to_split:
             job.split_inputs(to_split)
             job.shards = shards = units_of(files, manifest, config.limits.chunk_mb)[0]
+        if config.on_duplicate_id != "report":
+            job.check_ids()
         if job.plan.global_ is None:
             job.run_local()
         else:
@@ -351,6 +370,8 @@ def _record_results(config: RunConfig, manifest: Manifest, shards: list[Shard], 
     stats["removed_shards"] = removed
     if (global_stage := plan.global_stage()) is not None:
         stats.update(global_stage.Linker.summary(manifest))
+    if (ids := manifest.get("ids", "all")) is not None:  # found before any output (on_duplicate_id)
+        stats["duplicate_ids"] = {**ids, "policy": config.on_duplicate_id}
         if config.keep_index:
             stats["totals"]["index_bytes"] = sum(e[f]["bytes"] for e in manifest.section("map").values()
                                                  if e.get("status") == "done" for f in ("index", "ids"))

@@ -114,6 +114,11 @@ def format_summary(stats: dict) -> str:
                      f"their outputs were deleted: {', '.join(stats['removed_shards'][:5])}")
     repeated = stats.get("duplicate_ids", {})
     if repeated.get("count"):
-        lines.append(f"WARNING: {repeated['count']:,} ids appear on more than one input row (e.g. "
-                     f"{', '.join(map(repr, repeated['examples'][:5]))}); dup_of may name either of them")
+        examples = ", ".join(map(repr, repeated["examples"][:5]))
+        if repeated.get("policy") == "suffix":
+            lines.append(f"{repeated['count']:,} ids appeared on more than one input row (e.g. {examples}); their "
+                         f"{repeated['renamed_rows']:,} later occurrences were renamed <id>#2, <id>#3, ...")
+        else:
+            lines.append(f"WARNING: {repeated['count']:,} ids appear on more than one input row (e.g. {examples}); "
+                         "dup_of may name either of them (on_duplicate_id: suffix renames the later ones)")
     return "\n".join(lines)
