@@ -80,17 +80,14 @@ class Shard:
 
 
 def _format_of(path: str, forced: str) -> tuple[str, str | None, str] | None:
-    """(format, compression, name without extension) of a file, or None when it is not an input file."""
+    """(format, compression, name without extension) of a file, or None when it is not an input file. An
+    explicit ``input_format`` reads files of any extension as that format."""
     lower = path.lower()
-    for ext, (fmt, compression) in EXTENSIONS.items():
-        if lower.endswith(ext):
-            if forced != "auto":
-                fmt, compression = forced.split(".")[0], {"gz": "gzip", "zst": "zstd"}.get(forced.split(".")[-1])
-            return fmt, compression, path[: -len(ext)]
-    if forced != "auto":  # an explicit format reads files of any extension
-        fmt, _, suffix = forced.partition(".")
-        return fmt, {"gz": "gzip", "zst": "zstd"}.get(suffix), posixpath.splitext(path)[0]
-    return None
+    ext = next((e for e in EXTENSIONS if lower.endswith(e)), None)
+    if forced == "auto":
+        return None if ext is None else (*EXTENSIONS[ext], path[: -len(ext)])
+    fmt, _, suffix = forced.partition(".")
+    return fmt, {"gz": "gzip", "zst": "zstd"}.get(suffix), path[: -len(ext)] if ext else posixpath.splitext(path)[0]
 
 
 def _root_and_paths(spec: str) -> tuple[str, list[str]]:
@@ -113,8 +110,8 @@ def discover_shards(spec: str, input_format: str = "auto", columns: Columns = Co
     for path in paths:
         kind = _format_of(path, input_format)
         if kind is not None and not storage.basename(path).startswith("."):
-            found.append((posixpath.relpath(kind[2], root) if not storage.is_url(root) else kind[2][len(root):]
-                          .lstrip("/"), path, kind))
+            name = kind[2][len(root):].lstrip("/") if storage.is_url(root) else posixpath.relpath(kind[2], root)
+            found.append((name, path, kind))
     if not found:
         raise ConfigError(f"input: no input files (Parquet or JSON Lines) match {spec!r}")
     found.sort()
