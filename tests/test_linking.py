@@ -12,7 +12,9 @@ import time
 
 import polars as pl
 import pytest
+from distributed import Client
 
+from corpusslim.dedup import shuffle
 from corpusslim.dedup.linking import (
     ANSWER_SCHEMA,
     PAIR_SCHEMA,
@@ -26,10 +28,11 @@ from corpusslim.dedup.linking import (
     seed,
     targets,
 )
+from corpusslim.dedup.schedule import LinkRounds
 from corpusslim.dedup.simulate import synthetic_pairs
 from corpusslim.runtime import storage
 from corpusslim.runtime.manifest import JOURNAL, MANIFEST, Manifest, read_manifest
-from corpusslim.runtime.shard_io import read_checked
+from corpusslim.runtime.shard_io import read_checked, write_checked
 from tests.conftest import output_bytes, write_config
 
 NO_IDS = pl.DataFrame(schema={"root": pl.UInt64, "id": pl.String})
@@ -112,6 +115,53 @@ def test_partitions_are_contiguous_shard_ranges_of_balanced_rows():
     keys = pl.Series([_key(s, 7) for s in (0, 1, 2, 5)], dtype=pl.UInt64).to_numpy()
     assert partitions.of(keys).tolist() == [0, 0, 1, 1]
     assert len(Partitions.balanced({0: 1, 1: 1}, 5)) == 2  # never more partitions than shards
+
+
+# -- the exchange between steps, and what the driver holds ------------------------------------------------------
+def test_a_receiver_reads_exactly_the_rows_each_sender_wrote_for_it(tmp_path):
+    rows = pl.DataFrame({"a": pl.Series(range(10), dtype=pl.UInt64), "id": [f"d{i}" for i in range(10)]})
+    step = str(tmp_path / "step")
+    assert shuffle.send({0: rows.head(3), 1: rows.clear(), 2: rows.tail(7)}, step, 0) == 10
+    assert shuffle.send({0: rows.clear(), 1: rows.slice(2, 2), 2: rows.clear()}, step, 1) == 2
+    assert [p.rows() for p in shuffle.received(step, 2, 0)] == [rows.head(3).rows(), []]
+    assert shuffle.received_all(step, 2, 1, dict(rows.schema)).equals(rows.slice(2, 2))
+    assert shuffle.received_all(step, 2, 2, dict(rows.schema)).equals(rows.tail(7))
+
+
+class _Counting:
+    """A Dask client that counts the tasks submitted through it."""
+
+    def __init__(self, client: Client):
+        self.client, self.submitted = client, 0
+
+    def submit(self, *args, **kwargs):
+        self.submitted += 1
+        return self.client.submit(*args, **kwargs)
+
+    def __getattr__(self, name):
+        return getattr(self.client, name)
+
+
+@pytest.mark.slow
+def test_each_step_is_one_task_per_partition(tmp_path):
+    """The seed is a task per pair file and per partition, each round three tasks per partition (ask, answer,
+    jump), the naming three: the driver never holds a future per pair of partitions (their square grew its
+    memory), and the links equal the reference."""
+    pairs, parts = synthetic_pairs(20_000, shards=60, seed=0, long_chain=300), 8
+    files = [(write_checked(pairs.filter(pl.col("exact") == flag).select("a", "b"), str(tmp_path / f"{flag}.pq")),
+              flag) for flag in (True, False)]
+    with Client(processes=False, n_workers=1, threads_per_worker=2, dashboard_address=None) as client:
+        counting = _Counting(client)
+        rounds = LinkRounds(counting, Manifest.open(str(tmp_path / "run"), "t"), str(tmp_path / "link"), "t",
+                            lambda phase, futures: client.gather(futures))
+        entry = rounds.seed(files, Partitions.balanced(dict.fromkeys(range(60), 1), parts), {})
+        assert counting.submitted == len(files) + parts
+        entry = rounds.settle(entry)
+        assert counting.submitted == len(files) + parts + 3 * parts * entry["round"] and entry["round"] >= 8
+        links, _ = rounds.name(entry, {})
+        assert counting.submitted == len(files) + 4 * parts + 3 * parts * entry["round"]
+    linked = pl.concat([read_checked(r).select("doc", "root", "reason") for r in links.values()]).sort("doc")
+    assert linked.equals(_reference(pairs))
 
 
 # -- the journal ------------------------------------------------------------------------------------------------

@@ -2,7 +2,7 @@
 
 *reduce* (one task per key column and key range: candidate pairs), *verify* (per partition of document keys,
 ``linking.Partitions``: the candidate pairs of its later documents, the payloads of their documents gathered from
-the partitions owning them, each shard's files read once and sent worker to worker, the verified pairs written to
+the partitions owning them, each shard's files read once and sent in files (``shuffle``), the verified pairs written to
 a file), *link* (``schedule.LinkRounds``: the pairs routed to partitions of document
 keys, each document pointed at its earliest verified duplicate, then pointer-jumping rounds until no pointer
 moves, then the roots named and one links file written per shard; ``corpusslim.dedup.rounds``). The driver
@@ -17,13 +17,12 @@ import time
 from corpusslim.dedup import rounds as tasks_
 from corpusslim.dedup.config import DedupConfig
 from corpusslim.dedup.linking import Partitions
-from corpusslim.dedup.schedule import PAIRS_PER_LINK_TASK, SECTION, LinkRounds
+from corpusslim.dedup.schedule import PAIRS_PER_LINK_TASK, SECTION, LinkRounds, scattered
 from corpusslim.dedup.tasks import (
     candidates_of,
     duplicate_ids,
     gather_partition,
     reduce_candidates,
-    requests_of,
     split_pairs,
     verify_partition,
 )
@@ -117,27 +116,31 @@ class DedupLinker:
     def _verify(self, exact: list[dict], bands: list[dict], partitions: Partitions) -> tuple[list[dict], dict]:
         """Per partition of the later documents: the candidate pairs (band pairs that are not exact pairs), the
         payloads of their documents gathered from the partitions owning them (each shard's files read once, sent
-        worker to worker), the verified pairs written to a file. The results (file records, counts) and the
-        phase's CPU seconds and peak memory."""
-        cfg, submit, parts = self.config, self.ctx.client.submit, range(len(partitions))
-        routed = [submit(split_pairs, r, partitions, pure=False) for r in [*exact, *bands]]
-        candidates = [submit(candidates_of, len(exact), *[submit(tasks_.pick, r, p, pure=False) for r in routed],
-                             pure=False) for p in parts]
-        payloads, costs = {p: [] for p in parts}, []
-        if cfg.verify != "none":
+        in files: ``corpusslim.dedup.shuffle``), the verified pairs written to a file. The
+        results (file records, counts) and the phase's CPU seconds and peak memory."""
+        cfg, submit, parts, n = self.config, self.ctx.client.submit, range(len(partitions)), len(partitions)
+        step = storage.join(self.ctx.work, "verify")
+        pairs, asked, payloads = (storage.join(step, s) for s in ("pairs", "asked", "payloads"))
+        if cfg.verify == "none":
+            asked = payloads = None
+        layout, files = scattered(self.ctx.client, partitions), [*exact, *bands]
+        spent = list(self.ctx.each("verify pairs", [submit(split_pairs, s, r, layout, pairs, pure=False)
+                                                    for s, r in enumerate(files)]))
+        candidates = list(self.ctx.each("verify candidates", [
+            submit(candidates_of, p, pairs, len(files), len(exact), layout,
+                   storage.join(step, "candidates", f"{p:05d}.parquet"), asked, pure=False) for p in parts]))
+        if asked is not None:
             has_seg = "segment" in self.ctx.before
             owned: dict[int, dict] = {q: {} for q in parts}
             for number, source in self.ctx.sources().items():
                 owned[partitions.of_shard(number)][number] = {**source, "has_seg": has_seg}
-            asked = [submit(requests_of, c, p, partitions, pure=False) for p, c in enumerate(candidates)]
-            gathered = [submit(gather_partition, owned[q], cfg, *[submit(tasks_.pick, a, q, pure=False)
-                                                                  for a in asked], pure=False) for q in parts]
-            payloads = {p: [submit(tasks_.part_for, g, p, pure=False) for g in gathered] for p in parts}
-            costs = [submit(tasks_.cost_of, g, pure=False) for g in gathered]
-        futures = [submit(verify_partition, candidates[p], cfg,
-                          storage.join(self.ctx.work, "verified", f"{p:05d}.parquet"), *payloads[p], pure=False)
-                   for p in parts]
-        results = list(self.ctx.each("verify", futures))
-        both = [*results, *self.ctx.client.gather(costs)]
+            spent += self.ctx.each("verify gather", [submit(gather_partition, q, owned[q], cfg, asked, n, payloads,
+                                                            pure=False) for q in parts])
+        results = list(self.ctx.each("verify", [
+            submit(verify_partition, c, cfg, payloads, n,
+                   storage.join(self.ctx.work, "verified", f"{c['part']:05d}.parquet"), pure=False)
+            for c in candidates]))
+        storage.rmtree(step)
+        both = [*spent, *candidates, *results]
         return results, {"cpu_seconds": sum(r["cpu_seconds"] for r in both),
                          "peak_rss_mb": max((r["peak_rss_mb"] for r in both), default=0.0)}

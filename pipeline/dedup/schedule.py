@@ -1,13 +1,15 @@
 """The driver side of the linking rounds (the tasks are in ``corpusslim.dedup.rounds``): :class:`LinkRounds`
 schedules the seed, the pointer-jumping rounds and the naming over partitions of document keys, and records each
-round (its partitions' state files) and each partition's links files in the manifest. The driver holds file
-records, futures and counts, never pairs: its memory does not grow with the documents.
+round (its partitions' state files) and each partition's links files in the manifest. A step's tasks exchange
+their rows through files (``corpusslim.dedup.shuffle``): the driver holds one future and one small record per
+task, never pairs nor anything per pair of partitions, so its memory grows with neither the documents nor the
+square of the partitions.
 """
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 
-from distributed import Client
+from distributed import Client, Future
 
 from corpusslim.dedup import rounds as tasks_
 from corpusslim.dedup.linking import Partitions
@@ -23,7 +25,7 @@ SECTION = "link"
 
 class LinkRounds:
     """The driver side of linking over partitions: seed, rounds until no pointer moves, links files per shard.
-    Each step's futures stay on the workers; the driver holds file records and counts only."""
+    Each step waits for the one before (its files written); the driver holds file records and counts only."""
 
     def __init__(self, client: Client, manifest: Manifest, work: str, fp: str,
                  each: Callable[[str, list], Iterable[dict]]):
@@ -40,13 +42,14 @@ class LinkRounds:
         return None
 
     def seed(self, pairs: list[tuple[object, bool]], partitions: Partitions, carried: dict) -> dict:
-        """Round 0: ``pairs`` (file records or frames, each with whether its pairs are exact duplicates) routed to
+        """Round 0: ``pairs`` (file records or frames, each with whether its pairs are exact duplicates) sent to
         the partition of their later document; each partition's nodes pointed at their earliest duplicate."""
-        submit, parts = self.client.submit, range(len(partitions))
-        routed = [submit(tasks_.route_pairs, p, exact, partitions, pure=False) for p, exact in pairs]
-        futures = [submit(tasks_.seed_partition, q, self._state_path(0, q),
-                          *[submit(tasks_.pick, r, q, pure=False) for r in routed], pure=False) for q in parts]
-        return self._record(0, partitions, futures, carried)
+        submit, layout, edges = self.client.submit, scattered(self.client, partitions), self._step(0, "edges")
+        spent = list(self.each("link edges", [submit(tasks_.route_pairs, s, p, exact, layout, edges, pure=False)
+                                              for s, (p, exact) in enumerate(pairs)]))
+        futures = [submit(tasks_.seed_partition, q, edges, len(pairs), self._state_path(0, q), pure=False)
+                   for q in range(len(partitions))]
+        return self._record(0, partitions, futures, carried, spent)
 
     def settle(self, entry: dict) -> dict:
         """Rounds from ``entry`` until no pointer moves (each round recorded)."""
@@ -58,29 +61,29 @@ class LinkRounds:
         """One pointer-jumping round: every partition asks the owners of its targets, they answer, it jumps."""
         submit, number = self.client.submit, entry["round"] + 1
         partitions = Partitions(tuple(entry["starts"]))
-        states, parts = self._states(entry), range(len(partitions))
-        asked = [submit(tasks_.ask, states[p], partitions, pure=False) for p in parts]
-        answered = [submit(tasks_.answer_partition, states[q], *[submit(tasks_.pick, a, q, pure=False)
-                                                                 for a in asked], pure=False) for q in parts]
-        futures = [submit(tasks_.jump_partition, p, states[p], self._state_path(number, p),
-                          *[submit(tasks_.part_for, a, p, pure=False) for a in answered], pure=False)
+        states, parts, n = self._states(entry), range(len(partitions)), len(partitions)
+        layout, asked = scattered(self.client, partitions), self._step(number, "asked")
+        answers = self._step(number, "answers")
+        spent = list(self.each(f"link round {number} ask",
+                               [submit(tasks_.ask, p, states[p], layout, asked, pure=False) for p in parts]))
+        spent += self.each(f"link round {number} answer", [
+            submit(tasks_.answer_partition, q, states[q], asked, n, answers, pure=False) for q in parts])
+        futures = [submit(tasks_.jump_partition, p, states[p], answers, n, self._state_path(number, p), pure=False)
                    for p in parts]
-        costs = [submit(tasks_.cost_of, a, pure=False) for a in answered]
-        return self._record(number, partitions, futures, entry, costs)
+        return self._record(number, partitions, futures, entry, spent)
 
-    def _record(self, number: int, partitions: Partitions, futures: list, carried: dict,
-                helpers: list = ()) -> dict:
-        states, moved, cpu, peak = {}, 0, carried.get("cpu_seconds", 0.0), carried.get("task_peak_mb", 0.0)
-        for result in self.each(f"link round {number}", futures):
-            states[str(result["part"])] = result["state"]
-            moved, cpu = moved + result["moved"], cpu + result["cpu_seconds"]
-            peak = max(peak, result["peak_rss_mb"])
-        for extra in self.client.gather(list(helpers)):
-            cpu, peak = cpu + extra["cpu_seconds"], max(peak, extra["peak_rss_mb"])
-        entry = {"fp": self.fp, "round": number, "starts": list(partitions.starts), "states": states,
-                 "moved": moved, "cpu_seconds": round(cpu, 6), "task_peak_mb": peak,
+    def _record(self, number: int, partitions: Partitions, futures: list, carried: dict, spent: list[dict]) -> dict:
+        """Record round ``number`` once its partitions' states are written; ``spent``: the results of the round's
+        earlier steps (their CPU seconds and peaks count)."""
+        done = list(self.each(f"link round {number}", futures))
+        tasks = [*spent, *done]
+        entry = {"fp": self.fp, "round": number, "starts": list(partitions.starts),
+                 "states": {str(r["part"]): r["state"] for r in done}, "moved": sum(r["moved"] for r in done),
+                 "cpu_seconds": round(carried.get("cpu_seconds", 0.0) + sum(r["cpu_seconds"] for r in tasks), 6),
+                 "task_peak_mb": max([carried.get("task_peak_mb", 0.0), *(r["peak_rss_mb"] for r in tasks)]),
                  "counts": carried.get("counts", {})}
         self.manifest.record(SECTION, f"round-{number:04d}", entry)
+        storage.rmtree(self._step(number))
         self._drop_states(number - 2)  # the previous round stays: a torn state file falls back to it
         return entry
 
@@ -96,23 +99,26 @@ class LinkRounds:
         the step's totals (members, CPU seconds, task peak)."""
         submit = self.client.submit
         partitions = Partitions(tuple(entry["starts"]))
-        states, parts = self._states(entry), range(len(partitions))
+        states, parts, n = self._states(entry), range(len(partitions)), len(partitions)
         owned: dict[int, list[dict]] = {q: [] for q in parts}
         for number in sorted(index):
             owned[partitions.of_shard(number)].append(index[number])
-        asked = [submit(tasks_.ask_roots, states[p], partitions, pure=False) for p in parts]
-        ids = [submit(tasks_.root_ids, owned[q], *[submit(tasks_.pick, a, q, pure=False) for a in asked],
-                      pure=False) for q in parts]
+        layout, asked, ids = scattered(self.client, partitions), self._step("names", "asked"), self._step("names",
+                                                                                                         "ids")
+        spent = list(self.each("link roots", [submit(tasks_.ask_roots, p, states[p], layout, asked, pure=False)
+                                               for p in parts]))
+        spent += list(self.each("link root ids", [submit(tasks_.root_ids, q, owned[q], asked, n, ids, pure=False)
+                                                   for q in parts]))
         links_dir = storage.join(self.work, f"links-{self.fp}")
-        futures = [submit(tasks_.write_links, p, states[p], links_dir,
-                          *[submit(tasks_.part_for, i, p, pure=False) for i in ids], pure=False) for p in parts]
+        futures = [submit(tasks_.write_links, p, states[p], ids, n, links_dir, pure=False) for p in parts]
         files, totals = {}, {"members": 0, "cpu_seconds": 0.0, "task_peak_mb": 0.0}
         for result in self.each("link names", futures):
             self.manifest.record(SECTION, f"links-{result['part']:05d}", {"fp": self.fp, "files": result["files"]})
             files.update(result["files"])
             totals = _add(totals, result)
-        for extra in self.client.gather([submit(tasks_.cost_of, i, pure=False) for i in ids]):
-            totals = _add(totals, extra)
+        for sender in spent:
+            totals = _add(totals, sender)
+        storage.rmtree(self._step("names"))
         return files, totals
 
     @staticmethod
@@ -121,6 +127,18 @@ class LinkRounds:
 
     def _state_path(self, number: int, part: int) -> str:
         return storage.join(self.work, f"state-{self.fp}", f"{number:04d}-{part:05d}.parquet")
+
+    def _step(self, label: int | str, *step: str) -> str:
+        """The directory of a step's files (``corpusslim.dedup.shuffle``) in round ``label`` (or the naming)."""
+        return storage.join(self.work, f"shuffle-{self.fp}", f"{label:04d}" if isinstance(label, int) else label,
+                            *step)
+
+
+def scattered(client: Client, partitions: Partitions) -> Future:
+    """``partitions`` on the workers, once per step: its tasks take the future, not each a copy (a copy per
+    task would hold partitions x tasks numbers on the driver). Unhashed: a key scattered again while its
+    previous future is being released would lose the data."""
+    return client.scatter(partitions, hash=False)
 
 
 def _add(totals: dict, result: dict) -> dict:

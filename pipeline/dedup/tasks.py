@@ -4,11 +4,11 @@
   group one key column of every index file; each document sharing a key with an earlier one gives a candidate
   pair (doc, earliest doc with that key).
 * ``split_pairs`` (per reduce file) and ``candidates_of`` (per partition of document keys, ``linking.Partitions``):
-  the candidate pairs of each partition's later documents, exact pairs taken out; ``requests_of`` and
-  ``gather_partition`` (per partition, each shard's files read once): the payloads each partition's pairs compare,
-  sent worker to worker; ``verify_partition``: the pairs whose exact shingle Jaccard (or signature estimate)
+  the candidate pairs of each partition's later documents, exact pairs taken out, and their documents asked of
+  the partitions owning them; ``gather_partition`` (per partition, each shard's files read once): the payloads
+  each partition's pairs compare; ``verify_partition``: the pairs whose exact shingle Jaccard (or signature estimate)
   reaches the threshold, written to a file for the linking rounds (``corpusslim.dedup.rounds``). No pair passes
-  through the driver.
+  through the driver: a step's tasks send the next step's their rows in files (``corpusslim.dedup.shuffle``).
 """
 from __future__ import annotations
 
@@ -18,8 +18,10 @@ import numpy as np
 import polars as pl
 import pyarrow as pa
 
+from corpusslim.dedup import shuffle
 from corpusslim.dedup.config import DedupConfig
 from corpusslim.dedup.linking import PAIR_SCHEMA, Partitions, cluster, name_roots
+from corpusslim.dedup.rounds import timed
 from corpusslim.filters.minhash import set_jaccard, shingle_sets, shingles
 from corpusslim.runtime import outputs, storage
 from corpusslim.runtime.inputs import ROW
@@ -108,55 +110,59 @@ def _source_docs(keys: np.ndarray, source: dict, config: DedupConfig) -> pl.Data
         DOC, "id", "text", *(["seg"] if "seg" in written.columns else []))
 
 
-def split_pairs(pairs: dict, partitions: Partitions) -> dict[int, pl.DataFrame]:
-    """One reduce task's pair file by the partition of its later document."""
-    return partitions.split(read_checked(pairs), "a")
+def split_pairs(sender: int, pairs: dict, partitions: Partitions, out: str) -> dict:
+    """One reduce task's pair file sent to the partitions of its later documents."""
+    start = time.thread_time()
+    return timed(start, sent=shuffle.send(partitions.split(read_checked(pairs), "a"), out, sender))
 
 
-def candidates_of(exact_pieces: int, *pieces: pl.DataFrame) -> dict:
-    """One partition's candidate pairs: its band pairs that are not exact pairs (the first ``exact_pieces``
-    pieces), each once; and how many exact pairs it has."""
-    exact = pl.concat(pieces[:exact_pieces]).unique() if exact_pieces else pl.DataFrame(schema=PAIR_SCHEMA)
-    bands = pl.concat(pieces[exact_pieces:]).unique() if len(pieces) > exact_pieces else \
+def candidates_of(part: int, pairs: str, senders: int, exact_senders: int, partitions: Partitions, out_path: str,
+                  asked: str | None) -> dict:
+    """One partition's candidate pairs (from the step ``pairs``: its band pairs that are not exact pairs, the
+    first ``exact_senders`` senders holding the exact ones), each once, written to ``out_path``; how many exact
+    pairs it has; with ``asked`` (a directory), their documents sent to the partitions owning them."""
+    start = time.thread_time()
+    pieces = shuffle.received(pairs, senders, part)
+    exact = pl.concat(pieces[:exact_senders]).unique() if exact_senders else pl.DataFrame(schema=PAIR_SCHEMA)
+    bands = pl.concat(pieces[exact_senders:]).unique() if senders > exact_senders else \
         pl.DataFrame(schema=PAIR_SCHEMA)
-    return {"pairs": bands.join(exact, on=["a", "b"], how="anti").sort("a", "b"), "exact": exact.height}
+    candidates = bands.join(exact, on=["a", "b"], how="anti").sort("a", "b")
+    if asked is not None:
+        docs = pl.concat([candidates.select(pl.col(side).alias(DOC)) for side in ("a", "b")]).unique()
+        shuffle.send(partitions.split(docs, DOC), asked, part)
+    return timed(start, part=part, pairs=write_checked(candidates, out_path), exact=exact.height)
 
 
-def requests_of(candidates: dict, part: int, partitions: Partitions) -> dict[int, pl.DataFrame]:
-    """The documents of a partition's candidate pairs (DOC, dest: this partition), by the partition owning them."""
-    pairs = candidates["pairs"]
-    docs = pl.concat([pairs.select(pl.col(side).alias(DOC)) for side in ("a", "b")]).unique()
-    return partitions.split(docs.with_columns(dest=pl.lit(part, dtype=pl.Int64)), DOC)
-
-
-def gather_partition(sources: dict[int, dict], config: DedupConfig, *requests: pl.DataFrame) -> dict:
-    """One partition's side of the shuffle before verification: for each asking partition (``requests[p]``:
-    DOC, dest), the payloads of the asked documents, each shard's files (``sources``) read once. Work and bytes
-    are linear in the pairs."""
+def gather_partition(part: int, sources: dict[int, dict], config: DedupConfig, asked: str, senders: int,
+                     out: str) -> dict:
+    """One partition's side of the exchange before verification: the payloads of the documents every partition
+    asked of it, sent back to each, each shard's files (``sources``) read once. Work and bytes are linear in the
+    pairs."""
     start = time.thread_time()
-    asked = pl.concat(requests).unique() if requests else pl.DataFrame(schema={DOC: pl.UInt64, "dest": pl.Int64})
-    found = []
-    for (number,), dests in asked.with_columns(shard=shard_expr(DOC)).partition_by(
-            "shard", as_dict=True, include_key=False).items():
-        docs = with_payload(_source_docs(dests[DOC].unique().sort().to_numpy(), sources[number], config), config)
-        found.append(dests.join(docs.select(DOC, "payload"), on=DOC))
-    by_dest = pl.concat(found).partition_by("dest", as_dict=True, include_key=False) if found else {}
-    parts = {p: by_dest.get((p,)) for p in range(len(requests))}  # None: nothing asked from here
-    return {"parts": parts, "cpu_seconds": time.thread_time() - start, "peak_rss_mb": peak_rss_mb()}
+    pieces = shuffle.received(asked, senders, part)
+    found = [with_payload(_source_docs(docs[DOC].sort().to_numpy(), sources[number], config), config)
+             .select(DOC, "payload")
+             for (number,), docs in pl.concat(pieces).unique().with_columns(shard=shard_expr(DOC)).partition_by(
+                 "shard", as_dict=True, include_key=False).items()]
+    payloads = pl.concat(found) if found else pl.DataFrame(schema={DOC: pl.UInt64})  # nothing asked of it
+    sent = {p: payloads.join(a, on=DOC, how="semi") for p, a in enumerate(pieces)}
+    return timed(start, sent=shuffle.send(sent, out, part))
 
 
-def verify_partition(candidates: dict, config: DedupConfig, out_path: str, *parts: pl.DataFrame | None) -> dict:
-    """A partition's candidate pairs whose similarity reaches the threshold (all of them with ``verify: none``),
-    written to ``out_path``; ``parts``: the payloads of their documents, gathered from their partitions."""
+def verify_partition(candidates: dict, config: DedupConfig, payloads: str | None, senders: int,
+                     out_path: str) -> dict:
+    """A partition's candidate pairs (``candidates``: what :func:`candidates_of` returned) whose similarity
+    reaches the threshold (all of them with ``verify: none``), written to ``out_path``; ``payloads``: the step
+    holding their documents' payloads, sent by the partitions owning them."""
     start = time.thread_time()
-    pairs = candidates["pairs"]
-    if config.verify == "none" or pairs.is_empty():
+    pairs = read_checked(candidates["pairs"])
+    if payloads is None or pairs.is_empty():
         verified = pairs
     else:
-        verified = similar_pairs(pairs, config, pl.concat([p for p in parts if p is not None]))
-    return {"task": storage.basename(out_path), "pairs": write_checked(verified, out_path),
-            "candidates": pairs.height, "exact": candidates["exact"], "cpu_seconds": time.thread_time() - start,
-            "peak_rss_mb": peak_rss_mb()}
+        sent = [p for p in shuffle.received(payloads, senders, candidates["part"]) if p.height]
+        verified = similar_pairs(pairs, config, pl.concat(sent))
+    return timed(start, task=storage.basename(out_path), pairs=write_checked(verified, out_path),
+                 candidates=pairs.height, exact=candidates["exact"])
 
 
 def similar_pairs(pairs: pl.DataFrame, config: DedupConfig, payload: pl.DataFrame) -> pl.DataFrame:
