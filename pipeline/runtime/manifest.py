@@ -146,7 +146,8 @@ class Manifest:
 
     def save(self) -> None:
         """Write the whole state as the snapshot, then drop the journal it now holds (a compaction)."""
-        storage.write_json(self.path, {"config_hash": self.config_hash, "meta": self.meta, "sections": self.sections})
+        storage.write_json(self.path, {"config_hash": self.config_hash, "meta": self.meta, "sections": self.sections},
+                           indent=None)
         self._clear_journal()
         self._units = sum(len(s) for s in self.sections.values())
 

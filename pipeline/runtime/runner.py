@@ -132,17 +132,25 @@ class Job:
         self.bad: set[str] = set()  # shards quarantined in this invocation: not retried within it
 
     def each(self, phase: str, futures: list) -> Iterable[dict]:
+        """The tasks' results as they finish (fetched in the background, not one round trip each)."""
         self.progress.phase(phase, len(futures))
         try:
-            for future in as_completed(futures):
-                try:
-                    result = future.result()
-                except (OSError, OutputError) as exc:  # disk full, read-only or vanished output: nothing recorded
-                    raise OutputError(f"{phase} task {future.key} failed, its output is not recorded: {exc}") from None
+            for future, result in as_completed(futures, with_results=True, raise_errors=False):
+                if future.status != "finished":
+                    try:
+                        future.result()  # raises the task's error
+                    except (OSError, OutputError) as exc:  # disk full, read-only or vanished output: nothing recorded
+                        raise OutputError(f"{phase} task {future.key} failed, its output is not recorded: "
+                                          f"{exc}") from None
                 yield result
                 self.progress.task(result)
         finally:
             self.client.cancel(futures)
+
+    def map(self, fn, *per_unit: list, **same) -> list:
+        """One task per unit, ``fn(*per_unit values, **same)``, all submitted in one message (``Client.map``; a
+        submission per task costs the scheduler about as much as the task's own bookkeeping)."""
+        return self.client.map(fn, *per_unit, pure=False, **same) if per_unit[0] else []
 
     def _shard_results(self, phase: str, futures: list, section: str) -> None:
         """Record per-shard results; a bad input shard is quarantined or, by policy, stops the job."""
@@ -159,16 +167,15 @@ class Job:
     def split_inputs(self, files: list[Shard]) -> None:
         """Stream JSON Lines files over the chunk size into Parquet parts (one task per file; recorded)."""
         limits = self.config.limits
-        futures = [self.client.submit(split_jsonl, s, limits.chunk_rows, limits.chunk_mb,
-                                      storage.join(self.work, "input"), pure=False) for s in files]
+        futures = self.map(split_jsonl, files, chunk_rows=limits.chunk_rows, chunk_mb=limits.chunk_mb,
+                           directory=storage.join(self.work, "input"))
         self._shard_results("split", futures, SPLITS)
 
     def check_ids(self) -> None:
         """``on_duplicate_id`` fail or suffix: find the ids on more than one row before any output is written
         (``corpusslim.runtime.ids``); stop naming them, or give the units the renames of their later occurrences."""
         directory = storage.join(self.work, "ids")
-        futures = [self.client.submit(unit_ids, s, directory, pure=False) for s in self.shards]
-        units = list(self.each("ids", futures))
+        units = list(self.each("ids", self.map(unit_ids, self.shards, directory=directory)))
         found = self.client.submit(repeated_ids, units, directory, pure=False).result()
         self.manifest.record("ids", "all", {k: found[k] for k in ("count", "examples", "renamed_rows")})
         if found["count"] and self.config.on_duplicate_id == "fail":
@@ -181,9 +188,9 @@ class Job:
 
     def run_local(self) -> None:
         todo = [s for s in self.shards if s.stem not in self.bad and not self.manifest.is_done(s.stem)]
-        futures = [self.client.submit(process_shard, s, self.plan.before, self.config.limits.max_doc_chars,
-                                      self.outputs, key=f"shard-{s.index}-{self.manifest.config_hash}",
-                                      pure=False) for s in todo]
+        futures = self.map(process_shard, todo, stage_configs=self.plan.before,
+                           max_doc_chars=self.config.limits.max_doc_chars, output=self.outputs,
+                           key=[f"shard-{s.index}-{self.manifest.config_hash}" for s in todo])
         self._shard_results("shards", futures, "shards")
 
     # -- global stage: map, link, apply ----------------------------------------------------------------------------
@@ -199,9 +206,9 @@ class Job:
                 not self.manifest.intact("map", s.stem, "index", "ids")
                 or self.manifest.get("map", s.stem)["shard_number"] != self._number(s)  # a shard was inserted
                 or (s.stem in need_pre and not self.manifest.intact("map", s.stem, "pre")))]
-        futures = [self.client.submit(map_shard, s, self._number(s), self.plan.before, self.plan.global_,
-                                      self.config.limits.max_doc_chars, self.work,
-                                      storage.join(self.config.output, "index"), pure=False) for s in todo]
+        futures = self.map(map_shard, todo, [self._number(s) for s in todo], before=self.plan.before,
+                           global_config=self.plan.global_, max_doc_chars=self.config.limits.max_doc_chars,
+                           work=self.work, index_dir=storage.join(self.config.output, "index"))
         self._shard_results("map", futures, "map")
 
     def index(self) -> dict[int, dict]:
@@ -248,17 +255,14 @@ class Job:
 
     def _apply(self, pending: list[Shard], linked: Links, fp: str) -> None:
         indexed = sum(self.manifest.get("map", s.stem)["docs_indexed"] for s in self._mapped()) or 1
-        futures = []
         # where each kept document's source is looked up for the overlap between sources (corpusslim.tracker.sources)
         pre = {n: e["pre"]["path"] for n, e in self.sources().items() if "pre" in e} \
             if self.shards[0].columns.source else {}
         pre_paths = self.client.scatter([pre], hash=False)[0] if pre else None
-        for s in pending:
-            entry = self.manifest.get("map", s.stem)
-            record = linked.files.get(entry["shard_number"])  # read on a worker: links never pass the driver
-            links = self.client.submit(read_checked, record, pure=False) if record else linked.empty
-            futures.append(self.client.submit(apply_shard, s, entry, links, self.plan.global_, self.plan.after,
-                                              self.outputs, pre_paths, pure=False))
+        entries = [self.manifest.get("map", s.stem) for s in pending]
+        futures = self.map(_apply_linked, pending, entries, [linked.files.get(e["shard_number"]) for e in entries],
+                           empty=linked.empty, global_config=self.plan.global_, after=self.plan.after,
+                           output=self.outputs, pre_paths=pre_paths)
         for result in self.each("apply", futures):
             share = linked.cpu_seconds * self.manifest.get("map", result["shard"])["docs_indexed"] / indexed
             stage = next(st for st in result["stages"] if st["stage"] == self.plan.global_.kind)
@@ -272,6 +276,14 @@ class Job:
             storage.rmtree(self.work)
             if not self.config.keep_index:
                 storage.rmtree(storage.join(self.config.output, "index"))
+
+
+def _apply_linked(shard: Shard, entry: dict, record: dict | None, empty, global_config: StageConfig,
+                  after: list[StageConfig], output: OutputSpec, pre_paths) -> dict:
+    """``apply_shard`` with the shard's links file read here, on the worker (links never pass the driver), in the
+    same task (a task of its own per shard cost the scheduler as much again)."""
+    links = read_checked(record) if record else empty
+    return apply_shard(shard, entry, links, global_config, after, output, pre_paths)
 
 
 def units_of(files: list[Shard], manifest: Manifest, chunk_mb: float | None) -> tuple[list[Shard], list[Shard]]:

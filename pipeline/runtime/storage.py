@@ -222,9 +222,11 @@ def write_text(path: str, text: str) -> None:
     _published(path, lambda f: f.write(data))
 
 
-def write_json(path: str, payload: dict) -> None:
-    """Publish a JSON file atomically (indented, keys sorted, non-ASCII kept)."""
-    write_text(path, json.dumps(payload, indent=1, sort_keys=True, ensure_ascii=False))
+def write_json(path: str, payload: dict, indent: int | None = 1) -> None:
+    """Publish a JSON file atomically (keys sorted, non-ASCII kept); ``indent`` None writes it on one line, about
+    ten times faster (Python's C encoder serves only unindented JSON)."""
+    separators = (",", ":") if indent is None else None
+    write_text(path, json.dumps(payload, indent=indent, separators=separators, sort_keys=True, ensure_ascii=False))
 
 
 def write_jsonl_gz(df: pl.DataFrame, path: str) -> None:

@@ -272,9 +272,11 @@ def _with_fit(by_source: pl.DataFrame, views: list[SourceView]) -> list[dict]:
     """Each source's batches (cumulative R and U) with its fitted curve's U at that R (None without a curve)."""
     fits = {v.source: v.fit for v in views}
     rows = by_source.select("source", "batch", "cum_raw_tokens", "cum_unique_tokens").to_dicts()
-    for r in rows:
-        fit = fits[r["source"]]
-        r["fitted_unique"] = float(predict(fit, [r["cum_raw_tokens"]])[0]) if fit.curves is not None else None
+    for source, fit in fits.items():
+        mine = [r for r in rows if r["source"] == source]
+        fitted = predict(fit, [r["cum_raw_tokens"] for r in mine]) if fit.curves is not None else [None] * len(mine)
+        for r, u in zip(mine, fitted):
+            r["fitted_unique"] = None if u is None else float(u)
     return rows
 
 

@@ -29,6 +29,12 @@ Definitions (chosen here; the report quotes them):
   (blocks of ceil(n^(1/3)) batches, stretched for the residuals' autocorrelation) covered dU/dR in 65-68 % of 40-60
   seeds during development; this sieve with model weights covers 85-95 % in every case of that bench. The band
   is the ``(1 - level)/2`` and ``(1 + level)/2`` percentiles of the resamples (seeded: deterministic).
+* **Many batches** – past ``MAX_POINTS`` batches the fit and the bootstrap run on groups of ``k = ceil(n /
+  MAX_POINTS)`` consecutive batches (the last group ends at the last batch, the first may be shorter): the
+  cumulative series is kept only at the groups' ends, so a group's share is its own dU/dR and the curve passes
+  through the same cumulative points. Their cost then stops growing with the batches (two parameters need no
+  more than a few hundred increments), and the holdout is the last quarter of the groups. The prediction band
+  of the next batch keeps every batch's own residual (a batch's spread, not a group's).
 * **Marginal yield** – dU/dR of the fitted curve at the last batch's R; dU/dC = dU/dR x dR/dC, with dR/dC = all raw
   tokens / all cost (every batch counts: one noisy batch moves it little).
 * **Forecast** – each future batch brings the mean raw tokens of all batches. Its expected new unique tokens are
@@ -49,6 +55,7 @@ _R0_LOW, _R0_HIGH = 1e-3, 1e4               # r0 grid: this fraction of the smal
 _PER_DECADE = 24
 _ZOOM_ROUNDS, _ZOOM_POINTS = 5, 11          # each round narrows the step five-fold: 1/3125 of the grid step
 _PARAMS = 2                                 # fitted parameters per model (amplitude and shape)
+MAX_POINTS = 200                            # batches fitted one by one; beyond, consecutive batches are grouped
 
 
 @dataclass
@@ -67,7 +74,8 @@ class CurveFit:
     reason: str | None = None
     selection: str = "holdout"               # "holdout", "in-sample" or "none"
     n_batches: int = 0
-    holdout: int = 0
+    holdout: int = 0                         # held-out fitting points (groups of ``group`` batches)
+    group: int = 1                           # batches per fitting point
     raw_per_usd: float = math.nan            # dR/dC over all batches
     raw_per_batch: float = math.nan          # mean raw tokens per batch
     cost_per_batch: float = math.nan         # mean cost per batch
@@ -174,6 +182,12 @@ def _fit_model(model: str, S: np.ndarray, geom, x_min: float) -> tuple[np.ndarra
         rows = np.arange(len(S))
         theta, step = cand[rows, k], step * 2.0 / (_ZOOM_POINTS - 1)
     return amp[rows, k], theta, sse[rows, k]
+
+
+def _shares(R: np.ndarray, U: np.ndarray) -> np.ndarray:
+    """Each increment's fresh share dU/dR, increments without raw tokens left out."""
+    dR, dU = np.diff(R, prepend=0.0), np.diff(U, prepend=0.0)
+    return (dU / np.where(dR > 0, dR, 1.0))[dR > 0]
 
 
 def _geometry(R: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -343,19 +357,21 @@ def fit_yield_curve(R, U, C, holdout: int | None = None, bootstrap: int = 200, s
     rate = R[-1] / C[-1] if C[-1] > 0 else math.nan
     common = dict(n_batches=n, raw_per_usd=rate, raw_per_batch=R[-1] / n, cost_per_batch=C[-1] / n, level=level)
     notes = [] if C[-1] > 0 else ["no cost recorded: dR/dC and dU/dC are undefined"]
-    dR, dU = np.diff(R, prepend=0.0), np.diff(U, prepend=0.0)
-    S = (dU / np.where(dR > 0, dR, 1.0))[dR > 0]
+    S = _shares(R, U)
     if not (S[1:] > 0).any():
         return _constant(float(U[-1]), rate, notes, common)
-    geom, x_min = _geometry(R), float(R[R > 0].min() / R[-1])
-    h = _default_holdout(len(S)) if holdout is None else min(max(0, int(holdout)), max(len(S) - 3, 0))
-    each = {m: tuple(float(v[0]) for v in _fit_model(m, S[None, :], geom, x_min)) for m in MODELS}
-    chosen, scores = _choose(S[None, :], geom, h, x_min)
+    group = -(-n // MAX_POINTS)
+    ends = np.arange(n - 1, -1, -group)[::-1]       # each group's last batch
+    Sg, geom = _shares(R[ends], U[ends]), _geometry(R[ends])
+    x_min = float(R[ends][R[ends] > 0].min() / R[-1])
+    h = _default_holdout(len(Sg)) if holdout is None else min(max(0, int(holdout)), max(len(Sg) - 3, 0))
+    each = {m: tuple(float(v[0]) for v in _fit_model(m, Sg[None, :], geom, x_min)) for m in MODELS}
+    chosen, scores = _choose(Sg[None, :], geom, h, x_min)
     model = MODELS[int(chosen[0])]
     amp, theta, _ = each[model]
-    boot = bootstrap_rows(S, each, bootstrap, seed, geom, h, x_min)
+    boot = bootstrap_rows(Sg, each, bootstrap, seed, geom, h, x_min)
     curves = Curves(model=np.r_[chosen, boot[0]], amplitude=np.r_[amp, boot[1]], theta=np.r_[theta, boot[2]],
-                    scale=float(R[-1]), residuals=_residuals(S, _expected(model, each[model], geom)))
+                    scale=float(R[-1]), residuals=_residuals(S, _expected(model, each[model], _geometry(R))))
     slopes = curves.slope(float(R[-1]))
     fits = {m: _params(m, *each[m][:2], float(R[-1])) for m in MODELS}
     if model == "power_law" and not 0 < theta <= 1:
@@ -364,7 +380,7 @@ def fit_yield_curve(R, U, C, holdout: int | None = None, bootstrap: int = 200, s
                     holdout_error=dict(zip(MODELS, map(float, scores[0]))) if h else {},
                     marginal_yield=float(slopes[0]), marginal_yield_band=_band(slopes[1:], level),
                     marginal_per_usd=float(slopes[0] * rate), marginal_per_usd_band=_band(slopes[1:] * rate, level),
-                    selection="holdout" if h else "in-sample", holdout=h, bootstrap=len(slopes) - 1,
+                    selection="holdout" if h else "in-sample", holdout=h, group=group, bootstrap=len(slopes) - 1,
                     model_share={m: float((boot[0] == i).mean()) for i, m in enumerate(MODELS)} if bootstrap else {},
                     fits=fits, notes=notes, curves=curves, **common)
 
@@ -468,7 +484,7 @@ def as_dict(fit: CurveFit) -> dict:
         "marginal_yield_band": [_json_float(v) for v in fit.marginal_yield_band],
         "marginal_per_usd": _json_float(fit.marginal_per_usd),
         "marginal_per_usd_band": [_json_float(v) for v in fit.marginal_per_usd_band],
-        "reason": fit.reason, "n_batches": fit.n_batches, "holdout": fit.holdout,
+        "reason": fit.reason, "n_batches": fit.n_batches, "holdout": fit.holdout, "group": fit.group,
         "raw_per_usd": _json_float(fit.raw_per_usd), "raw_per_batch": _json_float(fit.raw_per_batch),
         "cost_per_batch": _json_float(fit.cost_per_batch), "level": fit.level, "bootstrap": fit.bootstrap,
         "model_share": dict(fit.model_share),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import polars as pl
 
+BAR_WIDTH = 0.8  # as matplotlib's ``bar``
 STATUS_MARKERS = {"unbounded": ("^", "value unbounded"), "outside_law": ("x", "outside the law"),
                   "n/a": ("o", "value n/a (no pool before it)")}
 
@@ -14,6 +15,20 @@ def _label(ax, xlabel: str, ylabel: str, title: str, **legend) -> None:
     ax.set_ylabel(ylabel)
     ax.set_title(title)
     ax.legend(**legend)
+
+
+def _bars(ax, x, heights, bottom=None, **style) -> list[float]:
+    """Bars of ``heights`` at ``x`` (on ``bottom``) drawn as one collection: unlike ``ax.bar``, one artist however
+    many batches (``ax.bar`` makes a patch per bar: 10 s for the sample job's removals in 1,000 shards). Zero-height
+    bars are left out. Returns the bars' tops."""
+    from matplotlib.collections import PolyCollection
+
+    bottom = bottom or [0.0] * len(heights)
+    half = BAR_WIDTH / 2
+    ax.add_collection(PolyCollection([[(p - half, b), (p - half, b + h), (p + half, b + h), (p + half, b)]
+                                      for p, h, b in zip(x, heights, bottom) if h], **style))
+    ax.autoscale_view()
+    return [b + h for h, b in zip(heights, bottom)]
 
 
 def value_cost_plot(plt, summary: dict):
@@ -83,9 +98,9 @@ def share_plot(plt, summary: dict):
     if not batches:
         return None
     fig, ax = plt.subplots(figsize=(6.4, 3.2))
-    ax.bar([b["batch"] for b in batches],
-           [100 * b["new_unique_tokens"] / b["raw_tokens"] if b["raw_tokens"] else 0 for b in batches],
-           label="observed")
+    _bars(ax, [b["batch"] for b in batches],
+          [100 * b["new_unique_tokens"] / b["raw_tokens"] if b["raw_tokens"] else 0 for b in batches],
+          label="observed", color="C0")
     if nxt is not None and nxt["raw_tokens"]:
         x = batches[-1]["batch"] + 1
         mid, lo, hi = (100 * nxt[k] / nxt["raw_tokens"] for k in ("new_unique", "new_unique_low", "new_unique_high"))
@@ -105,8 +120,7 @@ def removals_plot(plt, summary: dict):
     bottom = [0] * table.height
     colours = plt.get_cmap("tab20").colors
     for i, column in enumerate(table.columns[1:]):
-        ax.bar(table["batch"], table[column], bottom=bottom, label=column, color=colours[i % len(colours)])
-        bottom = [a + b for a, b in zip(bottom, table[column])]
+        bottom = _bars(ax, table["batch"], table[column], bottom, label=column, color=colours[i % len(colours)])
     ax.set_ylim(0, max(bottom) * 1.08 or 1)
     _label(ax, "batch (arrival order)", "documents removed", "Removed documents per batch, by stage and reason",
            fontsize=6, ncol=2, bbox_to_anchor=(1.01, 1), loc="upper left")

@@ -119,8 +119,10 @@ def _curve_section(summary: dict):
         return "Yield curve", f"No curve fitted: {curve['reason']}.", [], []
     params = ", ".join(f"{k} = {v:.4g}" for k, v in curve["params"].items() if v is not None)
     lo, hi = curve["marginal_yield_band"]
+    held = f"{curve['holdout']} held-out batches" if curve["group"] == 1 else \
+        f"the last {curve['holdout']} of its points (it was fitted on groups of {curve['group']} consecutive batches)"
     text = (f"Chosen model: {curve['model'].replace('_', ' ')} ({params}), chosen by "
-            f"{curve['selection']} error over {curve['holdout']} held-out batches. Marginal yield at the last batch "
+            f"{curve['selection']} error over {held}. Marginal yield at the last batch "
             f"dU/dR = {curve['marginal_yield']:.3g} new unique tokens per raw token"
             + (f" (90 % band {lo:.3g}–{hi:.3g})" if lo is not None else "")
             + (f", i.e. {si(curve['marginal_per_usd'])} per $ of full cost." if curve["marginal_per_usd"] else "."))
@@ -261,11 +263,14 @@ def plots(summary: dict) -> dict[str, tuple[str, str]]:
 
 
 # ---------------------------------------------------------------------------------------------------- examples
-def examples(run_dir: str, columns: Columns) -> dict[str, list[dict]]:
-    """A few removed documents per reason (text truncated); a duplicate comes with the kept document it
-    duplicates and the shingle Jaccard of the two (read from kept/ for those few ids only)."""
+def examples(run_dir: str, columns: Columns, reasons: set[str]) -> dict[str, list[dict]]:
+    """The first few removed documents per reason (text truncated); a duplicate comes with the kept document it
+    duplicates and the shingle Jaccard of the two (read from kept/ for those few ids only). Files are read in
+    order until each of ``reasons`` ("stage/reason", every one the run removed by) has its examples."""
     found: dict[str, list[dict]] = {}
     for path in outputs.files(run_dir, "rejected"):
+        if all(len(found.get(r, ())) == EXAMPLES_PER_REASON for r in reasons):
+            break
         for row in outputs.read(path, columns).iter_rows(named=True):
             bucket = found.setdefault(f"{row['reject_stage']}/{row['reject_reason']}", [])
             if len(bucket) < EXAMPLES_PER_REASON:
@@ -276,10 +281,12 @@ def examples(run_dir: str, columns: Columns) -> dict[str, list[dict]]:
 
 
 def _originals(run_dir: str, columns: Columns, ids: set) -> dict:
-    if not ids:
-        return {}
+    """The kept documents of these ids, files read until all are found (an original arrived before its
+    duplicate, so the first examples' originals are mostly in the first files)."""
     out = {}
     for path in outputs.files(run_dir, "kept"):
+        if len(out) == len(ids):
+            break
         df = outputs.read(path, columns)
         for row in df.filter(df["id"].is_in(list(ids))).iter_rows(named=True):
             out[row["id"]] = row
@@ -364,7 +371,9 @@ def write_report(run_dir: str, config: RunConfig) -> dict:
     summary.update(sources_summary(run_dir, config, ledger, stats.get("overlap", [])))
     out = storage.join(run_dir, "report")
     storage.makedirs(out)
-    page = render_html(summary, plots(summary), examples(run_dir, Columns(config.text_column, config.id_column)))
+    reasons = {f"{r['stage']}/{r['reason']}" for r in summary["removals"]}
+    page = render_html(summary, plots(summary), examples(run_dir, Columns(config.text_column, config.id_column),
+                                                         reasons))
     for name, text in (("index.html", page), ("summary.md", render_markdown(summary))):
         storage.write_text(storage.join(out, name), text)
     storage.write_json(storage.join(out, "summary.json"), json_safe(summary))

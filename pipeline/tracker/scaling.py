@@ -29,6 +29,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 
@@ -80,6 +81,11 @@ class ScalingLaw:
     def repeats(self) -> bool:
         """Whether the law models repeated data (and so training on more tokens than the pool holds)."""
         return self.rd_star is not None
+
+    @cached_property
+    def frontier(self) -> float:
+        """G of :func:`frontier_coefficient`, computed once (the searches below use it millions of times)."""
+        return (self.alpha * self.A / (self.beta * self.B)) ** (1.0 / (self.alpha + self.beta))
 
 
 # Hoffmann et al. 2022, abstract: "over 400 language models ranging from 70 million to over 16 billion parameters
@@ -147,8 +153,7 @@ def frontier_coefficient(law: ScalingLaw | str) -> float:
     gives N_opt(C) = G*(C/6)^(beta/(alpha+beta)) and D_opt(C) = G^-1*(C/6)^(alpha/(alpha+beta))
     (Hoffmann et al. 2022, Eq. 4 and appendix D.2).
     """
-    law = get_law(law)
-    return (law.alpha * law.A / (law.beta * law.B)) ** (1.0 / (law.alpha + law.beta))
+    return get_law(law).frontier
 
 
 def closed_form_optimum(law: ScalingLaw | str, compute: float) -> tuple[float, float]:
@@ -164,8 +169,11 @@ def params_for_tokens(law: ScalingLaw | str, tokens: float) -> float:
     This is the frontier above solved for N given D (datablations' ``D_to_N``); Muennighoff et al. use it
     as U_N, the parameters that the unique data U_D can feed.
     """
-    law = get_law(law)
-    g = frontier_coefficient(law)
+    return _fed_params(get_law(law), tokens)
+
+
+def _fed_params(law: ScalingLaw, tokens):
+    g = law.frontier
     return g * (g * tokens) ** (law.beta / law.alpha)
 
 
@@ -173,23 +181,24 @@ def params_for_tokens(law: ScalingLaw | str, tokens: float) -> float:
 # Effective data and parameters, loss
 # --------------------------------------------------------------------------------------------------
 
-def _decayed(base, excess, r_star: float):
+def _decayed(base, excess, r_star: float, exp):
     """base + base*R*(1 - exp(-excess/R*)): Muennighoff et al.'s value of ``excess`` repeats of ``base``."""
-    return base + base * r_star * (1.0 - np.exp(-excess / r_star))
+    return base + base * r_star * (1.0 - exp(-excess / r_star))
 
 
-def _effective_arrays(law: ScalingLaw, n, d, u):
-    """(D', N') for arrays (or floats) of params ``n``, training tokens ``d`` and unique pool ``u``."""
-    u_d = np.minimum(u, d)
+def _effective_arrays(law: ScalingLaw, n, d, u, minimum=np.minimum, exp=np.exp):
+    """(D', N') for arrays (or floats) of params ``n``, training tokens ``d`` and unique pool ``u``. Floats may
+    pass ``min`` and ``math.exp``: numpy's functions cost about 1 µs a call on a scalar (the searches below call
+    this millions of times per report); the results agree to the last bit or two."""
+    u_d = minimum(u, d)
     if not law.repeats:
         return u_d, n
-    d_eff = _decayed(u_d, d / u_d - 1.0, law.rd_star)
-    u_n = np.minimum(n, params_for_tokens(law, u_d))
-    return d_eff, _decayed(u_n, n / u_n - 1.0, law.rn_star)
+    u_n = minimum(n, _fed_params(law, u_d))
+    return _decayed(u_d, d / u_d - 1.0, law.rd_star, exp), _decayed(u_n, n / u_n - 1.0, law.rn_star, exp)
 
 
-def _loss_arrays(law: ScalingLaw, n, d, u):
-    d_eff, n_eff = _effective_arrays(law, n, d, u)
+def _loss_arrays(law: ScalingLaw, n, d, u, minimum=np.minimum, exp=np.exp):
+    d_eff, n_eff = _effective_arrays(law, n, d, u, minimum, exp)
     return law.E + law.A / n_eff ** law.alpha + law.B / d_eff ** law.beta
 
 
@@ -339,7 +348,7 @@ def best_allocation(law: ScalingLaw | str, compute: float, unique: float | None 
 
     def along(x: float) -> float:
         n = math.exp(x)
-        return float(_loss_arrays(law, n, c6 / n, u))
+        return _loss_arrays(law, n, c6 / n, u, min, math.exp)
 
     x = _golden_min(along, float(xs[max(i - 1, 0)]), float(xs[min(i + 1, len(xs) - 1)]))
     n = math.exp(x)
