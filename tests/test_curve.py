@@ -356,3 +356,28 @@ def test_batches_worth_finds_the_crossing_and_the_horizon():
     assert float(never[0]) == 50
     band = stop_range(np.array([9.2, 8.6, 9.4, 10.1]), horizon=50)
     assert (band.batches_more, band.low, band.high, band.beyond) == (9, 8, 11, False)
+
+
+# ------------------------------------------------------------------------------------------- many batches
+def test_many_batches_are_fitted_on_groups_and_keep_each_batchs_spread():
+    """Past MAX_POINTS batches the fit runs on groups of consecutive batches (the same fit as on the cumulative
+    series at the groups' ends), while the next batch's prediction band keeps one batch's spread: here every
+    group's share lies on the curve but the batches within alternate 30 % above and below it."""
+    from corpusslim.tracker.curve import MAX_POINTS, next_batch_band
+    n = 10 * MAX_POINTS
+    R, C = cumulative(n)
+    ends = np.arange(9, n, 10)
+    truth = GENERATORS["power_law"](R[ends])
+    per_group = np.diff(truth, prepend=0.0)
+    weights = np.tile([0.13, 0.07], 5)  # within a group: 30 % above, 30 % below, summing to the group's
+    U = np.cumsum(np.repeat(per_group, 10) * np.tile(weights, n // 10))
+    fit = fit_yield_curve(R, U, C)
+    grouped = fit_yield_curve(R[ends], truth, C[ends])
+    assert (fit.group, fit.n_batches, grouped.group) == (10, n, 1)
+    assert fit.model == grouped.model and fit.params == pytest.approx(grouped.params, rel=1e-6)
+    assert fit.holdout == grouped.holdout == MAX_POINTS // 4 and fit.raw_per_batch == BATCH_RAW
+    assert as_dict(fit)["group"] == 10
+    mid, lo, hi = next_batch_band(fit, R[-1])
+    assert hi - lo > 0.4 * mid  # a batch's spread (+-30 %), not the groups' (none)
+    mid_g, lo_g, hi_g = next_batch_band(grouped, R[-1])
+    assert hi_g - lo_g < 0.01 * mid_g

@@ -117,3 +117,37 @@ def test_rendered_report_keeps_unbounded_na_and_outside_the_law_apart():
         assert "unbounded" in text and "outside the law" in text
     assert [worth(s, None) for s in ("unbounded", "outside_law", "n/a")] == ["unbounded", "outside the law", "n/a"]
     assert worth("priced", 0.0) == "$0"
+
+
+def test_bar_plots_draw_one_artist_per_series_however_many_batches():
+    """Removals per batch over 1,000 batches: one collection per reason (not a patch per bar), stacked."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from corpusslim.tracker.plots import removals_plot
+    removals = [{"batch": b, "stage": "quality", "reason": r, "docs": 1 + (r == "b"), "tokens": 5}
+                for b in range(1000) for r in ("a", "b")]
+    fig, _ = removals_plot(plt, {"removals": removals})
+    ax = fig.axes[0]
+    assert not ax.patches and len(ax.collections) == 2
+    assert [len(c.get_paths()) for c in ax.collections] == [1000, 1000]
+    # the second reason's bars sit on the first's: 1 document, then 2 more on top
+    assert {tuple(sorted({y for _, y in p.vertices})) for p in ax.collections[1].get_paths()} == {(1.0, 3.0)}
+    plt.close(fig)
+
+
+def test_examples_stop_reading_once_every_reason_has_its_examples(tmp_path):
+    """The rejected files are read in order only until each reason the run removed by has its examples: a later
+    file is never opened (here it is not even Parquet)."""
+    from corpusslim.runtime.inputs import Columns
+    from corpusslim.tracker.report import EXAMPLES_PER_REASON, examples
+    (tmp_path / "rejected").mkdir()
+    pl.DataFrame({"id": [f"d{i}" for i in range(5)], "text": ["short"] * 5, "reject_stage": ["quality"] * 5,
+                  "reject_reason": ["too_short"] * 5}).write_parquet(tmp_path / "rejected/a.parquet")
+    (tmp_path / "rejected/b.parquet").write_bytes(b"not parquet")
+    found = examples(str(tmp_path), Columns(), {"quality/too_short"})
+    assert [e["id"] for e in found["quality/too_short"]] == [f"d{i}" for i in range(EXAMPLES_PER_REASON)]
+    with pytest.raises(pl.exceptions.ComputeError):  # a reason not yet found makes it read on
+        examples(str(tmp_path), Columns(), {"quality/too_short", "lid/lang_not_allowed"})
