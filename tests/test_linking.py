@@ -118,11 +118,13 @@ def test_partitions_are_contiguous_shard_ranges_of_balanced_rows():
 
 
 # -- the exchange between steps, and what the driver holds ------------------------------------------------------
-def test_a_receiver_reads_exactly_the_rows_each_sender_wrote_for_it(tmp_path):
+@pytest.mark.parametrize("store", ["local", "object store"])
+def test_a_receiver_reads_exactly_the_rows_each_sender_wrote_for_it(tmp_path, store):
     rows = pl.DataFrame({"a": pl.Series(range(10), dtype=pl.UInt64), "id": [f"d{i}" for i in range(10)]})
-    step = str(tmp_path / "step")
-    assert shuffle.send({0: rows.head(3), 1: rows.clear(), 2: rows.tail(7)}, step, 0) == 10
-    assert shuffle.send({0: rows.clear(), 1: rows.slice(2, 2), 2: rows.clear()}, step, 1) == 2
+    step = str(tmp_path / "step") if store == "local" else f"memory://shuffle-{time.monotonic_ns()}/step"
+    sent = shuffle.send({0: rows.head(3), 1: rows.clear(), 2: rows.tail(7)}, step, 0)
+    assert sent == {"rows": 10, "bytes": storage.size(shuffle.path_of(step, 0))}
+    assert shuffle.send({0: rows.clear(), 1: rows.slice(2, 2), 2: rows.clear()}, step, 1)["rows"] == 2
     assert [p.rows() for p in shuffle.received(step, 2, 0)] == [rows.head(3).rows(), []]
     assert shuffle.received_all(step, 2, 1, dict(rows.schema)).equals(rows.slice(2, 2))
     assert shuffle.received_all(step, 2, 2, dict(rows.schema)).equals(rows.tail(7))

@@ -104,7 +104,8 @@ class DedupLinker:
         tasks = {f"{c}-{p}": (c, p) for c in columns for p in range(partitions)}
         done = {t: e for t in tasks if (e := manifest.get("reduce", t)) and e.get("fp") == fp
                 and manifest.intact("reduce", t, "pairs")}
-        futures = [client.submit(reduce_candidates, t, records, c, p, partitions,
+        shared = scattered(client, records)
+        futures = [client.submit(reduce_candidates, t, shared, c, p, partitions,
                                  storage.join(self.ctx.work, "candidates", f"{t}.parquet"), pure=False)
                    for t, (c, p) in tasks.items() if t not in done]
         for result in self.ctx.each("reduce", futures):

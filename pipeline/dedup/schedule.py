@@ -74,13 +74,14 @@ class LinkRounds:
 
     def _record(self, number: int, partitions: Partitions, futures: list, carried: dict, spent: list[dict]) -> dict:
         """Record round ``number`` once its partitions' states are written; ``spent``: the results of the round's
-        earlier steps (their CPU seconds and peaks count)."""
+        earlier steps (their CPU seconds and peaks count, and the rows and bytes they sent: ``sent``)."""
         done = list(self.each(f"link round {number}", futures))
         tasks = [*spent, *done]
         entry = {"fp": self.fp, "round": number, "starts": list(partitions.starts),
                  "states": {str(r["part"]): r["state"] for r in done}, "moved": sum(r["moved"] for r in done),
                  "cpu_seconds": round(carried.get("cpu_seconds", 0.0) + sum(r["cpu_seconds"] for r in tasks), 6),
                  "task_peak_mb": max([carried.get("task_peak_mb", 0.0), *(r["peak_rss_mb"] for r in tasks)]),
+                 "sent": {k: sum(r["sent"][k] for r in spent) for k in ("rows", "bytes")},
                  "counts": carried.get("counts", {})}
         self.manifest.record(SECTION, f"round-{number:04d}", entry)
         storage.rmtree(self._step(number))
@@ -134,11 +135,11 @@ class LinkRounds:
                             *step)
 
 
-def scattered(client: Client, partitions: Partitions) -> Future:
-    """``partitions`` on the workers, once per step: its tasks take the future, not each a copy (a copy per
-    task would hold partitions x tasks numbers on the driver). Unhashed: a key scattered again while its
-    previous future is being released would lose the data."""
-    return client.scatter(partitions, hash=False)
+def scattered(client: Client, value: object) -> Future:
+    """``value`` (what every task of a step takes: the partitions, the index files) on the workers, once: the
+    tasks take the future, not each a copy (a copy per task would hold the value's size times the tasks on the
+    driver). Unhashed: a key scattered again while its previous future is being released would lose the data."""
+    return client.scatter([value], hash=False)[0]
 
 
 def _add(totals: dict, result: dict) -> dict:

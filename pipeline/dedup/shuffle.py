@@ -23,20 +23,21 @@ def path_of(directory: str, sender: int) -> str:
     return storage.join(directory, f"{sender:05d}.parquet")
 
 
-def send(pieces: dict[int, pl.DataFrame], directory: str, sender: int) -> int:
+def send(pieces: dict[int, pl.DataFrame], directory: str, sender: int) -> dict:
     """Write ``pieces`` (rows by receiving partition, one schema) as ``sender``'s file of the step in
-    ``directory``; returns the rows written."""
+    ``directory``; returns the rows and bytes written."""
     tables = {r: p.to_arrow() for r, p in sorted(pieces.items()) if p.height}
     schema = next(iter(pieces.values())).to_arrow().schema
     schema = schema.with_metadata({RECEIVERS: json.dumps(sorted(tables)).encode()})
 
     def write(f) -> None:
-        with pq.ParquetWriter(f, schema) as writer:
+        with pq.ParquetWriter(f, schema, compression="zstd") as writer:
             for table in tables.values():
                 writer.write_table(table, row_group_size=table.num_rows)
 
-    storage.publish(path_of(directory, sender), write)
-    return sum(t.num_rows for t in tables.values())
+    path = path_of(directory, sender)
+    storage.publish(path, write)
+    return {"rows": sum(t.num_rows for t in tables.values()), "bytes": storage.size(path)}
 
 
 def received(directory: str, senders: int, receiver: int) -> list[pl.DataFrame]:

@@ -6,7 +6,8 @@ first; half of the stars exact duplicates), cliques (every pair a duplicate: doc
 other), random trees (each document a duplicate of two random earlier ones) and long chains. :func:`simulate`
 writes the pair files on the workers (one task per chunk: the driver sees file records only) and runs
 :class:`corpusslim.dedup.schedule.LinkRounds` on them, every round recorded in a manifest under ``work``, so a
-killed simulation resumes like a run.
+killed simulation resumes like a run; it reports, per round, the nodes moved, the rows and bytes sent between the
+round's steps and its states' rows and bytes.
 
     python -m corpusslim.dedup.simulate --pairs 1000000 --work /tmp/sim --check
 """
@@ -118,9 +119,18 @@ def simulate(client: Client, n_pairs: int, shards: int, partitions: int, work: s
     manifest.save()
     return {"pairs": sum(r["rows"] for r, _ in pairs["files"]), "pair_files": pairs["files"], "files": files,
             "rounds": entry["round"], "resumed_from": resumed, "partitions": len(entry["starts"]),
-            "members": named["members"],
+            "members": named["members"], "per_round": [_round_sizes(manifest.get("link", f"round-{r:04d}"))
+                                                       for r in range(entry["round"] + 1)],
             "cpu_s": entry["cpu_seconds"] + named["cpu_seconds"], "worker_cpu_s": _workers_cpu(client) - cpu,
             "task_peak_mb": max(entry["task_peak_mb"], named["task_peak_mb"]), "wall_s": time.perf_counter() - start}
+
+
+def _round_sizes(entry: dict) -> dict:
+    """What a recorded round moved, sent between its steps (round 0: the edges) and wrote (its states)."""
+    return {"round": entry["round"], "moved": entry["moved"], "sent_rows": entry["sent"]["rows"],
+            "sent_mb": round(entry["sent"]["bytes"] / 2**20, 2),
+            "state_rows": sum(r["rows"] for r in entry["states"].values()),
+            "state_mb": round(sum(r["bytes"] for r in entry["states"].values()) / 2**20, 2)}
 
 
 def _process_cpu() -> float:
