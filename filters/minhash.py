@@ -147,16 +147,17 @@ def normalise_text(text: str) -> str:
     return " ".join(t.split())
 
 
-def exact_hashes(texts: Sequence[str]) -> np.ndarray:
+def exact_hashes(texts: Sequence[str], *, normalised: bool = False) -> np.ndarray:
     """uint64 per text: BLAKE2b (digest_size=8, read little-endian) of the UTF-8
-    bytes of :func:`normalise_text` (text).
+    bytes of :func:`normalise_text` (text); ``normalised``: the texts already are.
 
     Stable across processes, platforms and Python versions (unlike ``hash()``).
     Two different normalised texts share a hash with probability ~2^-64 per
     pair, i.e. ~n^2 / 2^65 expected collisions among n texts (~3e-4 for n = 10^8).
     """
     blake2b = hashlib.blake2b
-    digest = b"".join([blake2b(normalise_text(t).encode("utf-8"), digest_size=8).digest() for t in texts])
+    norms = texts if normalised else map(normalise_text, texts)
+    digest = b"".join([blake2b(t.encode("utf-8"), digest_size=8).digest() for t in norms])
     return np.frombuffer(digest, dtype="<u8").astype(np.uint64)
 
 
@@ -177,7 +178,8 @@ def _ngrams(words: list[str], n: int) -> list[str]:
     return list(map(" ".join, zip(*[words[i:] for i in range(n)])))
 
 
-def shingles(text: str, seg: str | None, n: int = DEFAULT_N, n_zh: int = DEFAULT_N_ZH) -> list[str]:
+def shingles(text: str, seg: str | None, n: int = DEFAULT_N, n_zh: int = DEFAULT_N_ZH, *,
+             normalised: bool = False) -> list[str]:
     """The shingles of one document, in document order (repeats kept: MinHash
     treats them as a set, and deduplicating costs more than it saves).
 
@@ -194,12 +196,13 @@ def shingles(text: str, seg: str | None, n: int = DEFAULT_N, n_zh: int = DEFAULT
 
     A document with at least one but fewer than ``n`` words yields one shingle:
     all its words. No words (empty / whitespace / punctuation-only Chinese)
-    yields ``[]``.
+    yields ``[]``. ``normalised``: ``text`` already is :func:`normalise_text`'s
+    output (the dedup stage normalises once for the exact hash and the shingles).
     """
     if n < 1 or n_zh < 1:
         raise ValueError(f"shingle sizes must be >= 1, got n={n}, n_zh={n_zh}")
     if seg is None:
-        return _ngrams(normalise_text(text).split(" "), n)
+        return _ngrams((text if normalised else normalise_text(text)).split(" "), n)
     norm = normalise_text(seg)
     if not norm:
         return []

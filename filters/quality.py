@@ -106,7 +106,7 @@ from __future__ import annotations
 import math
 import re
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from itertools import accumulate, repeat
 from typing import Annotated, Literal, NamedTuple
 
@@ -176,7 +176,8 @@ WORD_STRIP = (
 ELLIPSES = ("...", "…")
 #: FineWeb's line-end characters (. ' " ! ?) plus the typographic closing quotes.
 FINEWEB_END_MARKS = (".", "!", "?", '"', "'", "”", "’")
-_HAS_ALPHA = re.compile(r"[^\W\d_]").search
+# Tokens (runs of non-space) with no letter: every character white-space-free and not a letter ([^\W\d_]).
+_NO_LETTER_TOKENS = re.compile(r"(?<!\S)(?:[^\s\w]|[\d_])+(?!\S)").findall
 # CJK unified ideographs: main block, extension A, compatibility block, extensions B-F
 _CJK = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0002ffff]")
 # a seg token that is a word: contains a letter, digit or ideograph (not bare punctuation)
@@ -607,9 +608,8 @@ def _latin_stats(text: str, lines: list[str], paras: list[str], short_chars: int
     out["hash_ratio"] = text.count("#") / denom
     out["ellipsis_ratio"] = (text.count("...") + text.count("…")) / denom
 
-    # words containing a letter: test each distinct token once
-    no_alpha = {t for t in set(tokens) if not _HAS_ALPHA(t)}
-    n_no_alpha = sum(1 for t in tokens if t in no_alpha) if no_alpha else 0
+    # words containing a letter: all tokens but those without one, found in one pass of the text
+    n_no_alpha = len(_NO_LETTER_TOKENS(text))
     out["alpha_word_frac"] = (n_tokens - n_no_alpha) / n_tokens if n_tokens else 0.0
     out["n_stop_words"] = float(len(GOPHER_STOP_WORDS.intersection(words)))
 
@@ -748,10 +748,11 @@ def _check_definitions(stats: dict[str, float], lang: str | None, cfg: QualityCo
             )
 
 
-def _failing(stats: dict[str, float], lang: str | None, cfg: QualityConfig, stop_at_first: bool) -> list[str]:
+def _failing(stats: dict[str, float], lang: str | None, cfg: QualityConfig, stop_at_first: bool,
+             rules: list[tuple[str, str, str, float]] | None = None) -> list[str]:
     _check_definitions(stats, lang, cfg)
     failed: list[str] = []
-    for code, stat, op, thr in active_rules(lang, cfg):
+    for code, stat, op, thr in active_rules(lang, cfg) if rules is None else rules:
         v = stats[stat]
         if op == "min":
             bad = v < thr
@@ -770,6 +771,17 @@ def first_failure(stats: dict[str, float], lang: str | None, cfg: QualityConfig)
     """Reason code of the first failing rule in :data:`RULES` order, or None if all pass."""
     failed = _failing(stats, lang, cfg, True)
     return failed[0] if failed else None
+
+
+def first_failures(stats: Sequence[dict[str, float]], langs: Sequence[str | None], cfg: QualityConfig
+                   ) -> list[str | None]:
+    """:func:`first_failure` of each document, with the rules of each language family listed once."""
+    rules = {zh: active_rules("zh" if zh else None, cfg) for zh in (False, True)}
+    out = []
+    for st, lang in zip(stats, langs):
+        failed = _failing(st, lang, cfg, True, rules[is_chinese(lang)])
+        out.append(failed[0] if failed else None)
+    return out
 
 
 def all_failures(stats: dict[str, float], lang: str | None, cfg: QualityConfig) -> list[str]:

@@ -159,6 +159,17 @@ def test_shingles_fixture_docs(docs):
             assert len(sh) == len(d["text"].split()) - 4
 
 
+def test_normalised_input_gives_the_same_hashes_and_shingles(docs):
+    """The dedup stage normalises each text once and passes ``normalised=True``: same exact hashes and shingles."""
+    texts = [d["text"] for d in docs] + ["İstanbul ＦＵＬＬ  width\u3000x", "Straße STRASSE"]
+    norms = [normalise_text(t) for t in texts]
+    assert (exact_hashes(norms, normalised=True) == exact_hashes(texts)).all()
+    segs = [d.get("seg") for d in docs] + [None, None]
+    assert ([shingles(n, s, 5, 5, normalised=True) for n, s in zip(norms, segs)]
+            == [shingles(t, s, 5, 5) for t, s in zip(texts, segs)])
+    assert exact_hashes(texts, normalised=True)[-2] != exact_hashes(texts)[-2]  # the flag is not ignored
+
+
 # --------------------------------------------------------------------------
 # MinHasher: equal to datasketch
 # --------------------------------------------------------------------------

@@ -28,6 +28,7 @@ from corpusslim.filters.quality import (
     bad_words_pattern,
     document_stats,
     first_failure,
+    first_failures,
     is_chinese,
     reason_codes,
 )
@@ -762,6 +763,37 @@ def test_sentence_count_equals_the_word_regex_specification():
     fuzz = ["".join(rng.choice(alphabet) for _ in range(rng.randint(0, 30))) for _ in range(20_000)]
     cases = [line for t in texts for line in t.split("\n")] + texts + fuzz
     assert [count_sentences(t) for t in cases] == [_sentences_by_word_regex(t) for t in cases]
+
+
+def _fixture_texts() -> list[tuple[str, str]]:
+    """(text, lang) of every quality fixture document: English and Chinese."""
+    files = sorted((Path(__file__).parent / "fixtures" / "quality").glob("*.jsonl"))
+    return [(json.loads(line)["text"], path.name[:2]) for path in files
+            for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+def test_alpha_word_fraction_is_the_share_of_tokens_with_a_letter():
+    """Gopher's "words with an alphabetic character" (a letter: a word character but a digit or "_"), token by
+    token, on the fixtures and 5,000 random strings of
+    letters, digits, underscores, punctuation, accents, ideographs and white space (tab, no-break, ideographic,
+    line separator, information separator)."""
+    rng = random.Random(1)
+    alphabet = list("ab1_.,!? \t\n\u3000\xa0\x1c\u2028é中-")
+    fuzz = ["".join(rng.choice(alphabet) for _ in range(rng.randint(1, 25))) for _ in range(5_000)]
+    for text in [t for t, _ in _fixture_texts()] + fuzz:
+        tokens = text.split()
+        want = sum(bool(re.search(r"[^\W\d_]", t)) for t in tokens) / len(tokens) if tokens else 0.0
+        assert document_stats(text, "en")["alpha_word_frac"] == pytest.approx(want), text
+
+
+def test_first_failures_equal_first_failure_per_document():
+    cfg = QualityConfig()
+    docs = _fixture_texts()
+    stats = [document_stats(t, lang, cfg=cfg) for t, lang in docs]
+    langs = [lang for _, lang in docs]
+    want = [first_failure(s, lang, cfg) for s, lang in zip(stats, langs)]
+    assert first_failures(stats, langs, cfg) == want
+    assert {w is None for w in want} == {True, False} and len({lang for lang in langs}) == 2
 
 
 def test_c4_sentences_counted_per_line():

@@ -11,7 +11,7 @@ from corpusslim.dedup.config import DedupConfig
 from corpusslim.dedup.driver import DedupLinker
 from corpusslim.dedup.linking import rows_to_reject
 from corpusslim.dedup.tasks import links_in_memory
-from corpusslim.filters.minhash import MinHasher, band_keys, exact_hashes, shingles
+from corpusslim.filters.minhash import MinHasher, band_keys, exact_hashes, normalise_text, shingles
 from corpusslim.runtime.keys import doc_keys
 from corpusslim.stages.base import GlobalStage
 
@@ -46,11 +46,11 @@ class DedupStage(GlobalStage):
         """The map step: per document its key, id, exact hash, MinHash signature and band keys."""
         cfg = self.config
         out = pl.DataFrame([doc_keys(shard_number, batch["_row"]), batch["id"]])
-        texts = batch["text"].to_list()
-        out = out.with_columns(exact=pl.Series(exact_hashes(texts), dtype=pl.UInt64))
+        norms = [normalise_text(t) for t in batch["text"].to_list()]
+        out = out.with_columns(exact=pl.Series(exact_hashes(norms, normalised=True), dtype=pl.UInt64))
         if cfg.near:
             segs = batch["seg"].to_list() if "seg" in batch.columns else [None] * batch.height
-            docs = [shingles(t, s, cfg.ngram, cfg.ngram_zh) for t, s in zip(texts, segs)]
+            docs = [shingles(t, s, cfg.ngram, cfg.ngram_zh, normalised=True) for t, s in zip(norms, segs)]
             sig = MinHasher(cfg.num_perm, cfg.seed, cfg.scheme).signatures(docs)
             keys = band_keys(sig, cfg.bands, cfg.rows)
             out = out.with_columns(

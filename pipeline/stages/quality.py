@@ -21,7 +21,7 @@ from corpusslim.filters.quality import (
     active_rules,
     bad_words_pattern,
     document_stats,
-    first_failure,
+    first_failures,
     is_chinese,
     reason_codes,
 )
@@ -60,7 +60,7 @@ class QualityStage(Stage):
         bad_words = _bad_words(cfg.bad_words_file)
         stats = [document_stats(t, lang, seg, cfg=cfg, bad_words=bad_words)
                  for t, lang, seg in zip(batch["text"].to_list(), batch["lang"].to_list(), segs)]
-        reasons = [first_failure(s, lang, cfg) for s, lang in zip(stats, batch["lang"].to_list())]
+        reasons = first_failures(stats, batch["lang"].to_list(), cfg)
         return batch.with_columns(quality=pl.Series(stats, dtype=QUALITY_STRUCT),
                                   quality_reason=pl.Series(reasons, dtype=pl.String))
 
