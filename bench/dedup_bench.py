@@ -214,7 +214,7 @@ def run_pipeline(stages: list[dict], input_dir: Path, out_dir: Path, workers: in
         for line in proc.stderr:
             parts = line.split()
             if parts and parts[0] == "@@phase":
-                events.append((float(parts[3]), parts[1]))
+                events.append((float(parts[-1]), parts[1]))  # a phase by its first word: "link round 3" -> link
             elif parts and parts[0] in ("@@task", "@@start", "@@end"):
                 events.append((float(parts[1]), parts[0][2:]))
             else:
@@ -235,8 +235,7 @@ def run_pipeline(stages: list[dict], input_dir: Path, out_dir: Path, workers: in
     manifest = json.loads((out_dir / "_manifest.json").read_text())
     sections = manifest["sections"]
     clusters = {k: v for k, v in sections.get("clusters", {}).get("all", {}).items()
-                if k in ("candidate_pairs", "verified_pairs", "exact_pairs", "cpu_seconds")}
-    clusters["members"] = sections.get("clusters", {}).get("all", {}).get("members", {}).get("rows")
+                if k in ("candidate_pairs", "verified_pairs", "exact_pairs", "cpu_seconds", "members")}
     phase_peaks = _phase_peaks(sampler.samples, events)
     hwm = _hwm_jumps(sampler.status, events)
     dedup = next((s for s in stats["stages"] if s["stage"] == "dedup"), None)
@@ -289,7 +288,8 @@ def _hwm_jumps(status: list[tuple[float, dict]], events: list[tuple[float, str]]
 
 def _phase_peaks(samples: list[tuple], events: list[tuple[float, str]]) -> dict:
     """Max sampled driver / worker RSS and seconds per phase. Phases start at the runner's ``phase`` call;
-    ``cluster`` is the driver's work between the last verify task and the start of apply."""
+    ``cluster`` is the driver's work between the last verify task and the start of apply (before issue 19's
+    linking on the workers; now ``link``)."""
     if not events:
         return {}
     bounds: list[tuple[float, str]] = []
