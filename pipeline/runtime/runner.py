@@ -43,6 +43,7 @@ from corpusslim.tracker.stats import build_stats
 
 CONFIG_FILE = "config.json"  # the validated config of the run, for ``corpusslim report``
 SPLITS = "inputs"  # manifest section: JSON Lines files split into Parquet parts, by file
+SUBMIT_AT_ONCE = 1000  # tasks per submission
 
 
 class Progress:
@@ -148,9 +149,10 @@ class Job:
             self.client.cancel(futures)
 
     def map(self, fn, *per_unit: list, **same) -> list:
-        """One task per unit, ``fn(*per_unit values, **same)``, all submitted in one message (``Client.map``; a
-        submission per task costs the scheduler about as much as the task's own bookkeeping)."""
-        return self.client.map(fn, *per_unit, pure=False, **same) if per_unit[0] else []
+        """One task per unit, ``fn(*per_unit values, **same)``, submitted ``SUBMIT_AT_ONCE`` tasks a message
+        (``Client.map``: a message per task cost the scheduler about as much as the task's own bookkeeping; one
+        message for 10,000 apply tasks is 13 MB, past Dask's large-graph warning)."""
+        return self.client.map(fn, *per_unit, pure=False, batch_size=SUBMIT_AT_ONCE, **same) if per_unit[0] else []
 
     def _shard_results(self, phase: str, futures: list, section: str) -> None:
         """Record per-shard results; a bad input shard is quarantined or, by policy, stops the job."""
@@ -260,9 +262,10 @@ class Job:
             if self.shards[0].columns.source else {}
         pre_paths = self.client.scatter([pre], hash=False)[0] if pre else None
         entries = [self.manifest.get("map", s.stem) for s in pending]
-        futures = self.map(_apply_linked, pending, entries, [linked.files.get(e["shard_number"]) for e in entries],
-                           empty=linked.empty, global_config=self.plan.global_, after=self.plan.after,
-                           output=self.outputs, pre_paths=pre_paths)
+        records = [linked.files.get(e["shard_number"]) for e in entries]
+        futures = self.map(apply_shard_with_links, pending, entries, records, empty=linked.empty,
+                           global_config=self.plan.global_, after=self.plan.after, output=self.outputs,
+                           pre_paths=pre_paths)
         for result in self.each("apply", futures):
             share = linked.cpu_seconds * self.manifest.get("map", result["shard"])["docs_indexed"] / indexed
             stage = next(st for st in result["stages"] if st["stage"] == self.plan.global_.kind)
@@ -278,8 +281,8 @@ class Job:
                 storage.rmtree(storage.join(self.config.output, "index"))
 
 
-def _apply_linked(shard: Shard, entry: dict, record: dict | None, empty, global_config: StageConfig,
-                  after: list[StageConfig], output: OutputSpec, pre_paths) -> dict:
+def apply_shard_with_links(shard: Shard, entry: dict, record: dict | None, empty, global_config: StageConfig,
+                           after: list[StageConfig], output: OutputSpec, pre_paths) -> dict:
     """``apply_shard`` with the shard's links file read here, on the worker (links never pass the driver), in the
     same task (a task of its own per shard cost the scheduler as much again)."""
     links = read_checked(record) if record else empty
