@@ -951,7 +951,8 @@ NOTES = [
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--sizes", default="1000,2000,4000", help="document counts, comma-separated")
+    p.add_argument("--sizes", default="1000,2000,4000",
+                   help="document counts, comma-separated; per corpus as real=2000,6000;synthetic=2000,20000")
     p.add_argument("--corpora", default="synthetic,real")
     p.add_argument("--variants", default="default,words,equal")
     p.add_argument("--shards", type=int, default=8)
@@ -984,7 +985,6 @@ def main() -> None:
                          "-r bench/requirements-datatrove.txt")
     subreaper = become_subreaper()
     log = lambda msg: print(msg, file=sys.stderr, flush=True)  # noqa: E731
-    sizes = [int(x) for x in args.sizes.split(",")]
     variants = [v.strip() for v in args.variants.split(",") if v.strip()]
     (work / "dt_pipeline.py").write_text(DT_SCRIPT)
     dt_versions = json.loads(subprocess.run([args.dt_python, str(work / "dt_pipeline.py"), "versions"],
@@ -995,9 +995,10 @@ def main() -> None:
            "commit": commit or "work tree (--worktree)", "settings": SETTINGS, "corpora": {}, "notes": NOTES}
     runs = []
     corpora = [c.strip() for c in args.corpora.split(",") if c.strip()]
+    sizes = sizes_by_corpus(args.sizes, corpora)
     cworks, metas = {}, {}
     for corpus in corpora:
-        for docs in sizes:
+        for docs in sizes[corpus]:
             cwork = cworks[corpus, docs] = work / f"{corpus}-{docs}"
             cwork.mkdir(parents=True, exist_ok=True)
             metas[corpus, docs] = build_corpus(args, corpus, docs, cwork)
@@ -1007,7 +1008,7 @@ def main() -> None:
     # has every size measured.
     for i in range(args.runs):
         for corpus in corpora:
-            for docs in sizes:
+            for docs in sizes[corpus]:
                 cwork = cworks[corpus, docs]
                 ours_runs = {}
                 for variant in variants:  # dt default, ours default, dt words, ours equal, dt equal
@@ -1025,11 +1026,11 @@ def main() -> None:
                                  "kept": {"datatrove": len(dt_kept), "ours": len(our_kept)}})
                     log(f"[{corpus} {docs} run {i + 1}/{args.runs} {variant}] CPU s ours {ours['cpu_seconds']}, "
                         f"datatrove {dt['cpu_seconds']}; Jaccard {runs[-1]['jaccard']}")
-                summarize_corpora(res, runs, metas, sizes)
+                summarize_corpora(res, runs, metas)
                 write_results(res, runs, Path(args.out_dir))
     if args.diagnose:
         for corpus in corpora:
-            cwork = cworks[corpus, max(sizes)]
+            cwork = cworks[corpus, max(sizes[corpus])]
             for variant in variants:
                 verdicts = cwork / f"dt-verdicts-{variant}.parquet"
                 subprocess.run([args.dt_python, str(work / "dt_pipeline.py"), "verdicts", "--input",
@@ -1042,7 +1043,19 @@ def main() -> None:
     print(markdown(res))
 
 
-def summarize_corpora(res: dict, runs: list[dict], metas: dict, sizes: list[int]) -> None:
+def sizes_by_corpus(spec: str, corpora: list[str]) -> dict[str, list[int]]:
+    """``--sizes``: one list for every corpus ("1000,2000") or one per corpus ("real=2000,6000;synthetic=2000")."""
+    if "=" not in spec:
+        return dict.fromkeys(corpora, [int(x) for x in spec.split(",")])
+    given = {name.strip(): [int(x) for x in sizes.split(",")]
+             for name, sizes in (part.split("=", 1) for part in spec.split(";") if part.strip())}
+    missing = [c for c in corpora if c not in given]
+    if missing:
+        raise SystemExit(f"--sizes gives no sizes for {', '.join(missing)}")
+    return {c: given[c] for c in corpora}
+
+
+def summarize_corpora(res: dict, runs: list[dict], metas: dict) -> None:
     """res["corpora"] from the runs so far: per corpus and configuration, once two sizes have been measured."""
     for corpus in dict.fromkeys(r["corpus"] for r in runs):
         mine = [r for r in runs if r["corpus"] == corpus]
