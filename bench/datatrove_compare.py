@@ -591,10 +591,11 @@ def run_datatrove(args, variant: str, corpus_dir: Path, out: Path, log: Path) ->
     return res
 
 
-def snapshot(work: Path) -> tuple[Path, str]:
-    """A copy of the committed tree at HEAD (``git archive``), so that commits landing in the work tree during the
-    benchmark do not change the code under test half-way; ours runs from it (PYTHONPATH, Dask workers included)."""
-    commit = subprocess.run(["git", "-C", str(REPO), "rev-parse", "HEAD"], capture_output=True, text=True,
+def snapshot(work: Path, rev: str = "HEAD") -> tuple[Path, str]:
+    """A copy of the committed tree at ``rev`` (``git archive``), so that commits landing in the work tree during
+    the benchmark do not change the code under test half-way; ours runs from it (PYTHONPATH, Dask workers
+    included)."""
+    commit = subprocess.run(["git", "-C", str(REPO), "rev-parse", rev], capture_output=True, text=True,
                             check=True).stdout.strip()
     dest = work / f"src-{commit[:12]}"
     if not dest.is_dir():
