@@ -81,23 +81,25 @@ def commit() -> str:
 
 def projection(rows: list[dict], docs: float, pairs_per_doc: float,
                workers: tuple[int, ...] = (10, 100, 1000)) -> dict:
-    """Linking ``docs`` documents, scaled from the largest measured ``linking`` row: bytes sent and written per
-    round, tasks and CPU grow linearly with the pairs (every partition holds about ``PAIRS_PER_LINK_TASK`` pairs,
-    as in that row, so a task's memory stays its); the rounds stay its; the driver grows by its growth per
-    partition from the smallest row."""
+    """Linking ``docs`` documents, scaled from the largest measured ``linking`` row: tasks and CPU grow linearly
+    with the pairs (every partition holds about ``PAIRS_PER_LINK_TASK`` pairs, as in that row, so a task's memory
+    stays its), the rounds stay its, the driver grows by its growth per partition from the smallest row; bytes
+    sent and written per round grow linearly from the largest row that has them (``per_round``)."""
     row, smallest = rows[-1], rows[0]
+    sized = next(r for r in reversed(rows) if "per_round" in r)
     per_part = max(0.0, (row["driver_peak_mb"] - smallest["driver_peak_mb"]) / max(1, row["partitions"] - 1))
     pairs = docs * pairs_per_doc
-    scale, parts = pairs / row["pairs"], -(-int(pairs) // PAIRS_PER_LINK_TASK)
-    sent = [r["sent_mb"] * scale / 1024 for r in row["per_round"][1:]]
+    scale, parts, gb = pairs / row["pairs"], -(-int(pairs) // PAIRS_PER_LINK_TASK), pairs / sized["pairs"] / 1024
+    sent = [r["sent_mb"] * gb for r in sized["per_round"][1:]]
     cpu_hours = row["cpu_s"] * scale / 3600
     return {
         "docs": docs, "pairs_per_doc": pairs_per_doc, "pairs": pairs, "from_pairs": row["pairs"],
-        "from_commit": row.get("commit"), "partitions": parts, "rounds": row["rounds"],
-        "edges_gb": round(row["per_round"][0]["sent_mb"] * scale / 1024, 1),
+        "from_commit": row.get("commit"), "bytes_from_pairs": sized["pairs"], "bytes_from_commit": sized.get("commit"),
+        "partitions": parts, "rounds": row["rounds"],
+        "edges_gb": round(sized["per_round"][0]["sent_mb"] * gb, 1),
         "sent_gb_per_round": {"max": round(max(sent), 1), "mean": round(sum(sent) / len(sent), 1)},
         "sent_tb_all_rounds": round(sum(sent) / 1024, 2),
-        "state_gb_per_round": round(row["per_round"][-1]["state_mb"] * scale / 1024, 1),
+        "state_gb_per_round": round(sized["per_round"][-1]["state_mb"] * gb, 1),
         "tasks_per_step": parts, "files_per_step": parts, "footers_read_per_step": parts * parts,
         "task_peak_mb": row["task_peak_mb"],
         "driver_peak_mb": round(row["driver_peak_mb"] + (parts - row["partitions"]) * per_part),
