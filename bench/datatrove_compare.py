@@ -63,6 +63,7 @@ import math
 import os
 import platform
 import resource
+import shlex
 import shutil
 import statistics
 import subprocess
@@ -992,7 +993,7 @@ def main() -> None:
                                             capture_output=True, text=True, check=True).stdout)
     res = {"date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"), "machine": machine(),
            "versions": {"ours": our_versions(), "datatrove": dt_versions},
-           "command": "python bench/datatrove_compare.py " + " ".join(sys.argv[1:]), "subreaper": subreaper,
+           "command": "python bench/datatrove_compare.py " + shlex.join(sys.argv[1:]), "subreaper": subreaper,
            "commit": commit or "work tree (--worktree)", "settings": SETTINGS, "corpora": {}, "notes": NOTES}
     runs = []
     corpora = [c.strip() for c in args.corpora.split(",") if c.strip()]
