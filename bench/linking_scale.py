@@ -112,9 +112,9 @@ def projection(rows: list[dict], docs: float, pairs_per_doc: float,
             "adds one round), so the rounds stay the measured row's",
             "bytes as Parquet on disk (zstd), linear in pairs; each round rewrites every state",
             "one core per worker, CPU seconds as measured (worker processes, every thread), I/O not limiting",
-            "driver memory: the measured row's, plus its growth per partition beyond the first times the extra "
-            "partitions (one future and one record per task and step; one state record per partition and round "
-            "in the manifest)",
+            "driver memory: the largest row's, plus its growth per partition over the smallest row's, linearly "
+            "(the growth follows the tasks submitted, a few per partition and round, not the pairs: "
+            "linking_partitions); whether it levels off is not measured",
         ],
     }
 
