@@ -898,7 +898,7 @@ SETTINGS = {
                  "survivors written to Parquet between the filter and the dedup-filter pass",
     "ours": "corpusslim run CONFIG --workers 2: lid (first 1,000 characters, script check for CJK, langdetect "
             "below 0.4), segment (jieba's words, HMM off, by rjieba), dedup (exact hash + MinHash LSH, candidates "
-            "verified by signature Jaccard ≥ 0.8), quality (Gopher quality and repetition, C4 as document rules, "
+            "verified by exact shingle Jaccard ≥ 0.8, the default), quality (Gopher quality and repetition, C4 as document rules, "
             "FineWeb; Chinese rules for zh); order lid → segment → dedup → quality; kept/ and rejected/ Parquet, "
             "ledger, report",
     "default": "datatrove's filters with language='eng' (the default) for every document: English word "
