@@ -898,9 +898,9 @@ SETTINGS = {
                  "survivors written to Parquet between the filter and the dedup-filter pass",
     "ours": "corpusslim run CONFIG --workers 2: lid (first 1,000 characters, script check for CJK, langdetect "
             "below 0.4), segment (jieba's words, HMM off, by rjieba), dedup (exact hash + MinHash LSH, candidates "
-            "verified by exact shingle Jaccard ≥ 0.8, the default), quality (Gopher quality and repetition, C4 as document rules, "
-            "FineWeb; Chinese rules for zh); order lid → segment → dedup → quality; kept/ and rejected/ Parquet, "
-            "ledger, report",
+            "verified by exact shingle Jaccard ≥ 0.8, the default), quality (Gopher quality and repetition, C4 as "
+            "document rules, FineWeb; Chinese rules for zh); order lid → segment → dedup → quality; kept/ and "
+            "rejected/ Parquet, ledger, report",
     "default": "datatrove's filters with language='eng' (the default) for every document: English word "
                "tokenizer and English rules on Chinese too; its MinHash shingles Chinese with the English tokenizer",
     "equal": "quality word rules on English documents only on both sides (datatrove: filters wrapped to pass "
