@@ -140,6 +140,10 @@ class _Counting:
         self.submitted += 1
         return self.client.submit(*args, **kwargs)
 
+    def map(self, func, *columns, **kwargs):
+        self.submitted += len(columns[0])
+        return self.client.map(func, *columns, **kwargs)
+
     def __getattr__(self, name):
         return getattr(self.client, name)
 

@@ -17,7 +17,7 @@ import time
 from corpusslim.dedup import rounds as tasks_
 from corpusslim.dedup.config import DedupConfig
 from corpusslim.dedup.linking import Partitions
-from corpusslim.dedup.schedule import PAIRS_PER_LINK_TASK, SECTION, LinkRounds, scattered
+from corpusslim.dedup.schedule import PAIRS_PER_LINK_TASK, SECTION, LinkRounds, scattered, step
 from corpusslim.dedup.tasks import (
     candidates_of,
     duplicate_ids,
@@ -105,9 +105,9 @@ class DedupLinker:
         done = {t: e for t in tasks if (e := manifest.get("reduce", t)) and e.get("fp") == fp
                 and manifest.intact("reduce", t, "pairs")}
         shared = scattered(client, records)
-        futures = [client.submit(reduce_candidates, t, shared, c, p, partitions,
-                                 storage.join(self.ctx.work, "candidates", f"{t}.parquet"), pure=False)
-                   for t, (c, p) in tasks.items() if t not in done]
+        futures = step(client, reduce_candidates, [
+            (t, shared, c, p, partitions, storage.join(self.ctx.work, "candidates", f"{t}.parquet"))
+            for t, (c, p) in tasks.items() if t not in done])
         for result in self.ctx.each("reduce", futures):
             done[result["task"]] = {"pairs": result["pairs"], "cpu_seconds": result["cpu_seconds"],
                                     "peak_rss_mb": result["peak_rss_mb"], "fp": fp}
@@ -119,29 +119,28 @@ class DedupLinker:
         payloads of their documents gathered from the partitions owning them (each shard's files read once, sent
         in files: ``corpusslim.dedup.shuffle``), the verified pairs written to a file. The
         results (file records, counts) and the phase's CPU seconds and peak memory."""
-        cfg, submit, parts, n = self.config, self.ctx.client.submit, range(len(partitions)), len(partitions)
-        step = storage.join(self.ctx.work, "verify")
-        pairs, asked, payloads = (storage.join(step, s) for s in ("pairs", "asked", "payloads"))
+        cfg, client, parts, n = self.config, self.ctx.client, range(len(partitions)), len(partitions)
+        work = storage.join(self.ctx.work, "verify")
+        pairs, asked, payloads = (storage.join(work, s) for s in ("pairs", "asked", "payloads"))
         if cfg.verify == "none":
             asked = payloads = None
         layout, files = scattered(self.ctx.client, partitions), [*exact, *bands]
-        spent = list(self.ctx.each("verify pairs", [submit(split_pairs, s, r, layout, pairs, pure=False)
-                                                    for s, r in enumerate(files)]))
-        candidates = list(self.ctx.each("verify candidates", [
-            submit(candidates_of, p, pairs, len(files), len(exact), layout,
-                   storage.join(step, "candidates", f"{p:05d}.parquet"), asked, pure=False) for p in parts]))
+        spent = list(self.ctx.each("verify pairs", step(client, split_pairs, [(s, r, layout, pairs)
+                                                                              for s, r in enumerate(files)])))
+        candidates = list(self.ctx.each("verify candidates", step(client, candidates_of, [
+            (p, pairs, len(files), len(exact), layout, storage.join(work, "candidates", f"{p:05d}.parquet"), asked)
+            for p in parts])))
         if asked is not None:
             has_seg = "segment" in self.ctx.before
             owned: dict[int, dict] = {q: {} for q in parts}
             for number, source in self.ctx.sources().items():
                 owned[partitions.of_shard(number)][number] = {**source, "has_seg": has_seg}
-            spent += self.ctx.each("verify gather", [submit(gather_partition, q, owned[q], cfg, asked, n, payloads,
-                                                            pure=False) for q in parts])
-        results = list(self.ctx.each("verify", [
-            submit(verify_partition, c, cfg, payloads, n,
-                   storage.join(self.ctx.work, "verified", f"{c['part']:05d}.parquet"), pure=False)
-            for c in candidates]))
-        storage.rmtree(step)
+            spent += self.ctx.each("verify gather", step(client, gather_partition, [
+                (q, owned[q], cfg, asked, n, payloads) for q in parts]))
+        results = list(self.ctx.each("verify", step(client, verify_partition, [
+            (c, cfg, payloads, n, storage.join(self.ctx.work, "verified", f"{c['part']:05d}.parquet"))
+            for c in candidates])))
+        storage.rmtree(work)
         both = [*spent, *candidates, *results]
         return results, {"cpu_seconds": sum(r["cpu_seconds"] for r in both),
                          "peak_rss_mb": max((r["peak_rss_mb"] for r in both), default=0.0)}
