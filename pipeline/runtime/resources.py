@@ -85,9 +85,10 @@ def tokenizer():
     return bindings.tokenizer_for_encoding("o200k_base")
 
 
-# bpe-openai's Python API refuses texts of 1,000,000 characters or more; longer documents are counted in pieces cut
-# at white space (a token never spans white space followed by a word, so the sum equals the whole count but at the
-# cuts).
+# Documents longer than this are counted in pieces cut at white space (a token never spans white space followed by
+# a word, so the sum equals the whole count but at the cuts). bpe-openai's Python API refused texts of 1,000,000
+# characters or more; the binding does not, but the pieces stay so that a document counts as in earlier runs (the
+# ledger of an --against run continues theirs).
 TOKENIZER_PIECE = 500_000
 
 
