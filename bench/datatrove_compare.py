@@ -26,8 +26,9 @@ Sides (each a subprocess, 2 workers, alternated A B A B ..., ``--runs`` times ea
   -> MinhashDedupSignature; MinhashDedupBuckets; MinhashDedupCluster; ParquetReader(survivors) ->
   MinhashDedupFilter -> ParquetWriter (kept). MinhashConfig(n_grams=5, num_buckets=14, hashes_per_bucket=8, seed=1)
   = 112 permutations; LocalPipelineExecutor(tasks = shards (buckets: 14, cluster: 1), workers=2).
-* **ours**: ``corpusslim run CONFIG --workers 2 --output DIR`` with lid (en, zh, min_score 0.65), segment, dedup,
-  quality; kept ids from ``kept/*.parquet``.
+* **ours**: ``corpusslim run CONFIG --workers 2 --output DIR --no-figures`` with lid (en, zh, min_score 0.65),
+  segment, dedup, quality; kept ids from ``kept/*.parquet``. ``--no-figures``: the report's tables, summary and
+  ledger are written, its matplotlib figures are not (datatrove draws none); ``--figures`` draws them too.
 
 Datatrove configurations (ours runs as shipped against the first two, with the same rule settings as datatrove
 against the third):
@@ -57,6 +58,7 @@ Results: ``bench/results/datatrove.json`` and ``datatrove.md`` (``--out-dir``).
 from __future__ import annotations
 
 import argparse
+import compileall
 import ctypes
 import json
 import math
@@ -595,7 +597,8 @@ def run_datatrove(args, variant: str, corpus_dir: Path, out: Path, log: Path) ->
 def snapshot(work: Path, rev: str = "HEAD") -> tuple[Path, str]:
     """A copy of the committed tree at ``rev`` (``git archive``), so that commits landing in the work tree during
     the benchmark do not change the code under test half-way; ours runs from it (PYTHONPATH, Dask workers
-    included)."""
+    included). Byte-compiled, as ``pip install`` leaves a package (and datatrove in its venv): otherwise, with
+    PYTHONDONTWRITEBYTECODE set as on this machine, every process of every run would compile our sources again."""
     commit = subprocess.run(["git", "-C", str(REPO), "rev-parse", rev], capture_output=True, text=True,
                             check=True).stdout.strip()
     dest = work / f"src-{commit[:12]}"
@@ -611,6 +614,8 @@ def snapshot(work: Path, rev: str = "HEAD") -> tuple[Path, str]:
         # the editable install's live work tree.
         (tmp / "corpusslim").symlink_to("pipeline", target_is_directory=True)
         (tmp / "pipeline" / "filters").symlink_to("../filters", target_is_directory=True)
+        compileall.compile_dir(tmp / "pipeline", quiet=1)
+        compileall.compile_dir(tmp / "filters", quiet=1)
         tmp.rename(dest)
     return dest, commit
 
@@ -624,6 +629,7 @@ def run_ours(args, config: Path, out: Path, log: Path) -> dict:
     else:
         cmd = [shutil.which("corpusslim") or str(Path(sys.executable).parent / "corpusslim")]
     cmd += ["run", str(config), "--workers", str(args.workers), "--output", str(out)]
+    cmd += [] if args.figures else ["--no-figures"]
     res = measured(cmd, log, env, retries=1, reset=fresh_dir(out, create=False))
     stats = json.loads((out / "stats.json").read_text())
     totals = stats["totals"]
@@ -855,7 +861,9 @@ def markdown(res: dict) -> str:
              "per document: least-squares line through every run's CPU seconds against its document count. "
              "Agreement: Jaccard index of the kept document ids (median over runs). Runs alternate "
              "datatrove / ours within each size; ours runs once per size and run for the two datatrove "
-             "configurations it is compared with as shipped (default, words).", ""]
+             "configurations it is compared with as shipped (default, words). Ours "
+             + ("draws the report's figures too." if res.get("ours_figures") else
+                "writes its report without the figures (--no-figures; datatrove writes no report)."), ""]
     for corpus, c in res["corpora"].items():
         meta = c["meta"]
         lines += [f"## Corpus: {corpus}", "",
@@ -968,6 +976,7 @@ def main() -> None:
     p.add_argument("--regenerate", action="store_true", help="rebuild the corpora even if built already")
     p.add_argument("--diagnose", action="store_true",
                    help="also explain the kept-set differences at the largest size (untimed, slow)")
+    p.add_argument("--figures", action="store_true", help="ours draws the report's figures (default: --no-figures)")
     p.add_argument("--worktree", action="store_true",
                    help="run our code from the work tree as it is (default: a git-archive snapshot of HEAD)")
     args = p.parse_args()
@@ -994,7 +1003,8 @@ def main() -> None:
     res = {"date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"), "machine": machine(),
            "versions": {"ours": our_versions(), "datatrove": dt_versions},
            "command": "python bench/datatrove_compare.py " + shlex.join(sys.argv[1:]), "subreaper": subreaper,
-           "commit": commit or "work tree (--worktree)", "settings": SETTINGS, "corpora": {}, "notes": NOTES}
+           "commit": commit or "work tree (--worktree)", "ours_figures": args.figures, "settings": SETTINGS,
+           "corpora": {}, "notes": NOTES}
     runs = []
     corpora = [c.strip() for c in args.corpora.split(",") if c.strip()]
     sizes = sizes_by_corpus(args.sizes, corpora)

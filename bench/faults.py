@@ -19,8 +19,8 @@ process in its own session, over a copy of ``sample_data/`` (6 shards) with the 
    Some points kill the rerun as well (when it records its first new unit) before the final rerun. Then the same
    command is rerun to completion. Pass: exit 0, kept/ + rejected/ byte-identical to the reference, every input
    id exactly once per shard across kept + rejected, no ``*.tmp`` left, every shard done in the manifest.
-3. ``worker``: one (or every) Dask worker process (the driver's spawned children running ``spawn_main``, not the
-   resource tracker) SIGKILLed mid-phase; the nanny restarts it and its task reruns. Pass: exit 0 and identical.
+3. ``worker``: one (or every) Dask worker process (the processes the driver's multiprocessing forkserver forked)
+   SIGKILLed mid-phase; the nanny restarts it and its task reruns. Pass: exit 0 and identical.
 4. ``disk``: RLIMIT_FSIZE (a write past the limit fails with EFBIG, SIGXFSZ ignored) on the whole process tree
    from the start (preexec_fn), on the workers only from the moment the clusters are recorded (apply writes fail),
    or on the driver only (its manifest, stats and report writes fail). Expected: exit status non-zero, a one-line
@@ -277,10 +277,10 @@ def workers_of(pid: int) -> list[psutil.Process]:
     found = []
     for p in children:
         try:
-            cmd = " ".join(p.cmdline())
+            cmd, parent = " ".join(p.cmdline()), p.ppid()
         except psutil.Error:
             continue
-        if "spawn_main" in cmd and "resource_tracker" not in cmd:
+        if "forkserver" in cmd and parent != pid:  # forked by the server, the driver's child
             found.append(p)
     return found
 

@@ -11,13 +11,18 @@ run (this process is a child subreaper, as in bench/datatrove_compare.py, so spa
 * ``cluster``: ``dask_client(2)`` started, one no-op task on each worker, closed;
 * ``cluster + check``: the same plus ``check_workers`` (each worker imports the packages the job needs);
 * ``run``: ``corpusslim run configs/sample.yaml --workers 2`` on the first ``--docs`` documents of one sample shard:
-  the fixed cost of a run (what a run of almost no documents costs), with the stage CPU of its stats.json.
+  the fixed cost of a run (what a run of almost no documents costs), with the stage CPU of its stats.json; and the
+  same with ``--no-figures`` (the report without its matplotlib figures), the two alternated.
+
+Our sources are byte-compiled first (``compileall``), as ``pip install`` leaves a package: with
+PYTHONDONTWRITEBYTECODE set (as on this machine) an editable install would otherwise compile them in every process.
 
 Results: ``bench/results/startup.json`` and ``startup.md``.
 """
 from __future__ import annotations
 
 import argparse
+import compileall
 import json
 import statistics
 import subprocess
@@ -41,7 +46,7 @@ LOADS = {
 }
 CLUSTER = """
 from corpusslim.runtime.cluster import dask_client{extra_import}
-if __name__ == "__main__":  # workers are spawned: they import this file as a module
+if __name__ == "__main__":  # workers import this file as a module (multiprocessing does)
     with dask_client(2) as client:
         client.run(int){extra}
 """
@@ -89,13 +94,15 @@ def measure(args, tmp: Path) -> dict:
                             for _ in range(args.reps)])
     data = tiny_input(args.docs, tmp)
     corpusslim = str(Path(sys.executable).parent / "corpusslim")
-    whole, stages = [], []
+    whole, bare, stages = [], [], []
     for i in range(args.reps):
-        out = tmp / f"run-{i}"
-        whole.append(tree_cpu([corpusslim, "run", str(REPO / "configs" / "sample.yaml"), "--workers", "2",
-                               "--input", str(data), "--output", str(out)], tmp / "run.log")["cpu_seconds"])
-        stages.append(json.loads((out / "stats.json").read_text())["totals"].get("cpu_seconds"))
+        for flags, cpu in (([], whole), (["--no-figures"], bare)):
+            out = tmp / f"run-{i}-{len(flags)}"
+            cpu.append(tree_cpu([corpusslim, "run", str(REPO / "configs" / "sample.yaml"), "--workers", "2",
+                                 "--input", str(data), "--output", str(out), *flags], tmp / "run.log")["cpu_seconds"])
+            stages.append(json.loads((out / "stats.json").read_text())["totals"].get("cpu_seconds"))
     res["run"] = {"docs": args.docs, "process_tree_cpu_seconds": median(whole),
+                  "no_figures_process_tree_cpu_seconds": median(bare),
                   "stage_cpu_seconds": median([s for s in stages if s is not None] or [0.0])}
     return res
 
@@ -112,6 +119,8 @@ def markdown(res: dict) -> str:
               f"| the same + worker check (package imports on each worker) | {r['cluster + check']} |",
               f"| whole run, sample config, 2 workers, {r['run']['docs']} documents (process tree) | "
               f"{r['run']['process_tree_cpu_seconds']} |",
+              f"| the same with --no-figures (report without its figures) | "
+              f"{r['run']['no_figures_process_tree_cpu_seconds']} |",
               f"| ↳ of which stage CPU on the workers (stats.json, model loads included) | "
               f"{r['run']['stage_cpu_seconds']} |"]
     return "\n".join(lines) + "\n"
@@ -124,6 +133,8 @@ def main() -> None:
     p.add_argument("--out-dir", default=str(REPO / "bench" / "results"))
     args = p.parse_args()
     become_subreaper()
+    for package in ("pipeline", "filters"):
+        compileall.compile_dir(REPO / package, quiet=1)
     commit = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"], capture_output=True,
                             text=True).stdout.strip()
     with tempfile.TemporaryDirectory(prefix="corpusslim-startup-") as tmp:

@@ -86,14 +86,15 @@ class RunResult:
 
 def run(config: ConfigLike, *, input: str | None = None, output: str | None = None, workers: int | None = None,
         scheduler: str | None = None, scheduler_file: str | None = None, against: str | None = None,
-        force: bool = False, progress=None) -> RunResult:
+        force: bool = False, figures: bool = True, progress=None) -> RunResult:
     """Run (or resume) the batch job of ``config``, like ``corpusslim run``.
 
     ``scheduler``: address of an existing Dask scheduler; ``scheduler_file``: the JSON file dask-jobqueue,
     dask-mpi or ``dask scheduler --scheduler-file`` write (give one of the two). Without either, a local cluster
     of ``workers`` processes, refused beyond the machine's bound (``corpusslim.runtime.cluster.local_workers_problem``)
     unless ``force``; ``force`` also replaces an output directory holding a run of another config. ``against``: a
-    finished run to dedup against. ``progress``: a :class:`corpusslim.runtime.runner.Progress` receiving the events.
+    finished run to dedup against. ``figures=False``: the report without its figures (``rebuild_report`` draws
+    them). ``progress``: a :class:`corpusslim.runtime.runner.Progress` receiving the events.
     """
     from corpusslim.runtime.cluster import local_workers_problem, scheduler_address
     from corpusslim.runtime.runner import run as run_job
@@ -111,7 +112,7 @@ def run(config: ConfigLike, *, input: str | None = None, output: str | None = No
         if problem:
             source = f"workers={workers!r}" if workers is not None else f"{_source(config)}: workers: {cfg.workers}"
             raise ConfigError(f"{source}: {problem}")
-    stats = run_job(cfg, scheduler=scheduler, force=force, progress=progress, against=against)
+    stats = run_job(cfg, scheduler=scheduler, force=force, progress=progress, against=against, figures=figures)
     totals = stats["totals"]
     return RunResult(output=cfg.output, docs_in=totals["docs_in"], docs_kept=totals["docs_kept"],
                      docs_rejected=totals["docs_rejected"], tokens_in=totals["tokens_in"],

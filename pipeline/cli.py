@@ -103,8 +103,10 @@ def main() -> None:
                    "the machine's bound.")
 @click.option("--against", "against", type=click.Path(file_okay=False),
               help="A finished run directory: dedup the new shards against everything it (and its own --against) saw.")
+@click.option("--no-figures", is_flag=True,
+              help="Write the report without its figures (saves about 0.8 s of CPU); `corpusslim report` draws them.")
 def run_cmd(config: str, input_: str | None, output: str | None, workers: int | None, scheduler: str | None,
-            scheduler_file: str | None, force: bool, against: str | None) -> None:
+            scheduler_file: str | None, force: bool, against: str | None, no_figures: bool) -> None:
     """Run the batch job of CONFIG (resumes an interrupted run of the same config)."""
     from corpusslim import api
     from corpusslim.runtime.cluster import local_workers_problem, scheduler_address
@@ -123,7 +125,7 @@ def run_cmd(config: str, input_: str | None, output: str | None, workers: int | 
     try:
         with user_errors(input=input_, output=output):
             result = api.run(config, input=input_, output=output, workers=workers, scheduler=scheduler,
-                             against=against, force=force, progress=progress)
+                             against=against, force=force, figures=not no_figures, progress=progress)
     finally:
         progress.close()
     click.echo(result.summary())

@@ -372,3 +372,22 @@ def test_a_worker_joining_mid_map_gets_work_and_one_leaving_mid_apply_loses_noth
     assert any(k.startswith("map_shard") for k in joined_ran), elastic.ran_before_apply
     assert output_bytes(out) == output_bytes(root / "out")
     assert not list(out.rglob("*.tmp"))
+
+
+def test_the_forkserver_preload_starts_no_thread_but_numpys():
+    """Local workers are forked from a server that imported ``FORKSERVER_PRELOAD``: a thread running there at the
+    fork would be missing in every worker, holding whatever lock it held. The preload must start no thread beyond
+    what ``import numpy`` starts (its BLAS pool, fork-safe), and leave polars and pyarrow out."""
+    from corpusslim.runtime.cluster import FORKSERVER_PRELOAD
+
+    probe = ("import os, sys\nimport {}\nprint(len(os.listdir('/proc/self/task')), "
+             "[m for m in ('polars', 'pyarrow') if m in sys.modules])")
+
+    def threads_and_modules(modules: str) -> tuple[int, str]:
+        out = subprocess.run([sys.executable, "-c", probe.format(modules)], capture_output=True, text=True,
+                             check=True).stdout.split(maxsplit=1)
+        return int(out[0]), out[1].strip()
+
+    threads, imported = threads_and_modules(", ".join(FORKSERVER_PRELOAD))
+    assert imported == "[]"
+    assert threads == threads_and_modules("numpy")[0]

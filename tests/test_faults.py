@@ -49,8 +49,16 @@ def test_disk_full_is_a_clear_error_and_rerun_completes(reference, tmp_path):
 
 
 def _workers_of(pid: int) -> list[psutil.Process]:
-    return [p for p in psutil.Process(pid).children(recursive=True)
-            if "spawn_main" in " ".join(p.cmdline()) and "resource_tracker" not in " ".join(p.cmdline())]
+    """The driver's Dask worker processes: those its multiprocessing forkserver forked (the server is the driver's
+    child, corpusslim.runtime.cluster)."""
+    found = []
+    for p in psutil.Process(pid).children(recursive=True):
+        try:
+            if p.ppid() != pid and "forkserver" in " ".join(p.cmdline()):
+                found.append(p)
+        except psutil.Error:  # ended meanwhile
+            continue
+    return found
 
 
 def test_worker_killed_mid_run(reference, tmp_path):

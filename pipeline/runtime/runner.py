@@ -306,12 +306,13 @@ def units_of(files: list[Shard], manifest: Manifest, chunk_mb: float | None) -> 
 
 
 def run(config: RunConfig, scheduler: str | None = None, force: bool = False, progress: Progress | None = None,
-        against: str | None = None) -> dict:
+        against: str | None = None, figures: bool = True) -> dict:
     """Run (or resume) the job of ``config``; returns the stats also written to ``stats.json``.
 
     Units already done in the output's manifest are skipped. A bad input shard is quarantined (recorded,
     reported, the rest completes) or, with ``on_bad_shard: fail``, stops the job with its error.
-    ``against``: a finished run directory whose documents all count as earlier arrivals for dedup.
+    ``against``: a finished run directory whose documents all count as earlier arrivals for dedup. ``figures``:
+    whether the report draws its figures.
     """
     started = time.perf_counter()
     progress = progress or Progress()
@@ -333,7 +334,7 @@ def run(config: RunConfig, scheduler: str | None = None, force: bool = False, pr
         shards = _execute(config, scheduler, manifest, files, shards, to_split, prior, progress, done)
     stats = _record_results(config, manifest, shards, plan, against, removed, time.perf_counter() - started)
     progress.phase("report", 1)
-    stats["recommendation"] = write_report(config.output, config)["recommendation"]
+    stats["recommendation"] = write_report(config.output, config, figures)["recommendation"]
     return stats
 
 
