@@ -954,7 +954,7 @@ NOTES = [
     "removal, gets no signature and is never deduplicated.",
     "LocalPipelineExecutor ships the pipeline to each task, so models and tokenizers load per task; each of the "
     "four executors starts its own forkserver pool.",
-    "The machine was shared with other sessions (load average about 11-16 on 2 cores): wall times are inflated and "
+    "On a machine shared with other work (the load average at start is in the header) wall times are inflated and "
     "vary run to run; CPU seconds are the firmer figure.",
 ]
 
