@@ -68,7 +68,10 @@ def _forkserver():
     the libraries, 0.5 s of CPU per worker (bench/startup.py). The server is itself a fresh interpreter, started on
     first use, so the driver's threads (polars', Dask's event loop) are not forked. Dask reads the method from its
     config (``distributed.worker.multiprocessing-method``); its own preload, which imports pandas into the driver, is
-    switched off."""
+    switched off. Where there is no forkserver (Windows), Dask's default applies."""
+    if "forkserver" not in multiprocessing.get_all_start_methods():
+        yield
+        return
     multiprocessing.get_context("forkserver").set_forkserver_preload(list(FORKSERVER_PRELOAD))
     distributed.utils._forkserver_preload_set = True  # else Dask replaces the list with its own on first use
     with dask.config.set({"distributed.worker.multiprocessing-method": "forkserver"}):
