@@ -151,13 +151,14 @@ def extract_startup(d: dict) -> dict:
     r = get(d, "results", default={}) or {}
     return {"cluster": get(r, "cluster"), "cluster_check": get(r, "cluster + check"),
             "run": get(r, "run", "process_tree_cpu_seconds"), "run_docs": get(r, "run", "docs"),
-            "loads": get(r, "load")}
+            "run_no_figures": get(r, "run", "no_figures_process_tree_cpu_seconds"), "loads": get(r, "load")}
 
 
 def render_startup(h: dict) -> list[str]:
     rows = [["Dask LocalCluster, 2 workers (start, one task, close)", fmt(h["cluster"], "f2")],
             ["the same + worker check (imports)", fmt(h["cluster_check"], "f2")],
-            [f"whole run of the sample config on {fmt(h['run_docs'], 'int')} documents", fmt(h["run"], "f2")]]
+            [f"whole run of the sample config on {fmt(h['run_docs'], 'int')} documents", fmt(h["run"], "f2")],
+            ["the same with --no-figures (report without its figures)", fmt(h["run_no_figures"], "f2")]]
     rows += [[f"load {k}", fmt(v, "f2")] for k, v in (h["loads"] or {}).items()]
     return table(["start-up item (process-tree CPU)", "CPU s"], rows, align="lr")
 
