@@ -193,7 +193,10 @@ def test_sigint_mid_map_then_rerun_resumes_with_identical_output(reference, tmp_
     out = tmp_path / "interrupted"
     cmd = [sys.executable, "-m", "corpusslim.cli", "run", str(write_config(root)), "--output", str(out),
            "--workers", "1"]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    # As from a terminal's shell: SIGINT at its default even when the tests run as a background job (which a
+    # non-interactive shell starts with SIGINT ignored, inherited by every child).
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     seen = []
     for line in proc.stderr:
         seen.append(line)
