@@ -65,6 +65,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import yaml
 
+from corpusslim.runtime.manifest import read_manifest
+
 REPO = Path(__file__).resolve().parents[1]
 SAMPLE = REPO / "sample_data"
 RESULTS = REPO / "bench" / "results"
@@ -121,37 +123,17 @@ def _fresh(path: Path, since: float) -> bool:
         return False
 
 
-def _fold_journal(out: Path, sections: dict) -> None:
-    """Apply the entries recorded since the last snapshot (the manifest's journal, one JSON entry per line, as
-    corpusslim.runtime.manifest writes them; a torn last line is skipped): a short run may not rewrite
-    ``_manifest.json`` until it ends."""
-    try:
-        lines = (out / "_manifest.journal").read_text(encoding="utf-8").splitlines()
-    except OSError:
-        return
-    for line in lines:
-        try:
-            entry = json.loads(line)
-        except ValueError:
-            continue
-        if "forget" in entry:
-            sections.pop(entry["forget"], None)
-        else:
-            sections.setdefault(entry["section"], {})[entry["key"]] = entry["value"]
-
-
 def read_state(out: Path, since: float = 0.0) -> State:
     s = State()
     path = out / "_manifest.json"
     try:
         raw = path.read_bytes()
-        m = json.loads(raw)
+        m = read_manifest(str(out))  # the snapshot and its journal: a short run rewrites the snapshot only at its end
     except (OSError, ValueError):
         m = None
     if m:
         s.manifest, s.manifest_bytes = True, len(raw)
         sec = m.get("sections", {})
-        _fold_journal(out, sec)
         s.map = sum(1 for u in sec.get("map", {}).values() if u.get("status", "done") == "done")
         s.reduce = len(sec.get("reduce", {}))
         s.clusters = "all" in sec.get("clusters", {})
