@@ -7,10 +7,18 @@ threads at once (docs/ARCHITECTURE.md, "Per-process resources and threads").
 
 The CPU time a load takes is counted in ``STARTUP`` so the ledger can charge it as a fixed cost of the run instead
 of to whichever batch a worker happened to start with.
+
+The cyclic garbage collector is tuned once a model is loaded (``_settle``): the loaded objects live as long as the
+process and are only read, so they are frozen out of the collector's generations (langdetect's profiles alone are
+some 10^5 lists, which every full collection walked again); and a collection starts after 50,000 net allocations
+instead of 700, because a shard's batch allocates millions of short-lived lists and tuples (shingles, n-grams,
+labels) that reference counting frees, so most collections found nothing to collect. Together: 9 % less CPU on a
+100,000-document run (bench/choices.md). Neither changes a result, only when cyclic garbage is freed.
 """
 from __future__ import annotations
 
 import functools
+import gc
 import importlib.machinery
 import importlib.util
 import threading
@@ -38,9 +46,22 @@ STARTUP = _StartupClock()
 _LOAD_LOCK = threading.Lock()
 
 
+# gc thresholds of a process that loaded a model: (generation 0 allocations, collections of 0 per collection of 1,
+# of 1 per 2); CPython's defaults are (700, 10, 10).
+GC_THRESHOLDS = (50_000, 20, 50)
+
+
+def _settle() -> None:
+    """Collect what garbage there is, freeze every object left out of the collector's generations, and raise its
+    thresholds (module docstring)."""
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(*GC_THRESHOLDS)
+
+
 def _startup(load):
     """Load once per process and set of arguments, under ``_LOAD_LOCK``, counting the loading thread's CPU time in
-    ``STARTUP``."""
+    ``STARTUP``; then ``_settle`` the collector."""
     loaded = {}
 
     @functools.wraps(load)
@@ -51,6 +72,7 @@ def _startup(load):
                     start = time.thread_time()
                     try:
                         loaded[args] = load(*args)
+                        _settle()
                     finally:
                         STARTUP.cpu_seconds += time.thread_time() - start
         return loaded[args]
