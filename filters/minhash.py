@@ -73,6 +73,7 @@ __all__ = [
     "exact_hashes",
     "jaccard",
     "normalise_text",
+    "shingle_hashes",
     "shingles",
     "signature_jaccard",
 ]
@@ -212,6 +213,64 @@ def shingles(text: str, seg: str | None, n: int = DEFAULT_N, n_zh: int = DEFAULT
     return _ngrams([w for w in norm.split(" ") if not match(w)], n_zh)
 
 
+def _shingle_words(text: str, seg: str | None, normalised: bool) -> str:
+    """The words :func:`shingles` takes n-grams of, joined by single spaces ("" for none)."""
+    if seg is None:
+        return text if normalised else normalise_text(text)
+    match = _PUNCT_ONLY.fullmatch
+    return " ".join(w for w in normalise_text(seg).split(" ") if w and not match(w))
+
+
+# Documents are shingled in Rust (polars) in groups of about this many words, which bounds the transient columns
+# (the shingles and their hexadecimal digests: about 70 bytes per word) to some 20 MB whatever the batch.
+_WORD_GROUP = 262_144
+
+
+def _hashed_ngrams(words: list[str], n: int, dtype: str) -> tuple[np.ndarray, np.ndarray]:
+    """SHA-1 prefixes (:func:`_sha1_prefix`) of the word ``n``-grams of space-joined ``words``, flattened in
+    document order, and the count per document: :func:`_ngrams` of each ``split(" ")``, as polars columns."""
+    joined = pl.Series("s", words, dtype=pl.String)
+    split = joined.str.split(" ")
+    lens = split.list.len().to_numpy().astype(np.int64)
+    counts = np.where(joined.str.len_bytes().to_numpy() == 0, 0, np.where(lens <= n, 1, lens - n + 1))
+    # one row per word; the n-gram starting at a word is kept when it lies inside its document
+    at = np.arange(int(lens.sum()), dtype=np.int64) - np.repeat(np.cumsum(lens) - lens, lens)
+    keep = at < np.repeat(counts, lens)
+    grams = split.explode().to_frame().select(
+        pl.concat_str([pl.col("s").shift(-i) for i in range(n)], separator=" ", ignore_nulls=True))["s"].filter(keep)
+    short = np.flatnonzero((lens <= n) & (counts > 0))
+    if len(short):  # a document of at most n words has one shingle: all of them
+        grams = grams.scatter((np.cumsum(counts) - counts)[short], joined.gather(short))
+    return grams.to_frame().select(_sha1_prefix("s", dtype)).to_series().to_numpy(), counts
+
+
+def shingle_hashes(texts: Sequence[str], segs: Sequence[str | None], n: int = DEFAULT_N, n_zh: int = DEFAULT_N_ZH,
+                   *, normalised: bool = False, dtype: str = "<u4") -> tuple[np.ndarray, np.ndarray]:
+    """The first bytes of the SHA-1 of every shingle of every document (``_sha1_prefixes`` of
+    ``[shingles(t, s, n, n_zh) for t, s in zip(texts, segs)]``), flattened in document order, and the number of
+    shingles per document. The n-grams are built and hashed in Rust (polars), without a Python string per shingle:
+    0.64 s against 0.88 s CPU for 25,000 documents (bench/choices.md). ``tests/test_minhash.py`` checks both equal."""
+    if n < 1 or n_zh < 1:
+        raise ValueError(f"shingle sizes must be >= 1, got n={n}, n_zh={n_zh}")
+    words = [_shingle_words(t, s, normalised) for t, s in zip(texts, segs)]
+    size = np.array([n if s is None else n_zh for s in segs], dtype=np.int64)
+    counts = np.zeros(len(words), dtype=np.int64)
+    parts: list[tuple[np.ndarray, np.ndarray]] = []  # (documents, their hashes)
+    for width in np.unique(size):
+        docs = np.flatnonzero(size == width)
+        bounds = np.cumsum([w.count(" ") + 1 for w in (words[i] for i in docs)])
+        for group in np.split(docs, np.searchsorted(bounds, np.arange(_WORD_GROUP, bounds[-1], _WORD_GROUP))):
+            if len(group):
+                hv, counts[group] = _hashed_ngrams([words[i] for i in group], int(width), dtype)
+                parts.append((group, hv))
+    starts = np.cumsum(counts) - counts
+    out = np.empty(int(counts.sum()), dtype=np.uint32 if dtype == "<u4" else np.uint64)
+    for docs, hv in parts:  # each group's hashes to their documents' places
+        lens = counts[docs]
+        out[np.repeat(starts[docs] - (np.cumsum(lens) - lens), lens) + np.arange(len(hv))] = hv
+    return out, counts
+
+
 # --------------------------------------------------------------------------
 # MinHash signatures
 # --------------------------------------------------------------------------
@@ -234,11 +293,16 @@ def _sha1_prefixes(docs: Sequence[Sequence[str]], dtype: str) -> np.ndarray:
     over one column of all the shingles (hexadecimal digests, the prefix decoded), without a Python call per
     shingle: 0.12 s against 0.23 s CPU for hashlib per shingle on sample_data's 600k shingles (bench/choices.md).
     """
-    width, out_dtype = (8, pl.UInt32) if dtype == "<u4" else (16, pl.UInt64)
     column = pl.Series("s", [s for doc in docs for s in doc], dtype=pl.String)
-    prefix = (plh.col("s").nchash.sha1().str.slice(0, width).str.decode("hex")
-              .bin.reinterpret(dtype=out_dtype, endianness="little"))
-    return column.to_frame().select(prefix).to_series().to_numpy()
+    return column.to_frame().select(_sha1_prefix("s", dtype)).to_series().to_numpy()
+
+
+def _sha1_prefix(column: str, dtype: str) -> pl.Expr:
+    """The first 4 (``"<u4"``) or 8 (``"<u8"``) bytes of the SHA-1 of each UTF-8 string of ``column``, read
+    little-endian."""
+    width, out_dtype = (8, pl.UInt32) if dtype == "<u4" else (16, pl.UInt64)
+    return (plh.col(column).nchash.sha1().str.slice(0, width).str.decode("hex")
+            .bin.reinterpret(dtype=out_dtype, endianness="little"))
 
 
 def _sha1_hash32(docs: Sequence[Sequence[str]]) -> np.ndarray:
@@ -360,36 +424,42 @@ class MinHasher:
 
         ``docs_shingles[i]`` is the shingle list of document i (str; hashed as
         UTF-8). A document with no shingles gets all ``MAX_HASH`` (datasketch's
-        empty MinHash). Vectorised over the batch: shingles are hashed group by
-        group, and one affine pass per window of hash values covers all the
-        documents in it (``np.minimum.reduceat`` per document).
+        empty MinHash). Shingles are hashed group by group, then signed by
+        :meth:`signatures_of_hashes`.
         """
-        n_docs, P = len(docs_shingles), self.num_perm
+        n_docs = len(docs_shingles)
         lens = np.fromiter(map(len, docs_shingles), dtype=np.int64, count=n_docs)
-        result = np.full((n_docs, P), MAX_HASH, dtype=np.uint64)
+        result = np.full((n_docs, self.num_perm), MAX_HASH, dtype=np.uint64)
         ends = np.cumsum(lens)
         d0 = 0
         while d0 < n_docs:
             # Next group: documents until ~_HASH_GROUP shingles (at least one).
             base = int(ends[d0 - 1]) if d0 else 0
-            d1 = max(d0 + 1, int(np.searchsorted(ends, base + _HASH_GROUP, side="right")))
-            d1 = min(d1, n_docs)
-            group = [docs_shingles[i] for i in range(d0, d1)]
-            glens = lens[d0:d1]
-            nonempty = np.flatnonzero(glens)
-            if len(nonempty):
-                hv = _sha1_hash32(group)
-                starts = (np.cumsum(glens) - glens)[nonempty]
-                mins = self._segment_min(hv, starts)
-                if self.scheme == "legacy":
-                    sig = mins.astype(np.uint64) - np.uint64(1)
-                    for j in np.flatnonzero((mins < 8).any(axis=1)):  # rare: see above
-                        s = int(starts[j])
-                        sig[j] = self._legacy_exact(hv[s : s + int(glens[nonempty[j]])])
-                else:
-                    sig = mins.astype(np.uint64)
-                result[d0 + nonempty] = sig
+            d1 = min(n_docs, max(d0 + 1, int(np.searchsorted(ends, base + _HASH_GROUP, side="right"))))
+            result[d0:d1] = self.signatures_of_hashes(_sha1_hash32(docs_shingles[d0:d1]), lens[d0:d1])
             d0 = d1
+        return result
+
+    def signatures_of_hashes(self, hashes: np.ndarray, counts: np.ndarray) -> np.ndarray:
+        """(len(counts), num_perm) uint64 signatures of documents given by their shingles' ``sha1_hash32`` values
+        (``hashes``, flattened in document order; from :func:`shingle_hashes`) and how many each has. Vectorised:
+        one affine pass per window of hash values covers all the documents in it (``np.minimum.reduceat`` per
+        document)."""
+        hv = np.asarray(hashes, dtype=np.uint64)
+        result = np.full((len(counts), self.num_perm), MAX_HASH, dtype=np.uint64)
+        nonempty = np.flatnonzero(counts)
+        if not len(nonempty):
+            return result
+        starts = (np.cumsum(counts) - counts)[nonempty]
+        mins = self._segment_min(hv, starts)
+        if self.scheme == "legacy":
+            sig = mins.astype(np.uint64) - np.uint64(1)
+            for j in np.flatnonzero((mins < 8).any(axis=1)):  # rare: see above
+                s = int(starts[j])
+                sig[j] = self._legacy_exact(hv[s : s + int(counts[nonempty[j]])])
+        else:
+            sig = mins.astype(np.uint64)
+        result[nonempty] = sig
         return result
 
 
@@ -518,14 +588,14 @@ def signature_jaccard(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.count_nonzero(a == b)) / a.size
 
 
-def shingle_sets(docs_shingles: Sequence[Sequence[str]]) -> list[np.ndarray]:
-    """Each document's shingles as a sorted array of distinct 64-bit hashes (the first 8 bytes of each shingle's
-    SHA-1): the compact form exact verification intersects. 64 bits, not the signatures' 32: LSH hands
-    verification exactly the pairs whose 32-bit hashes collide (two one-shingle documents with colliding hashes
-    have equal signatures), so those bits cannot tell them apart; the other 32 bits can."""
-    lens = np.fromiter(map(len, docs_shingles), dtype=np.int64, count=len(docs_shingles))
-    hv = _sha1_prefixes(docs_shingles, "<u8")
-    return [np.unique(part) for part in np.split(hv, np.cumsum(lens)[:-1])] if len(lens) else []
+def shingle_sets(texts: Sequence[str], segs: Sequence[str | None], n: int = DEFAULT_N,
+                 n_zh: int = DEFAULT_N_ZH) -> list[np.ndarray]:
+    """Each document's shingles (:func:`shingles`) as a sorted array of distinct 64-bit hashes (the first 8 bytes
+    of each shingle's SHA-1): the compact form exact verification intersects. 64 bits, not the signatures' 32: LSH
+    hands verification exactly the pairs whose 32-bit hashes collide (two one-shingle documents with colliding
+    hashes have equal signatures), so those bits cannot tell them apart; the other 32 bits can."""
+    hv, counts = shingle_hashes(texts, segs, n, n_zh, dtype="<u8")
+    return [np.unique(part) for part in np.split(hv, np.cumsum(counts)[:-1])] if len(counts) else []
 
 
 def set_jaccard(a: np.ndarray, b: np.ndarray) -> float:

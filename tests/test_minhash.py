@@ -28,6 +28,7 @@ from corpusslim.filters.minhash import (
     exact_hashes,
     jaccard,
     normalise_text,
+    shingle_hashes,
     shingles,
     signature_jaccard,
 )
@@ -168,6 +169,48 @@ def test_normalised_input_gives_the_same_hashes_and_shingles(docs):
     assert ([shingles(n, s, 5, 5, normalised=True) for n, s in zip(norms, segs)]
             == [shingles(t, s, 5, 5) for t, s in zip(texts, segs)])
     assert exact_hashes(texts, normalised=True)[-2] != exact_hashes(texts)[-2]  # the flag is not ignored
+
+
+def _hash_cases(docs: list[dict]) -> tuple[list[str], list[str | None]]:
+    """The fixture documents, plus documents of 0, 1, n - 1, n and n + 1 words, white space and punctuation only,
+    full-width and case variants, in shuffled order."""
+    texts = [d["text"] for d in docs]
+    segs = [d.get("seg") for d in docs]
+    rng = random.Random(3)
+    for k in (0, 1, 2, 4, 5, 6, 9):
+        words = [rng.choice(["a", "Bb", "c,", "ＤＤ", "é", "1"]) for _ in range(k)]
+        texts += [" ".join(words), "x"]
+        segs += [None, " ， ".join(words) or " "]
+    texts += [" \n\t", "x", "ignored"]
+    segs += [None, "， 。 ！", " ＡＩ   模型 …… 发布\u3000—— GPT-4 "]
+    order = list(range(len(texts)))
+    rng.shuffle(order)
+    return [texts[i] for i in order], [segs[i] for i in order]
+
+
+@pytest.mark.parametrize("n, n_zh, group", [(5, 5, None), (5, 3, None), (1, 2, None), (4, 5, 7)])
+def test_shingle_hashes_equal_the_hashes_of_the_shingles(docs, monkeypatch, n, n_zh, group):
+    """shingle_hashes builds the n-grams in polars: the same SHA-1 prefixes, in the same order, as hashing each
+    document's shingles; also with both n-gram sizes in one batch and with word groups smaller than documents."""
+    if group is not None:
+        monkeypatch.setattr(fm, "_WORD_GROUP", group)
+    texts, segs = _hash_cases(docs)
+    expected = [shingles(t, s, n, n_zh) for t, s in zip(texts, segs)]
+    for dtype in ("<u4", "<u8"):
+        hashes, counts = shingle_hashes(texts, segs, n, n_zh, dtype=dtype)
+        assert counts.tolist() == [len(x) for x in expected]
+        assert np.array_equal(hashes, fm._sha1_prefixes(expected, dtype))
+    norms = [normalise_text(t) for t in texts]
+    assert np.array_equal(shingle_hashes(norms, segs, n, n_zh, normalised=True)[0],
+                          shingle_hashes(texts, segs, n, n_zh)[0])
+    sig = MinHasher(16, 1).signatures_of_hashes(*shingle_hashes(texts, segs, n, n_zh))
+    assert np.array_equal(sig, reference(expected, 16, 1))
+
+
+def test_shingle_hashes_of_no_documents():
+    hashes, counts = shingle_hashes([], [])
+    assert len(hashes) == 0 and len(counts) == 0
+    assert MinHasher(8, 1).signatures_of_hashes(hashes, counts).shape == (0, 8)
 
 
 # --------------------------------------------------------------------------
@@ -425,5 +468,5 @@ def test_exact_verification_tells_apart_shingles_whose_32_bit_hashes_collide():
         seen[h] = word
     sig = MinHasher(num_perm=16, seed=1, scheme="affine32").signatures([[a], [b]])
     assert (sig[0] == sig[1]).all()
-    sa, sb = shingle_sets([shingles(a, None), shingles(b, None)])
+    sa, sb = shingle_sets([a, b], [None, None])
     assert set_jaccard(sa, sb) == 0.0 and set_jaccard(sa, sa) == 1.0

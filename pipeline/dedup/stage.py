@@ -11,7 +11,7 @@ from corpusslim.dedup.config import DedupConfig
 from corpusslim.dedup.driver import DedupLinker
 from corpusslim.dedup.linking import rows_to_reject
 from corpusslim.dedup.tasks import links_in_memory
-from corpusslim.filters.minhash import MinHasher, band_keys, exact_hashes, normalise_text, shingles
+from corpusslim.filters.minhash import MinHasher, band_keys, exact_hashes, normalise_text, shingle_hashes
 from corpusslim.runtime.keys import doc_keys
 from corpusslim.stages.base import GlobalStage
 
@@ -50,8 +50,8 @@ class DedupStage(GlobalStage):
         out = out.with_columns(exact=pl.Series(exact_hashes(norms, normalised=True), dtype=pl.UInt64))
         if cfg.near:
             segs = batch["seg"].to_list() if "seg" in batch.columns else [None] * batch.height
-            docs = [shingles(t, s, cfg.ngram, cfg.ngram_zh, normalised=True) for t, s in zip(norms, segs)]
-            sig = MinHasher(cfg.num_perm, cfg.seed, cfg.scheme).signatures(docs)
+            hashes, counts = shingle_hashes(norms, segs, cfg.ngram, cfg.ngram_zh, normalised=True)
+            sig = MinHasher(cfg.num_perm, cfg.seed, cfg.scheme).signatures_of_hashes(hashes, counts)
             keys = band_keys(sig, cfg.bands, cfg.rows)
             out = out.with_columns(
                 [pl.Series(f"band_{b:03d}", keys[:, b], dtype=pl.UInt64) for b in range(cfg.bands)]

@@ -22,7 +22,7 @@ from corpusslim.dedup import shuffle
 from corpusslim.dedup.config import DedupConfig
 from corpusslim.dedup.linking import PAIR_SCHEMA, Partitions, cluster, name_roots
 from corpusslim.dedup.rounds import timed
-from corpusslim.filters.minhash import set_jaccard, shingle_sets, shingles
+from corpusslim.filters.minhash import set_jaccard, shingle_sets
 from corpusslim.runtime import outputs, storage
 from corpusslim.runtime.inputs import ROW
 from corpusslim.runtime.keys import DOC, doc_keys, row_of, shard_expr, shard_of
@@ -83,7 +83,7 @@ def with_payload(docs: pl.DataFrame, config: DedupConfig) -> pl.DataFrame:
     nothing (none). ``docs`` holds DOC, id and text, seg (exact) or sig (signature)."""
     if config.verify == "exact":
         segs = docs["seg"].to_list() if "seg" in docs.columns else [None] * docs.height
-        sets = shingle_sets([shingles(t, s, config.ngram, config.ngram_zh) for t, s in zip(docs["text"], segs)])
+        sets = shingle_sets(docs["text"].to_list(), segs, config.ngram, config.ngram_zh)
         offsets = np.concatenate([[0], np.cumsum([len(x) for x in sets], dtype=np.int64)])
         values = np.concatenate(sets) if sets else np.array([], dtype=np.uint64)
         return docs.select(DOC, "id").with_columns(
