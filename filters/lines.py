@@ -89,9 +89,16 @@ _NAV_SEPARATORS = re.compile(r"[\s|/\\><»«›‹·•\-–—_=~]+")
 _BARE_URL = re.compile(r"(?:https?://|www\.)\S+")
 
 
+# the characters NFKC turns into 。 ! ? or ; (themselves, the Greek question mark, full-width, small and vertical
+# forms; tests/test_lines.py derives the list): one of them in a line is a sentence end in its normalised form too
+# (these marks never compose with a neighbour), so such a line needs no normalising
+_ZH_SENT_MARK = re.compile("[。!?;\u037e\ufe12\ufe14\ufe15\ufe16\ufe54\ufe56\ufe57\uff01\uff1b\uff1f\uff61]")
+
+
 def zh_has_sentence_end(line: str) -> bool:
     """True when an NFKC-normalised line contains a Chinese or ASCII sentence end."""
-    return _ZH_SENT_END.search(unicodedata.normalize("NFKC", line)) is not None
+    return (_ZH_SENT_MARK.search(line) is not None
+            or _ZH_SENT_END.search(unicodedata.normalize("NFKC", line)) is not None)
 
 
 class _Section(BaseModel):

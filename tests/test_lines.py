@@ -8,13 +8,22 @@ article. Fixtures: tests/fixtures/quality/ (README there).
 from __future__ import annotations
 
 import json
+import sys
+import unicodedata
 from pathlib import Path
 
 import polars as pl
 import pydantic
 import pytest
 
-from corpusslim.filters.lines import LINE_REASONS, LinesConfig, clean_lines, zh_has_sentence_end
+from corpusslim.filters.lines import (
+    _ZH_SENT_END,
+    _ZH_SENT_MARK,
+    LINE_REASONS,
+    LinesConfig,
+    clean_lines,
+    zh_has_sentence_end,
+)
 from corpusslim.filters.quality import QualityConfig, all_failures, document_stats, first_failure
 from corpusslim.runtime.lines import LINE_DTYPE, restore
 from corpusslim.stages.lines import LinesStage, LinesStageConfig
@@ -155,6 +164,17 @@ def test_chinese_sentence_ends_after_nfkc():
     assert not zh_has_sentence_end("版本3.5发布") and not zh_has_sentence_end("访问163.com")
     # a short question ending in a small-form mark is a sentence, not navigation
     assert clean_lines("你去嗎﹖", True, LinesConfig()) == ("你去嗎﹖", [])
+
+
+def test_the_sentence_marks_checked_before_normalising_are_those_nfkc_turns_into_a_sentence_end():
+    """zh_has_sentence_end skips NFKC for a line holding one of these marks: every character NFKC maps to 。 ! ? or
+    ; and no other; and on lines with and without them, the shortcut changes no answer."""
+    marks = {c for c in map(chr, range(sys.maxunicode + 1)) if not 0xD800 <= ord(c) < 0xE000
+             and unicodedata.normalize("NFKC", c) in ("。", "!", "?", ";")}
+    assert set(_ZH_SENT_MARK.pattern[1:-1]) == marks
+    lines = [f"{a}{m}{b}" for m in [*marks, ".", "…", ""] for a in ("好", "ab", "") for b in ("", "吗", "3", " x")]
+    for line in lines + [d["text"] for name, zh in ALL_FIXTURES.items() if zh for d in load(name)]:
+        assert zh_has_sentence_end(line) == (_ZH_SENT_END.search(unicodedata.normalize("NFKC", line)) is not None)
 
 
 def test_chinese_headline_survives_navigation_rule():
