@@ -4,8 +4,10 @@ Pure functions and one small class: no Dask, no I/O. The dedup stage calls
 
 * :func:`normalise_text` / :func:`exact_hashes`: a stable 64-bit hash of the
   normalised text of each document, for exact duplicates;
-* :func:`shingles` then :meth:`MinHasher.signatures`: one MinHash signature per
-  document, identical to ``datasketch.MinHash`` (see below);
+* :func:`shingle_hashes` then :meth:`MinHasher.signatures_of_hashes`: one
+  MinHash signature per document, identical to ``datasketch.MinHash`` fed the
+  shingles :func:`shingles` defines (see below; :meth:`MinHasher.signatures`
+  takes shingle lists);
 * :func:`band_keys`: one 64-bit key per LSH band, grouped across shards in the
   reduce phase (two documents are candidates when they share a key in a band);
 * :func:`choose_bands` when the config gives a Jaccard threshold instead of
@@ -43,8 +45,8 @@ Speed (``python bench/minhash_speed.py``: 2,000 BBC articles, 4.35 MB, 112
 permutations, one core, CPU time): ``signatures`` 4,400 docs/s (9.6 MB/s) with
 "legacy", 6,300 docs/s with "affine32", against 1,900 / 2,500 for datasketch's
 ``MinHash.bulk`` and 350 for ``update`` per shingle; shingling alone 6,600
-docs/s. SHA-1 per shingle (~0.4 us, one Python-level call each) is about 70 %
-of ``signatures``' time.
+docs/s. Those figures predate hashing in polars (bench/choices.md has the
+later measurements).
 """
 
 from __future__ import annotations

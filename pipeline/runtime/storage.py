@@ -236,11 +236,11 @@ def write_jsonl_gz(df: pl.DataFrame, path: str) -> None:
     _published(path, lambda f: f.write(data))
 
 
-def write_parquet(df: pl.DataFrame, path: str) -> None:
-    """Publish a DataFrame atomically as a zstd Parquet file."""
+def write_parquet(df: pl.DataFrame, path: str, compression: str = "zstd") -> None:
+    """Publish a DataFrame atomically as a Parquet file (zstd unless told otherwise)."""
     def write(f: IO[bytes]) -> None:
         buffer = io.BytesIO() if is_url(path) else f  # polars writes to a seekable buffer, then one upload
-        df.write_parquet(buffer, compression="zstd", statistics=False)
+        df.write_parquet(buffer, compression=compression, statistics=False)
         if buffer is not f:
             f.write(buffer.getbuffer())
     _published(path, write)
