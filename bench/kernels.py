@@ -13,7 +13,11 @@ median of ``--reps`` repetitions, before and after, and whether both give the sa
 * ``letter-free tokens``: Gopher's tokens without a letter: a regex search per distinct token (before) against one
   regex pass (``corpusslim.filters.quality``);
 * ``tokens``: o200k_base counts: bpe-openai's ``encode_ordinary`` (before) against its binding's ``count``
-  (``corpusslim.runtime.resources``).
+  (``corpusslim.runtime.resources``);
+* ``shingle hashes``: the SHA-1 prefixes of every document's word 5-grams: the shingles as Python strings, then
+  hashed over one column (before) against n-grams built and hashed in polars (``minhash.shingle_hashes``);
+* ``zh sentence ends``: whether a line has a Chinese sentence end: NFKC, then the end regex (before), against the
+  marks looked up first (``corpusslim.filters.lines.zh_has_sentence_end``).
 
 Results: ``bench/results/kernels.json`` and ``kernels.md``.
 """
@@ -28,12 +32,14 @@ import statistics
 import subprocess
 import sys
 import time
+import unicodedata
 from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
 import polars as pl
 
+from corpusslim.filters import lines as line_rules
 from corpusslim.filters import minhash, quality, sentences
 from corpusslim.runtime.resources import count_tokens
 
@@ -111,6 +117,13 @@ def main() -> None:
                                lambda ts: [len(quality._NO_LETTER_TOKENS(t)) for t in ts], texts,
                                f"{len(texts):,} documents"),
         "tokens": (tokens_before, count_tokens, texts, f"{len(texts):,} documents"),
+        "shingle hashes": (lambda ts: minhash._sha1_prefixes([minhash.shingles(t, None) for t in ts], "<u4"),
+                           lambda ts: minhash.shingle_hashes(ts, [None] * len(ts))[0], texts,
+                           f"{len(texts):,} documents"),
+        "zh sentence ends": (lambda ls: [line_rules._ZH_SENT_END.search(unicodedata.normalize("NFKC", x)) is not None
+                                         for x in ls],
+                             lambda ls: [line_rules.zh_has_sentence_end(x) for x in ls], lines,
+                             f"{len(lines):,} lines"),
     }
     rows = []
     for name, (before, after, data, what) in kernels.items():
