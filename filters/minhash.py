@@ -206,13 +206,7 @@ def shingles(text: str, seg: str | None, n: int = DEFAULT_N, n_zh: int = DEFAULT
     """
     if n < 1 or n_zh < 1:
         raise ValueError(f"shingle sizes must be >= 1, got n={n}, n_zh={n_zh}")
-    if seg is None:
-        return _ngrams((text if normalised else normalise_text(text)).split(" "), n)
-    norm = normalise_text(seg)
-    if not norm:
-        return []
-    match = _PUNCT_ONLY.fullmatch
-    return _ngrams([w for w in norm.split(" ") if not match(w)], n_zh)
+    return _ngrams(_shingle_words(text, seg, normalised).split(" "), n if seg is None else n_zh)
 
 
 def _shingle_words(text: str, seg: str | None, normalised: bool) -> str:
@@ -220,7 +214,7 @@ def _shingle_words(text: str, seg: str | None, normalised: bool) -> str:
     if seg is None:
         return text if normalised else normalise_text(text)
     match = _PUNCT_ONLY.fullmatch
-    return " ".join(w for w in normalise_text(seg).split(" ") if w and not match(w))
+    return " ".join(w for w in normalise_text(seg).split(" ") if not match(w))
 
 
 # Documents are shingled in Rust (polars) in groups of about this many words, which bounds the transient columns
